@@ -1,0 +1,451 @@
+"""JobTemplate -> container spec, and container record -> DRMAA2 state and JobInfo (pure).
+
+Every JobTemplate field is either carried out or refused here; nothing is silently ignored.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from containertracker.core import extensions as ext
+from containertracker.core import labels as lb
+from containertracker.core.engine import Bind, ContainerRecord, ContainerSpec, EngineInfo, Ulimit
+from containertracker.errors import InvalidArgumentError, UnsupportedAttributeError
+from containertracker.models import CPU, OS, JobInfo, JobState, JobTemplate
+
+__all__ = [
+    "RESOURCE_LIMITS",
+    "SubmitContext",
+    "container_state",
+    "job_info_from_record",
+    "template_to_spec",
+]
+
+INDEX = "$DRMAA2_INDEX$"
+HOME_DIR = "$DRMAA2_HOME_DIR$"
+WORKING_DIR = "$DRMAA2_WORKING_DIR$"
+_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
+_ENV_KEY = re.compile(r"^[^=\0]+$")
+
+# DRMAA2 resource limit names -> Docker ulimit names (sizes in bytes, times in seconds).
+_ULIMIT_OF = {
+    "CORE_FILE_SIZE": "core",
+    "CPU_TIME": "cpu",
+    "DATA_SIZE": "data",
+    "FILE_SIZE": "fsize",
+    "OPEN_FILES": "nofile",
+    "STACK_SIZE": "stack",
+}
+_SIZE_LIMITS = {"CORE_FILE_SIZE", "DATA_SIZE", "FILE_SIZE", "STACK_SIZE", "VIRTUAL_MEMORY"}
+RESOURCE_LIMITS = frozenset([*_ULIMIT_OF, "VIRTUAL_MEMORY", "WALLCLOCK_TIME"])
+EXTENSION_KEYS = frozenset(
+    "user exposedPorts restart privileged net ipc uts pid rm shm-size ulimit gpus "
+    "entrypoint".split()
+)
+
+
+@dataclass(frozen=True)
+class SubmitContext:
+    """Facts about the submission that the conversion needs (injected: no I/O here)."""
+
+    session: str
+    engine: EngineInfo
+    now: datetime
+    cwd: str
+    home: str
+    submission_host: str
+    owner: str
+    task_id: int | None = None
+    array_id: str | None = None
+    max_parallel: int = 0
+
+
+def _substitute(value: str, ctx: SubmitContext, *, host_side: bool, what: str) -> str:
+    """Replace DRMAA2 placeholders: the index anywhere, directories only in host paths."""
+    if INDEX in value:
+        if ctx.task_id is None:
+            raise InvalidArgumentError(
+                f"{what} uses {INDEX}, which is only defined for array jobs (add_array_job)"
+            )
+        value = value.replace(INDEX, str(ctx.task_id))
+    for placeholder, replacement in ((HOME_DIR, ctx.home), (WORKING_DIR, ctx.cwd)):
+        if placeholder in value:
+            if not host_side:
+                raise InvalidArgumentError(
+                    f"{what} uses {placeholder}, which is only substituted in host paths "
+                    "(input/output/error paths and stage-in/out host paths)"
+                )
+            value = value.replace(placeholder, replacement)
+    return value
+
+
+def _host_path(value: str, ctx: SubmitContext, what: str) -> str:
+    path = _substitute(value, ctx, host_side=True, what=what)
+    return path if path.startswith("/dev/") else os.path.normpath(os.path.join(ctx.cwd, path))
+
+
+def _timestamp(t: datetime | None) -> float | None:
+    return None if t is None else t.timestamp()
+
+
+def _refuse_unsupported(jt: JobTemplate) -> None:
+    unsupported = {
+        "email": bool(jt.email),
+        "email_on_started": jt.email_on_started,
+        "email_on_terminated": jt.email_on_terminated,
+        "reservation_id": bool(jt.reservation_id),
+        "rerunnable": jt.rerunnable,
+        "priority": jt.priority != 0,
+    }
+    hints = {
+        "rerunnable": " (use the 'restart' extension for automatic restarts)",
+        "reservation_id": " (container engines have no advance reservations)",
+    }
+    for name, is_set in unsupported.items():
+        if is_set:
+            raise UnsupportedAttributeError(
+                f"JobTemplate.{name} is not supported by container trackers{hints.get(name, '')}"
+                "; leave it unset"
+            )
+
+
+def _check_machine(jt: JobTemplate, info: EngineInfo) -> None:
+    if jt.candidate_machines and info.host_name not in jt.candidate_machines:
+        raise InvalidArgumentError(
+            f"candidate_machines {list(jt.candidate_machines)} does not include the engine's "
+            f"host {info.host_name!r}, the only machine this tracker runs jobs on"
+        )
+    if jt.machine_os:
+        try:
+            wanted_os = OS.from_drmaa2_name(jt.machine_os)
+        except ValueError:
+            raise InvalidArgumentError(f"machine_os {jt.machine_os!r} is not a DRMAA2 OS name")
+        if wanted_os != OS.from_engine(info.os_type):
+            raise InvalidArgumentError(
+                f"machine_os {jt.machine_os} does not match the engine's OS {info.os_type}"
+            )
+    if jt.machine_arch:
+        try:
+            wanted_cpu = CPU.from_drmaa2_name(jt.machine_arch)
+        except ValueError:
+            raise InvalidArgumentError(
+                f"machine_arch {jt.machine_arch!r} is not a DRMAA2 CPU name (e.g. x64, ARM64)"
+            )
+        actual = CPU.from_machine(info.architecture)
+        if wanted_cpu != actual:
+            raise InvalidArgumentError(
+                f"machine_arch {jt.machine_arch} does not match the engine's architecture "
+                f"{actual.drmaa2_name} ({info.architecture})"
+            )
+    if jt.min_phys_memory < 0:
+        raise InvalidArgumentError("min_phys_memory must not be negative")
+    if jt.min_phys_memory * 1024 > info.memory:
+        raise InvalidArgumentError(
+            f"min_phys_memory {jt.min_phys_memory} KiB exceeds the engine host's memory "
+            f"({info.memory // 1024} KiB)"
+        )
+
+
+def _slots(jt: JobTemplate, info: EngineInfo) -> int | None:
+    if jt.min_slots < 0 or jt.max_slots < 0:
+        raise InvalidArgumentError("min_slots and max_slots must not be negative")
+    if jt.max_slots and jt.min_slots > jt.max_slots:
+        raise InvalidArgumentError(
+            f"min_slots {jt.min_slots} is larger than max_slots {jt.max_slots}"
+        )
+    slots = jt.max_slots or jt.min_slots
+    if slots > info.cpus:
+        raise InvalidArgumentError(
+            f"{slots} slots requested but the engine's host has {info.cpus} CPUs"
+        )
+    return slots or None
+
+
+def _resource_limits(limits: Mapping[str, str]) -> tuple[list[Ulimit], int | None, float | None]:
+    ulimits: list[Ulimit] = []
+    memory: int | None = None
+    wallclock: float | None = None
+    for raw_key, value in limits.items():
+        key = raw_key.upper()
+        if key not in RESOURCE_LIMITS:
+            raise UnsupportedAttributeError(
+                f"resource limit {raw_key!r} is not supported; use one of "
+                f"{', '.join(sorted(RESOURCE_LIMITS))}"
+            )
+        if key in _SIZE_LIMITS:
+            amount = ext.parse_size(f"resource limit {key}", value)
+        else:
+            try:
+                seconds = float(value)
+            except ValueError:
+                raise InvalidArgumentError(
+                    f"resource limit {key} must be a number ({'seconds' if 'TIME' in key else 'count'}), "
+                    f"not {value!r}"
+                )
+            if seconds <= 0:
+                raise InvalidArgumentError(f"resource limit {key} must be positive")
+            if key == "WALLCLOCK_TIME":
+                wallclock = seconds
+                continue
+            amount = int(seconds)
+        if key == "VIRTUAL_MEMORY":
+            memory = amount
+        else:
+            ulimits.append(Ulimit(_ULIMIT_OF[key], amount, amount))
+    return ulimits, memory, wallclock
+
+
+def template_to_spec(jt: JobTemplate, ctx: SubmitContext) -> tuple[ContainerSpec, lb.Plan]:
+    """Turn a template into a container spec and the plan around it.
+
+    Raises:
+        InvalidArgumentError: a field has a wrong value (the message names it and says why).
+        UnsupportedAttributeError: a field is set that container trackers cannot honour.
+    """
+    if not jt.job_category:
+        raise InvalidArgumentError(
+            "JobCategory must be set to container image name (see list_job_categories())"
+        )
+    _refuse_unsupported(jt)
+    _check_machine(jt, ctx.engine)
+    nano_cpus = (slots := _slots(jt, ctx.engine)) and slots * 1_000_000_000
+
+    environment = dict(jt.job_environment)
+    for key in environment:
+        if not _ENV_KEY.match(key):
+            raise InvalidArgumentError(f"job_environment key {key!r} is not a valid name")
+    if ctx.task_id is not None:
+        environment["TASK_ID"] = str(ctx.task_id)
+    environment = {
+        k: _substitute(v, ctx, host_side=False, what=f"job_environment[{k}]")
+        for k, v in environment.items()
+    }
+    args = tuple(_substitute(a, ctx, host_side=False, what="args") for a in jt.args)
+    command = (jt.remote_command, *args) if jt.remote_command else (args or None)
+    working_dir = _substitute(jt.working_directory, ctx, host_side=False, what="working_directory")
+    if working_dir and not working_dir.startswith("/"):
+        raise InvalidArgumentError(
+            f"working_directory {working_dir!r} must be an absolute path inside the container"
+        )
+
+    name = None
+    if jt.job_name:
+        name = jt.job_name if ctx.task_id is None else f"{jt.job_name}-{ctx.task_id}"
+        if not _NAME.match(name):
+            raise InvalidArgumentError(
+                f"job_name {jt.job_name!r} is not a valid container name "
+                "([a-zA-Z0-9][a-zA-Z0-9_.-]*)"
+            )
+
+    binds = []
+    for host, container in jt.stage_in_files.items():
+        src = _host_path(host, ctx, f"stage_in_files[{host}]")
+        if not os.path.exists(src):
+            raise InvalidArgumentError(
+                f"stage_in_files source {src!r} does not exist on this host"
+            )
+        dst = _substitute(container, ctx, host_side=False, what=f"stage_in_files[{host}]")
+        if not dst.startswith("/"):
+            raise InvalidArgumentError(
+                f"stage_in_files destination {dst!r} must be an absolute container path"
+            )
+        binds.append(Bind(src, dst))
+    stage_out = {}
+    for container, host in jt.stage_out_files.items():
+        src = _substitute(container, ctx, host_side=False, what=f"stage_out_files[{container}]")
+        if not src.startswith("/"):
+            raise InvalidArgumentError(
+                f"stage_out_files source {src!r} must be an absolute container path"
+            )
+        stage_out[src] = _host_path(host, ctx, f"stage_out_files[{container}]")
+
+    ulimits, memory, wallclock = _resource_limits(jt.resource_limits)
+    spec_ext, extra_ulimits = _extension_options(jt.extension)
+    ulimits.extend(extra_ulimits)
+
+    stdin_path = _host_path(jt.input_path, ctx, "input_path") if jt.input_path else None
+    if stdin_path and not os.path.isfile(stdin_path):
+        raise InvalidArgumentError(f"input_path {stdin_path!r} is not a readable file")
+    stdout_path = _host_path(jt.output_path, ctx, "output_path") if jt.output_path else None
+    stderr_path = _host_path(jt.error_path, ctx, "error_path") if jt.error_path else None
+    if jt.join_files:
+        stderr_path = None
+
+    start_at = _timestamp(jt.start_time)
+    deadline = _timestamp(jt.deadline_time)
+    now = ctx.now.timestamp()
+    if deadline is not None and deadline <= now:
+        raise InvalidArgumentError(f"deadline_time {jt.deadline_time} has already passed")
+    if start_at is not None and deadline is not None and start_at >= deadline:
+        raise InvalidArgumentError("start_time must be before deadline_time")
+    plan = lb.Plan(
+        hold=jt.submit_as_hold,
+        start_at=start_at if start_at is not None and start_at > now else None,
+        deadline=deadline,
+        wallclock_limit=wallclock,
+        stdin_path=stdin_path,
+        stdout_path=stdout_path,
+        stderr_path=stderr_path,
+        join_files=jt.join_files,
+        stage_out=stage_out,
+    )
+    if spec_ext.get("auto_remove") and (plan.needs_finalizing or ctx.array_id):
+        raise InvalidArgumentError(
+            "the rm extension removes the container at exit, so output_path, error_path, "
+            "stage_out_files and array jobs cannot be used with it"
+        )
+
+    # As in drmaa2os, a task's stored template carries its TASK_ID.
+    stored = jt
+    if ctx.task_id is not None:
+        task_env = {**jt.job_environment, "TASK_ID": str(ctx.task_id)}
+        stored = jt.model_copy(update={"job_environment": task_env})
+    labels = {
+        lb.SESSION: ctx.session,
+        lb.TEMPLATE: stored.to_label(),
+        lb.MANAGED: lb.SCHEMA_VERSION,
+        lb.PLAN: plan.to_label(),
+        lb.SUBMISSION_HOST: ctx.submission_host,
+        lb.OWNER: ctx.owner,
+    }
+    if jt.accounting_id:
+        labels[lb.ACCOUNTING_ID] = jt.accounting_id
+    if jt.queue_name:
+        labels[lb.QUEUE] = jt.queue_name
+    if ctx.array_id is not None:
+        labels[lb.ARRAY_ID] = ctx.array_id
+        labels[lb.TASK_ID] = str(ctx.task_id)
+        labels[lb.MAX_PARALLEL] = str(ctx.max_parallel)
+
+    spec = ContainerSpec(
+        image=jt.job_category,
+        labels=labels,
+        command=command,
+        environment=environment,
+        name=name,
+        working_dir=working_dir or None,
+        binds=tuple(binds),
+        nano_cpus=nano_cpus or None,
+        mem_limit=memory,
+        ulimits=tuple(ulimits),
+        open_stdin=stdin_path is not None,
+        **spec_ext,  # type: ignore[arg-type]
+    )
+    return spec, plan
+
+
+def _extension_options(extension: Mapping[str, str]) -> tuple[dict[str, object], list[Ulimit]]:
+    """The Go Docker tracker's extension keys (reference 3.3), parsed strictly."""
+    unknown = sorted(set(extension) - EXTENSION_KEYS)
+    if unknown:
+        raise UnsupportedAttributeError(
+            f"unknown extension key(s) {', '.join(unknown)}; supported: "
+            f"{', '.join(sorted(EXTENSION_KEYS))}"
+        )
+    options: dict[str, object] = {}
+    ulimits: list[Ulimit] = []
+    for key, value in extension.items():
+        match key:
+            case "user":
+                options["user"] = value
+            case "exposedPorts":
+                exposed, bindings = ext.parse_ports(value)
+                options["exposed_ports"] = tuple(exposed)
+                options["port_bindings"] = tuple(bindings)
+            case "restart":
+                options["restart_policy"] = ext.parse_restart(value)
+            case "privileged":
+                options["privileged"] = ext.parse_bool(key, value)
+            case "rm":
+                options["auto_remove"] = ext.parse_bool(key, value)
+            case "net":
+                options["network_mode"] = value
+            case "ipc" | "uts" | "pid":
+                options[f"{key}_mode"] = value
+            case "shm-size":
+                options["shm_size"] = ext.parse_size("shm-size", value)
+            case "ulimit":
+                ulimits = ext.parse_ulimits(value) if value else []
+            case "gpus":
+                options["gpus"] = ext.parse_gpus(value)
+            case "entrypoint":
+                if value.split():
+                    options["entrypoint"] = tuple(value.split())
+    return options, ulimits
+
+
+def container_state(
+    record_status: str, exit_code: int, oom_killed: bool, *, held: bool, failure: str
+) -> tuple[JobState, str]:
+    """The DRMAA2 state of a container, from its status and our hold/failure marks.
+
+    ``failure`` is a reason recorded by a tracker (cancelled before start, a start or
+    stage-out error); it makes the job FAILED whatever the container says.
+    """
+    if failure:
+        return JobState.FAILED, failure
+    match record_status:
+        case "created":
+            return (JobState.QUEUED_HELD, "held") if held else (JobState.QUEUED, "")
+        case "running":
+            return JobState.RUNNING, ""
+        case "paused":
+            return JobState.SUSPENDED, ""
+        case "restarting":
+            return JobState.REQUEUED, "restarting"
+        case "exited" | "dead":
+            if oom_killed:
+                return JobState.FAILED, "out of memory"
+            return (JobState.DONE, "") if exit_code == 0 else (JobState.FAILED, "")
+        case _:
+            return JobState.UNDETERMINED, record_status
+
+
+_SIGNALS = {1: "SIGHUP", 2: "SIGINT", 3: "SIGQUIT", 6: "SIGABRT", 9: "SIGKILL", 15: "SIGTERM"}
+
+
+def job_info_from_record(
+    record: ContainerRecord,
+    state: JobState,
+    sub_state: str,
+    host_name: str,
+    now: datetime | None = None,
+) -> JobInfo:
+    """A JobInfo from an inspected container and its already-derived state."""
+    labels = record.labels
+    finished = state.terminal
+    exit_status = record.exit_code if finished else None
+    signal = ""
+    if finished and exit_status is not None and exit_status > 128:
+        signal = _SIGNALS.get(exit_status - 128, f"SIG{exit_status - 128}")
+    wallclock = None
+    if record.started_at is not None:
+        end = record.finished_at if record.finished_at else (now or datetime.now(UTC))
+        if record.finished_at or state in (JobState.RUNNING, JobState.SUSPENDED):
+            wallclock = max(end - record.started_at, timedelta(0))
+    return JobInfo(
+        id=record.id,
+        exit_status=exit_status,
+        terminating_signal=signal,
+        annotation=record.error or ("killed: out of memory" if record.oom_killed else ""),
+        state=state,
+        sub_state=sub_state,
+        allocated_machines=(host_name,) if record.started_at else None,
+        submission_machine=labels.get(lb.SUBMISSION_HOST, ""),
+        job_owner=labels.get(lb.OWNER, record.user),
+        slots=max(1, record.nano_cpus // 1_000_000_000),
+        queue_name=labels.get(lb.QUEUE, ""),
+        wallclock_time=wallclock,
+        submission_time=record.created,
+        dispatch_time=record.started_at,
+        finish_time=record.finished_at if finished else None,
+        extension={
+            "workingdir": record.working_dir,
+            "commandline": " ".join(record.command),
+            "category": record.image,
+        },
+    )

@@ -1,0 +1,230 @@
+"""The small container-engine interface that every backend adapter implements.
+
+DRMAA2 semantics live once, in :class:`containertracker.core.tracker.ContainerTracker`;
+an adapter only carries out these container operations with its SDK, turns the SDK's
+answers into the plain records below, and translates the SDK's exceptions into
+:mod:`containertracker.errors` (a missing container is always
+:class:`~containertracker.errors.JobNotFoundError`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+__all__ = [
+    "Bind",
+    "ContainerRecord",
+    "ContainerSpec",
+    "ContainerSummary",
+    "Engine",
+    "EngineEvent",
+    "EngineInfo",
+    "EventStream",
+    "ImageNotFoundError",
+    "PortBinding",
+    "Ulimit",
+]
+
+
+@dataclass(frozen=True)
+class Bind:
+    """A host path mounted into the container."""
+
+    host_path: str
+    container_path: str
+    read_only: bool = False
+
+
+@dataclass(frozen=True)
+class Ulimit:
+    """One resource limit (``ulimit``) of the container's processes; -1 means unlimited."""
+
+    name: str
+    soft: int
+    hard: int
+
+
+@dataclass(frozen=True)
+class PortBinding:
+    """A container port published on the host; empty host_port means "any free port"."""
+
+    container_port: str  # "6445/tcp"
+    host_ip: str = ""
+    host_port: str = ""
+
+
+@dataclass(frozen=True)
+class ContainerSpec:
+    """Everything needed to create one job container (engine-neutral)."""
+
+    image: str
+    labels: Mapping[str, str]
+    command: tuple[str, ...] | None = None
+    entrypoint: tuple[str, ...] | None = None
+    environment: Mapping[str, str] = field(default_factory=dict)
+    name: str | None = None
+    working_dir: str | None = None
+    user: str | None = None
+    binds: tuple[Bind, ...] = ()
+    nano_cpus: int | None = None
+    mem_limit: int | None = None
+    ulimits: tuple[Ulimit, ...] = ()
+    shm_size: int | None = None
+    privileged: bool = False
+    network_mode: str | None = None
+    ipc_mode: str | None = None
+    uts_mode: str | None = None
+    pid_mode: str | None = None
+    restart_policy: str | None = None
+    auto_remove: bool = False
+    exposed_ports: tuple[str, ...] = ()
+    port_bindings: tuple[PortBinding, ...] = ()
+    gpus: int | None = None
+    """Number of GPUs to request from the nvidia driver; -1 = all; None = none."""
+    open_stdin: bool = False
+    """Keep stdin open until the data given to :meth:`Engine.start` has been written."""
+
+
+@dataclass(frozen=True)
+class ContainerSummary:
+    """One row of a container listing: what a single list call returns per container."""
+
+    id: str
+    status: str
+    """Docker vocabulary: created, running, paused, restarting, removing, exited, dead."""
+    labels: Mapping[str, str]
+    created: float
+    """Creation time, epoch seconds."""
+
+
+@dataclass(frozen=True)
+class ContainerRecord:
+    """A container's inspected state, in Docker vocabulary whatever the engine."""
+
+    id: str
+    name: str
+    image: str
+    labels: Mapping[str, str]
+    status: str
+    """created, running, paused, restarting, removing, exited or dead."""
+    exit_code: int
+    oom_killed: bool
+    error: str
+    created: datetime | None
+    started_at: datetime | None
+    finished_at: datetime | None
+    command: tuple[str, ...]
+    working_dir: str
+    user: str
+    nano_cpus: int
+
+
+@dataclass(frozen=True)
+class EngineEvent:
+    """A container event; ``action`` uses Docker's names (``die``, not libpod's ``died``)."""
+
+    container_id: str
+    action: str
+    time: float
+
+
+@dataclass(frozen=True)
+class EngineInfo:
+    """The engine's host, as the Monitorer reports it."""
+
+    host_name: str
+    architecture: str
+    cpus: int
+    memory: int
+    os_type: str
+    kernel_version: str
+    engine_version: str
+
+
+class EventStream(Protocol):
+    """An iterator of events that another thread can end with :meth:`close`."""
+
+    def __iter__(self) -> Iterator[EngineEvent]: ...
+
+    def close(self) -> None:
+        """End the iteration (safe to call from another thread, and more than once)."""
+
+
+class Engine(Protocol):
+    """Container operations a backend must provide; all calls are blocking and thread-safe."""
+
+    name: str
+    """Backend name, e.g. ``docker``."""
+    url: str
+    """The API endpoint in use (for contact strings and messages)."""
+
+    def create(self, spec: ContainerSpec) -> str:
+        """Create (not start) a container and return its full id.
+
+        Raises:
+            InvalidArgumentError: the image is missing or the engine rejected the spec.
+        """
+
+    def start(self, container_id: str, stdin: bytes | None = None) -> None:
+        """Start a created container; with ``stdin``, feed it and then close stdin."""
+
+    def stop(self, container_id: str, grace: float) -> None:
+        """Send the stop signal, SIGKILL after ``grace`` seconds; return once it has exited."""
+
+    def pause(self, container_id: str) -> None:
+        """Freeze every process of a running container."""
+
+    def unpause(self, container_id: str) -> None:
+        """Thaw a paused container."""
+
+    def remove(self, container_id: str) -> None:
+        """Remove a container (forcefully) together with its anonymous volumes."""
+
+    def inspect(self, container_id: str) -> ContainerRecord:
+        """Return the container's current state.
+
+        Raises:
+            JobNotFoundError: no such container.
+        """
+
+    def list_containers(self, labels: Mapping[str, str]) -> list[ContainerSummary]:
+        """List all containers (any status) carrying every ``labels`` pair, in one API call."""
+
+    def logs(self, container_id: str, *, stdout: bool, stderr: bool) -> bytes:
+        """The container's output so far, of the chosen streams (interleaved if both)."""
+
+    def copy_from(self, container_id: str, path: str) -> Iterator[bytes]:
+        """A tar archive of ``path`` inside the container, as chunks (works after exit)."""
+
+    def events(self, labels: Mapping[str, str], since: float) -> EventStream:
+        """Container events since ``since`` (epoch seconds) for containers with ``labels``."""
+
+    def images(self) -> list[str]:
+        """Every tag of every local image, in the form a user may pass as JobCategory."""
+
+    def has_image(self, image: str) -> bool:
+        """Whether ``image`` is present locally."""
+
+    def pull(self, image: str) -> None:
+        """Pull ``image`` from its registry."""
+
+    def info(self) -> EngineInfo:
+        """Describe the engine's host."""
+
+    def close(self) -> None:
+        """Release the connection; further calls are errors."""
+
+
+class ImageNotFoundError(Exception):
+    """Raised by :meth:`Engine.create` when the image is not present locally.
+
+    Internal: the tracker turns it into a pull (per the pull policy) or an
+    InvalidArgumentError that names the image.
+    """
+
+    def __init__(self, image: str) -> None:
+        super().__init__(image)
+        self.image = image

@@ -1,0 +1,699 @@
+"""ContainerTracker: the DRMAA2 JobTracker semantics, written once over any :class:`Engine`.
+
+What needs a live tracker (any tracker of the session, in any process on this host): starting
+queued array tasks as slots free up, starting jobs at their ``start_time``, releasing held
+jobs that are throttled, terminating jobs at their ``deadline_time`` or ``WALLCLOCK_TIME``,
+and writing output files and stage-out copies as soon as a job ends. Everything else is read
+from the engine at call time, so a tracker opened later (or in another process) sees every
+job, its state, template, array membership and hold state, and catches up on the work above.
+"""
+
+from __future__ import annotations
+
+import getpass
+import io
+import os
+import shutil
+import socket
+import tarfile
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+from urllib.parse import quote
+
+from loguru import logger
+
+from containertracker.core import labels as lb
+from containertracker.core.convert import (
+    SubmitContext,
+    container_state,
+    job_info_from_record,
+    template_to_spec,
+)
+from containertracker.core.engine import (
+    ContainerRecord,
+    ContainerSpec,
+    ContainerSummary,
+    Engine,
+    EngineEvent,
+    ImageNotFoundError,
+)
+from containertracker.core.statestore import JobMarks, StateStore
+from containertracker.core.watch import EventWatcher
+from containertracker.errors import (
+    ContainerTrackerError,
+    DrmCommunicationError,
+    InvalidArgumentError,
+    InvalidStateError,
+    JobNotFoundError,
+    WaitTimeoutError,
+)
+from containertracker.models import CPU, OS, JobInfo, JobState, JobTemplate, Machine
+from containertracker.settings import PullPolicy
+from containertracker.tracker import ControlAction
+
+__all__ = ["ContainerTracker"]
+
+_ACTIVE = frozenset({"running", "paused", "restarting"})
+_ENDED = frozenset({"exited", "dead"})
+_ORPHAN_AGE = 60.0
+"""A plain job still "created" this long after submission lost its submitter: start it."""
+_TERMINAL = (JobState.DONE, JobState.FAILED)
+
+
+class ContainerTracker:
+    """A DRMAA2 JobTracker whose jobs are containers of one engine, grouped by session.
+
+    Thread-safe. Closing the tracker stops its background threads; jobs keep running.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        session: str,
+        *,
+        state_dir: Path,
+        stop_grace: float = 10.0,
+        pull_policy: PullPolicy = PullPolicy.NEVER,
+        resync_interval: float = 2.0,
+    ) -> None:
+        """Connect the tracker to ``engine`` and start its event and scheduler threads.
+
+        Raises:
+            DrmCommunicationError: the engine cannot be reached.
+        """
+        self._engine = engine
+        self._session = session
+        self._stop_grace = stop_grace
+        self._pull_policy = pull_policy
+        self._resync = resync_interval
+        self._info = engine.info()
+        self._store = StateStore(state_dir)
+        self._log = logger.bind(backend=engine.name, session=session)
+        self._closed = threading.Event()
+        self._kick = threading.Event()
+        self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="containertracker-start")
+        self._watcher = EventWatcher(engine, {lb.SESSION: session}, self._on_event)
+        self._scheduler = threading.Thread(
+            target=self._schedule_loop, name="containertracker-scheduler", daemon=True
+        )
+        self._scheduler.start()
+
+    # -- JobTracker ---------------------------------------------------------------------------
+
+    def list_jobs(self) -> list[str]:
+        """Ids of every job of the session (finished ones until deleted), in one engine call."""
+        return [row.id for row in self._engine.list_containers({lb.SESSION: self._session})]
+
+    def list_array_jobs(self, array_id: str) -> list[str]:
+        """The task ids of an array job, in task order.
+
+        Raises:
+            JobNotFoundError: no array job ``array_id`` in this session.
+        """
+        rows = self._array_rows(array_id)
+        if not rows:
+            raise JobNotFoundError(f"no array job {array_id!r} in session {self._session!r}")
+        return [row.id for row in rows]
+
+    def add_job(self, jt: JobTemplate) -> str:
+        """Create the job's container and start it (unless held or given a later start time).
+
+        Returns the container id. On any error nothing is left behind.
+
+        Raises:
+            InvalidArgumentError: a template field is wrong, or the image is not present.
+            UnsupportedAttributeError: a template field cannot be honoured.
+        """
+        spec, plan = template_to_spec(jt, self._context())
+        self._prepare_outputs(plan)
+        job_id = self._create(spec)
+        if not (plan.hold or plan.start_at):
+            try:
+                self._start(job_id, plan)
+            except BaseException:
+                self._discard([job_id])
+                raise
+        return job_id
+
+    def add_array_job(
+        self, jt: JobTemplate, begin: int, end: int, step: int = 1, max_parallel: int = 0
+    ) -> str:
+        """Create one task per index of ``range(begin, end + 1, step)``; return the array id.
+
+        Each task gets ``TASK_ID`` as environment variable and label. At most ``max_parallel``
+        tasks (0 = all) run at once; the others are QUEUED and started as slots free up.
+        Returns once the first tasks have started. On any error every task is removed again.
+
+        Raises:
+            InvalidArgumentError: bad bounds, step or max_parallel, or a bad template.
+        """
+        if step < 1:
+            raise InvalidArgumentError(f"step must be at least 1, not {step}")
+        if end < begin:
+            raise InvalidArgumentError(f"end ({end}) must not be smaller than begin ({begin})")
+        if max_parallel < 0:
+            raise InvalidArgumentError(f"max_parallel must be 0 (no limit) or more, not {max_parallel}")
+        array_id = uuid.uuid4().hex[:16]
+        created: list[str] = []
+        try:
+            specs = []
+            for task_id in range(begin, end + 1, step):
+                ctx = self._context(task_id=task_id, array_id=array_id, max_parallel=max_parallel)
+                spec, plan = template_to_spec(jt, ctx)
+                self._prepare_outputs(plan)
+                specs.append(spec)
+            # Under the session lock, so that no scheduler (of any tracker) starts these tasks
+            # before this call has seen whether the first ones start.
+            with self._store.lock(f"session-{self._session}"):
+                for spec in specs:
+                    created.append(self._create(spec))
+                failures = self._schedule_pass(background=False)[1]
+            if failures:
+                raise failures[0]
+        except BaseException:
+            self._discard(created)
+            raise
+        return array_id
+
+    def job_state(self, job_id: str) -> tuple[JobState, str]:
+        """The job's DRMAA2 state and sub-state (e.g. ``held``, ``out of memory``).
+
+        Raises:
+            JobNotFoundError: no such job in this session.
+        """
+        return self._state_of(self._record(job_id))
+
+    def job_info(self, job_id: str) -> JobInfo:
+        """Everything known about the job now.
+
+        Raises:
+            JobNotFoundError: no such job in this session.
+        """
+        return self._info_of(self._record(job_id))
+
+    def job_template(self, job_id: str) -> JobTemplate:
+        """The template the job was submitted with (read from its ``drmaa2jobtemplate`` label).
+
+        Raises:
+            JobNotFoundError: no such job in this session.
+            InvalidArgumentError: the container carries no template label.
+        """
+        record = self._record(job_id)
+        raw = record.labels.get(lb.TEMPLATE)
+        if not raw:
+            raise InvalidArgumentError(f"label '{lb.TEMPLATE}' not found on job {job_id}")
+        return JobTemplate.from_label(raw)
+
+    def job_control(self, job_id: str, action: ControlAction) -> None:
+        """Suspend, resume, hold, release or terminate a job.
+
+        Returns once the change has happened: a terminated job reads FAILED, a suspended job
+        SUSPENDED, a released job QUEUED or RUNNING.
+
+        Raises:
+            InvalidArgumentError: unknown action.
+            InvalidStateError: the action does not fit the job's state (the message says which
+                states it needs).
+            JobNotFoundError: no such job in this session.
+        """
+        record = self._record(job_id)
+        state, _ = self._state_of(record)
+        match action:
+            case "suspend":
+                self._require(job_id, action, state, JobState.RUNNING)
+                self._engine.pause(record.id)
+            case "resume":
+                self._require(job_id, action, state, JobState.SUSPENDED)
+                self._engine.unpause(record.id)
+            case "hold":
+                self._require(job_id, action, state, JobState.QUEUED)
+                self._store.update(record.id, hold=True)
+            case "release":
+                self._require(job_id, action, state, JobState.QUEUED_HELD)
+                self._store.update(record.id, hold=False)
+                self._schedule_now()
+            case "terminate":
+                self._terminate(record, state)
+            case _:
+                raise InvalidArgumentError(
+                    f"unknown job control action {action!r}; use terminate, suspend, resume, "
+                    "hold or release"
+                )
+
+    def wait(self, job_id: str, timeout: float | None, *states: JobState) -> JobState:
+        """Block until the job is in one of ``states`` (none given: DONE or FAILED).
+
+        Driven by engine events, so it returns promptly. When it returns a terminal state the
+        job's output files and stage-out copies are complete.
+
+        Args:
+            job_id: the job.
+            timeout: seconds; ``None`` waits forever, 0 checks once.
+            states: the states to wait for.
+
+        Returns:
+            The state reached.
+
+        Raises:
+            WaitTimeoutError: the timeout passed first (also a builtin ``TimeoutError``).
+            DrmCommunicationError: the engine stayed unreachable until the timeout (while
+                it is away, wait keeps retrying).
+            InvalidStateError: the job ended in a state not wanted, so it can never get there.
+            JobNotFoundError: the job does not exist (or was deleted while waiting).
+            InvalidArgumentError: a negative timeout.
+        """
+        if timeout is not None and timeout < 0:
+            raise InvalidArgumentError(f"timeout must be None, 0 or positive, not {timeout}")
+        wanted = frozenset(states or _TERMINAL)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            seen = self._watcher.generation(job_id)
+            try:
+                record = self._record(job_id)
+            except DrmCommunicationError:
+                # The engine is away (e.g. restarting): keep trying until the deadline.
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise
+                self._closed.wait(self._resync if deadline is None else min(self._resync, max(0.0, deadline - time.monotonic())))
+                continue
+            state, _ = self._state_of(record)
+            if state.terminal and self._finalize(record):
+                state, _ = self._state_of(record)
+            if state in wanted:
+                return state
+            if state.terminal:
+                raise InvalidStateError(
+                    f"job {job_id} ended {state.name}, so it can never reach "
+                    f"{'/'.join(sorted(s.name for s in wanted))}"
+                )
+            remaining = self._resync if deadline is None else deadline - time.monotonic()
+            if remaining <= 0:
+                raise WaitTimeoutError(
+                    f"timeout while waiting for job state: job {job_id} is still {state.name} "
+                    f"after {timeout} s"
+                )
+            self._watcher.wait_for_change(job_id, seen, min(remaining, self._resync))
+
+    def delete_job(self, job_id: str) -> None:
+        """Remove a finished job's container (after its outputs are written).
+
+        Raises:
+            InvalidStateError: the job is not DONE or FAILED.
+            JobNotFoundError: no such job in this session.
+        """
+        record = self._record(job_id)
+        state, _ = self._state_of(record)
+        if not state.terminal:
+            raise InvalidStateError(
+                f"job is not in an end-state: job {job_id} is {state.name}; terminate it first"
+            )
+        self._finalize(record)
+        self._engine.remove(record.id)
+        self._store.forget(record.id)
+
+    def list_job_categories(self) -> list[str]:
+        """Local image names usable as ``job_category``."""
+        return sorted(set(self._engine.images()))
+
+    # -- optional capabilities ----------------------------------------------------------------
+
+    def contact(self) -> str:
+        """``<engine url>?session=<session>``."""
+        return f"{self._engine.url}?session={quote(self._session)}"
+
+    def open_monitoring_session(self, name: str) -> None:
+        """Monitoring keeps no state, so this only succeeds."""
+
+    def close_monitoring_session(self, name: str) -> None:
+        """Monitoring keeps no state, so this only succeeds."""
+
+    def get_all_job_ids(self, filter: JobInfo | None = None) -> list[str]:
+        """Ids of every container on the engine (any session or tool) matching ``filter``."""
+        rows = self._engine.list_containers({})
+        if filter is None or filter == JobInfo():
+            return [row.id for row in rows]
+        matching = []
+        for row in rows:
+            try:
+                info = self._info_of(self._engine.inspect(row.id))
+            except JobNotFoundError:
+                continue  # removed meanwhile
+            if filter.matches(info):
+                matching.append(row.id)
+        return matching
+
+    def get_all_queue_names(self, filter: list[str] | None = None) -> list[str]:
+        """Container engines have no queues: always ``[]``."""
+        return []
+
+    def get_all_machines(self, filter: list[str] | None = None) -> list[Machine]:
+        """The engine's host as the only machine (none if ``filter`` does not name it)."""
+        machine = self.machine()
+        if filter is not None and machine.name not in filter:
+            return []
+        return [machine]
+
+    def job_info_from_monitor(self, job_id: str) -> JobInfo:
+        """JobInfo of any container on the engine, in or outside this session."""
+        return self._info_of(self._engine.inspect(job_id))
+
+    def machine(self) -> Machine:
+        """The engine's host as a DRMAA2 Machine."""
+        info = self._info
+        version = ".".join(info.kernel_version.split("-")[0].split(".")[:2])
+        return Machine(
+            name=info.host_name,
+            available=True,
+            sockets=1,
+            cores_per_socket=info.cpus,
+            threads_per_core=1,
+            physical_memory=info.memory,
+            virtual_memory=info.memory,
+            architecture=CPU.from_machine(info.architecture),
+            os=OS.from_engine(info.os_type),
+            os_version=version,
+            extension={"engine": f"{self._engine.name} {info.engine_version}"},
+        )
+
+    def close(self) -> None:
+        """Stop the background threads and the engine connection; jobs keep running."""
+        if self._closed.is_set():
+            return
+        self._closed.set()
+        self._kick.set()
+        self._watcher.close()
+        self._scheduler.join(timeout=10)
+        self._pool.shutdown(wait=True)
+        self._engine.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- internals ----------------------------------------------------------------------------
+
+    def _context(
+        self, task_id: int | None = None, array_id: str | None = None, max_parallel: int = 0
+    ) -> SubmitContext:
+        return SubmitContext(
+            session=self._session,
+            engine=self._info,
+            now=datetime.now(UTC),
+            cwd=os.getcwd(),
+            home=str(Path.home()),
+            submission_host=socket.gethostname(),
+            owner=getpass.getuser(),
+            task_id=task_id,
+            array_id=array_id,
+            max_parallel=max_parallel,
+        )
+
+    def _record(self, job_id: str) -> ContainerRecord:
+        """Inspect a job of this session."""
+        if not job_id:
+            raise JobNotFoundError("empty job id")
+        record = self._engine.inspect(job_id)
+        if record.labels.get(lb.SESSION) != self._session:
+            raise JobNotFoundError(f"no job {job_id!r} in session {self._session!r}")
+        return record
+
+    def _array_rows(self, array_id: str) -> list[ContainerSummary]:
+        rows = self._engine.list_containers({lb.SESSION: self._session, lb.ARRAY_ID: array_id})
+        return sorted(rows, key=lambda row: int(row.labels.get(lb.TASK_ID, "0")))
+
+    def _held(self, labels: lb.Plan, marks: JobMarks) -> bool:
+        return labels.hold if marks.hold is None else marks.hold
+
+    def _state_of(self, record: ContainerRecord) -> tuple[JobState, str]:
+        marks = self._store.marks(record.id)
+        plan = lb.Plan.from_labels(record.labels)
+        state, sub_state = container_state(
+            record.status,
+            record.exit_code,
+            record.oom_killed,
+            held=self._held(plan, marks),
+            failure=marks.failure,
+        )
+        if state is JobState.QUEUED and plan.start_at and plan.start_at > time.time():
+            sub_state = f"waiting for start time {datetime.fromtimestamp(plan.start_at, UTC)}"
+        elif state is JobState.QUEUED and record.labels.get(lb.MAX_PARALLEL, "0") != "0":
+            sub_state = "waiting for a free slot (max_parallel)"
+        return state, sub_state
+
+    def _info_of(self, record: ContainerRecord) -> JobInfo:
+        state, sub_state = self._state_of(record)
+        info = job_info_from_record(record, state, sub_state, self._info.host_name)
+        failure = self._store.marks(record.id).failure
+        return info.model_copy(update={"annotation": failure}) if failure else info
+
+    @staticmethod
+    def _require(job_id: str, action: str, state: JobState, needed: JobState) -> None:
+        if state is not needed:
+            raise InvalidStateError(
+                f"cannot {action} job {job_id}: it is {state.name}, and only {needed.name} "
+                f"jobs can be {'held' if action == 'hold' else action + 'ed'}"
+            )
+
+    def _terminate(self, record: ContainerRecord, state: JobState) -> None:
+        if state.terminal:
+            raise InvalidStateError(f"cannot terminate job {record.id}: it already ended {state.name}")
+        if state in (JobState.QUEUED, JobState.QUEUED_HELD):
+            with self._store.lock(f"session-{self._session}"):
+                if self._engine.inspect(record.id).status == "created":
+                    self._store.update(record.id, failure="terminated before it started")
+                    return
+        previous = self._store.marks(record.id).failure
+        self._store.update(record.id, failure="terminated")
+        try:
+            self._engine.stop(record.id, self._stop_grace)
+        except BaseException:
+            self._store.update(record.id, failure=previous)
+            raise
+
+    def _create(self, spec: ContainerSpec) -> str:
+        if self._pull_policy is PullPolicy.ALWAYS:
+            self._engine.pull(spec.image)
+        try:
+            return self._engine.create(spec)
+        except ImageNotFoundError:
+            if self._pull_policy is PullPolicy.NEVER:
+                raise InvalidArgumentError(
+                    f"image {spec.image!r} (the JobCategory) is not present on the "
+                    f"{self._engine.name} engine; list_job_categories() lists the local images "
+                    "(build or load the image, or set CONTAINERTRACKER_PULL_POLICY=missing)"
+                ) from None
+        self._engine.pull(spec.image)
+        return self._engine.create(spec)
+
+    def _start(self, job_id: str, plan: lb.Plan) -> None:
+        stdin = Path(plan.stdin_path).read_bytes() if plan.stdin_path else None
+        self._engine.start(job_id, stdin)
+
+    def _discard(self, job_ids: list[str]) -> None:
+        """Remove containers of a failed submission (best effort, errors logged)."""
+        for job_id in job_ids:
+            try:
+                self._engine.remove(job_id)
+                self._store.forget(job_id)
+            except ContainerTrackerError as exc:
+                self._log.warning("could not remove {} after a failed submission: {}", job_id, exc)
+
+    @staticmethod
+    def _prepare_outputs(plan: lb.Plan) -> None:
+        """Create (truncate) the output files now, so a bad path fails the submission."""
+        for path in (plan.stdout_path, plan.stderr_path):
+            if path and not path.startswith("/dev/"):
+                try:
+                    with open(path, "wb"):
+                        pass
+                except OSError as exc:
+                    raise InvalidArgumentError(
+                        f"cannot create output file {path}: {exc.strerror}"
+                    ) from exc
+
+    def _finalize(self, record: ContainerRecord) -> bool:
+        """Write output files and stage-out copies of an ended job, once.
+
+        Returns True when this call did the work (so the caller re-reads the state).
+        """
+        plan = lb.Plan.from_labels(record.labels)
+        if not plan.needs_finalizing or self._store.marks(record.id).finalized:
+            return False
+        with self._store.lock(f"finalize-{record.id}"):
+            if self._store.marks(record.id).finalized:
+                return False
+            failure = ""
+            try:
+                self._write_outputs(record.id, plan)
+            except (ContainerTrackerError, OSError, tarfile.TarError) as exc:
+                failure = f"stage-out failed: {exc}"
+                self._log.warning("job {}: {}", record.id, failure)
+            changes: dict[str, object] = {"finalized": True}
+            if failure and not self._store.marks(record.id).failure:
+                changes["failure"] = failure
+            self._store.update(record.id, **changes)
+        return True
+
+    def _write_outputs(self, job_id: str, plan: lb.Plan) -> None:
+        if plan.stdout_path:
+            data = self._engine.logs(job_id, stdout=True, stderr=plan.join_files)
+            _write_file(plan.stdout_path, data)
+        if plan.stderr_path:
+            _write_file(plan.stderr_path, self._engine.logs(job_id, stdout=False, stderr=True))
+        for source, destination in plan.stage_out.items():
+            _extract(self._engine.copy_from(job_id, source), source, destination)
+
+    # -- scheduler ----------------------------------------------------------------------------
+
+    def _on_event(self, event: EngineEvent) -> None:
+        if event.action in ("die", "start", "pause", "unpause", "destroy", "create", "oom"):
+            self._kick.set()
+
+    def _schedule_loop(self) -> None:
+        while not self._closed.is_set():
+            next_wake = time.time() + self._resync
+            try:
+                with self._store.lock(f"session-{self._session}"):
+                    next_wake = min(next_wake, self._schedule_pass(background=True)[0])
+            except ContainerTrackerError as exc:
+                self._log.debug("scheduler pass failed: {}", exc)
+            except Exception as exc:  # keep scheduling whatever happens
+                self._log.opt(exception=exc).warning("scheduler pass crashed")
+            self._kick.wait(max(0.0, next_wake - time.time()))
+            self._kick.clear()
+
+    def _schedule_now(self) -> list[ContainerTrackerError]:
+        """Run a scheduling pass in the caller's thread; return the start errors it met."""
+        with self._store.lock(f"session-{self._session}"):
+            return self._schedule_pass(background=False)[1]
+
+    def _schedule_pass(self, *, background: bool) -> tuple[float, list[ContainerTrackerError]]:
+        """Start what may start, stop what is overdue, finalize what ended.
+
+        Must hold the session lock. Returns when to run next and the start errors met; in
+        the background such errors are recorded on the job (FAILED) instead.
+        """
+        now = time.time()
+        next_wake = now + self._resync
+        rows = self._engine.list_containers({lb.SESSION: self._session})
+        managed = [row for row in rows if lb.MANAGED in row.labels]
+        active = Counter(row.labels.get(lb.ARRAY_ID) for row in managed if row.status in _ACTIVE)
+        to_start: list[tuple[str, lb.Plan]] = []
+        queued = sorted(
+            (row for row in managed if row.status == "created"),
+            key=lambda row: (row.labels.get(lb.ARRAY_ID, ""), int(row.labels.get(lb.TASK_ID, "0"))),
+        )
+        for row in queued:
+            plan = lb.Plan.from_labels(row.labels)
+            marks = self._store.marks(row.id)
+            array_id = row.labels.get(lb.ARRAY_ID)
+            deferred = plan.hold or plan.start_at is not None or array_id is not None
+            if marks.failure or self._held(plan, marks):
+                continue
+            if not deferred and now - row.created < _ORPHAN_AGE:
+                continue  # its add_job is starting it right now
+            if plan.deadline is not None and plan.deadline <= now:
+                self._store.update(row.id, failure="deadline passed before the job could start")
+                continue
+            if plan.start_at is not None and plan.start_at > now:
+                next_wake = min(next_wake, plan.start_at)
+                continue
+            limit = int(row.labels.get(lb.MAX_PARALLEL, "0"))
+            if array_id is not None and limit and active[array_id] >= limit:
+                continue
+            active[array_id] += 1
+            to_start.append((row.id, plan))
+        errors = self._start_many(to_start, background=background)
+        for row in managed:
+            if row.status in _ACTIVE:
+                next_wake = min(next_wake, self._enforce_limits(row, now))
+            elif row.status in _ENDED and not self._store.marks(row.id).finalized:
+                plan = lb.Plan.from_labels(row.labels)
+                if plan.needs_finalizing:
+                    self._pool.submit(self._finalize_quietly, row.id)
+        return next_wake, errors
+
+    def _start_many(
+        self, jobs: list[tuple[str, lb.Plan]], *, background: bool
+    ) -> list[ContainerTrackerError]:
+        errors: list[ContainerTrackerError] = []
+        futures = [(job_id, self._pool.submit(self._start, job_id, plan)) for job_id, plan in jobs]
+        for job_id, future in futures:
+            try:
+                future.result()
+            except ContainerTrackerError as exc:
+                errors.append(exc)
+                if background:
+                    self._store.update(job_id, failure=f"could not start: {exc}")
+        return errors
+
+    def _enforce_limits(self, row: ContainerSummary, now: float) -> float:
+        """Stop a job past its deadline or wall-clock limit; return when to check it again."""
+        plan = lb.Plan.from_labels(row.labels)
+        due = plan.deadline if plan.deadline is not None else float("inf")
+        if plan.wallclock_limit is not None:
+            started = self._engine.inspect(row.id).started_at
+            if started is not None:
+                due = min(due, started.timestamp() + plan.wallclock_limit)
+        if due > now:
+            return due
+        reason = "deadline reached" if due == plan.deadline else "wall-clock limit reached"
+        self._store.update(row.id, failure=f"terminated: {reason}")
+        self._pool.submit(self._engine.stop, row.id, self._stop_grace)
+        return now + self._resync
+
+    def _finalize_quietly(self, job_id: str) -> None:
+        try:
+            self._finalize(self._engine.inspect(job_id))
+        except ContainerTrackerError as exc:
+            self._log.debug("finalizing {} failed: {}", job_id, exc)
+
+
+def _write_file(path: str, data: bytes) -> None:
+    with open(path, "wb") as f:
+        f.write(data)
+
+
+def _extract(chunks: Iterator[bytes], source: str, destination: str) -> None:
+    """Unpack the engine's tar of ``source`` to the host path ``destination``.
+
+    A file is written as ``destination`` (or into it, if it is a directory); a directory's
+    contents go into ``destination``.
+    """
+    buffer = io.BytesIO(b"".join(chunks))
+    with tarfile.open(fileobj=buffer) as archive:
+        members = archive.getmembers()
+        if not members:
+            raise InvalidArgumentError(f"{source} is empty")
+        top = members[0]
+        if top.isfile() and len(members) == 1:
+            target = Path(destination)
+            if target.is_dir():
+                target = target / Path(top.name).name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            extracted = archive.extractfile(top)
+            assert extracted is not None
+            with open(target, "wb") as out:
+                shutil.copyfileobj(extracted, out)
+            return
+        dest = Path(destination)
+        dest.mkdir(parents=True, exist_ok=True)
+        prefix = top.name.rstrip("/") + "/"
+        for member in members[1:]:
+            member.name = member.name.removeprefix(prefix)
+        archive.extractall(dest, members=members[1:], filter="data")

@@ -1,0 +1,102 @@
+"""Follows the engine's event stream and wakes whoever waits for a container to change.
+
+One background thread per tracker reads the session's container events. Each event bumps a
+per-container generation and wakes waiters; a waiter re-checks the job only when its
+container's generation moved (or after the resync interval, in case an event was lost while
+the stream reconnected after an engine restart).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Mapping
+
+from loguru import logger
+
+from containertracker.core.engine import Engine, EngineEvent, EventStream
+from containertracker.errors import ContainerTrackerError
+
+__all__ = ["EventWatcher"]
+
+_ANY = ""
+
+
+class EventWatcher:
+    """Runs the event-reading thread and lets threads wait for changes."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        labels: Mapping[str, str],
+        on_event: Callable[[EngineEvent], None] | None = None,
+    ) -> None:
+        self._engine = engine
+        self._labels = dict(labels)
+        self._on_event = on_event
+        self._cond = threading.Condition()
+        self._generations: dict[str, int] = {}
+        self._closed = threading.Event()
+        self._stream: EventStream | None = None
+        self._connected = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="containertracker-events", daemon=True)
+        self._thread.start()
+        # Events before the stream is open would be lost; callers rely on "subscribe first".
+        self._connected.wait(timeout=10)
+
+    def generation(self, container_id: str) -> int:
+        """A counter that changes whenever an event about the container arrives."""
+        with self._cond:
+            return self._generations.get(container_id, 0) + self._generations.get(_ANY, 0)
+
+    def wait_for_change(self, container_id: str, seen: int, timeout: float) -> None:
+        """Block until ``generation(container_id) != seen`` or ``timeout`` seconds passed."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while self.generation(container_id) == seen and not self._closed.is_set():
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return
+                self._cond.wait(remaining)
+
+    def _bump(self, container_id: str) -> None:
+        with self._cond:
+            self._generations[container_id] = self._generations.get(container_id, 0) + 1
+            self._cond.notify_all()
+
+    def _run(self) -> None:
+        since = time.time()
+        backoff = 0.1
+        while not self._closed.is_set():
+            try:
+                self._stream = self._engine.events(self._labels, since)
+                self._connected.set()
+                if self._closed.is_set():
+                    break
+                # After a reconnect, something may have happened unseen: wake everybody.
+                self._bump(_ANY)
+                for event in self._stream:
+                    since = max(since, event.time)
+                    backoff = 0.1
+                    self._bump(event.container_id)
+                    if self._on_event is not None:
+                        self._on_event(event)
+            except ContainerTrackerError as exc:
+                logger.debug("event stream broke: {}", exc)
+            except Exception as exc:  # the thread must survive anything the SDK throws
+                logger.opt(exception=exc).debug("event stream failed")
+            finally:
+                self._connected.set()
+            if self._closed.wait(backoff):
+                break
+            backoff = min(backoff * 2, 2.0)
+        with self._cond:
+            self._cond.notify_all()
+
+    def close(self) -> None:
+        """Stop the thread and wake all waiters."""
+        self._closed.set()
+        stream = self._stream
+        if stream is not None:
+            stream.close()
+        self._thread.join(timeout=5)

@@ -1,0 +1,169 @@
+"""The DRMAA2 JobTracker contract and its optional capabilities, as runtime-checkable Protocols.
+
+They mirror drmaa2os' ``pkg/jobtracker`` interfaces (``JobTracker``, ``Closer``,
+``ContactStringer``, ``JobTemplater``, ``Monitorer``) in Python naming. Any object with these
+methods is a tracker; ``isinstance(t, Monitorer)`` tells whether a tracker offers monitoring.
+"""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import Final, Literal, Protocol, Self, runtime_checkable
+
+from containertracker.models import JobInfo, JobState, JobTemplate, Machine
+
+__all__ = [
+    "HOLD",
+    "RELEASE",
+    "RESUME",
+    "SUSPEND",
+    "TERMINATE",
+    "Closer",
+    "ContactStringer",
+    "ControlAction",
+    "JobTemplater",
+    "JobTracker",
+    "Monitorer",
+]
+
+ControlAction = Literal["terminate", "suspend", "resume", "hold", "release"]
+TERMINATE: Final = "terminate"
+SUSPEND: Final = "suspend"
+RESUME: Final = "resume"
+HOLD: Final = "hold"
+RELEASE: Final = "release"
+
+
+@runtime_checkable
+class JobTracker(Protocol):
+    """Runs jobs described by JobTemplates and reports on them, within one session."""
+
+    def list_jobs(self) -> list[str]:
+        """Ids of every job of the session, finished ones included until deleted."""
+        ...
+
+    def list_array_jobs(self, array_id: str) -> list[str]:
+        """Ids of an array job's tasks, in task order.
+
+        Raises:
+            JobNotFoundError: no array job with this id in the session.
+        """
+        ...
+
+    def add_job(self, jt: JobTemplate) -> str:
+        """Submit one job and return its id; the job is started unless held or delayed."""
+        ...
+
+    def add_array_job(
+        self, jt: JobTemplate, begin: int, end: int, step: int = 1, max_parallel: int = 0
+    ) -> str:
+        """Submit one task per index in ``range(begin, end + 1, step)``; return the array id.
+
+        At most ``max_parallel`` tasks run at once (0 = no limit).
+        """
+        ...
+
+    def job_state(self, job_id: str) -> tuple[JobState, str]:
+        """The job's current state and a sub-state text (may be empty)."""
+        ...
+
+    def job_info(self, job_id: str) -> JobInfo:
+        """Everything known about the job now."""
+        ...
+
+    def job_control(self, job_id: str, action: ControlAction) -> None:
+        """Apply terminate, suspend, resume, hold or release to the job.
+
+        Raises:
+            InvalidStateError: the action does not fit the job's current state.
+        """
+        ...
+
+    def wait(self, job_id: str, timeout: float | None, *states: JobState) -> JobState:
+        """Block until the job is in one of ``states`` (default: DONE or FAILED).
+
+        ``timeout`` is in seconds; ``None`` waits forever and 0 checks once.
+
+        Raises:
+            WaitTimeoutError: the timeout passed first.
+        """
+        ...
+
+    def delete_job(self, job_id: str) -> None:
+        """Forget a finished job (remove its container).
+
+        Raises:
+            InvalidStateError: the job is not DONE or FAILED.
+        """
+        ...
+
+    def list_job_categories(self) -> list[str]:
+        """The job categories (container images) a template may name."""
+        ...
+
+    def __enter__(self) -> Self:
+        """A tracker is a context manager; leaving the block closes it."""
+        ...
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+
+@runtime_checkable
+class Closer(Protocol):
+    """A tracker holding resources that :meth:`close` releases."""
+
+    def close(self) -> None:
+        """Release connections and background threads; jobs keep running."""
+        ...
+
+
+@runtime_checkable
+class ContactStringer(Protocol):
+    """A tracker that can say how to reach its session again."""
+
+    def contact(self) -> str:
+        """A string naming the engine endpoint and session of this tracker."""
+        ...
+
+
+@runtime_checkable
+class JobTemplater(Protocol):
+    """A tracker that can return the template a job was submitted with."""
+
+    def job_template(self, job_id: str) -> JobTemplate:
+        """The JobTemplate of the job (as stored with the job)."""
+        ...
+
+
+@runtime_checkable
+class Monitorer(Protocol):
+    """Read-only monitoring of everything on the engine, not just the session's jobs."""
+
+    def open_monitoring_session(self, name: str) -> None:
+        """Open a named monitoring session (no state is kept)."""
+        ...
+
+    def close_monitoring_session(self, name: str) -> None:
+        """Close a monitoring session."""
+        ...
+
+    def get_all_job_ids(self, filter: JobInfo | None = None) -> list[str]:
+        """Ids of every container on the engine that matches the DRMAA2 JobInfo filter."""
+        ...
+
+    def get_all_queue_names(self, filter: list[str] | None = None) -> list[str]:
+        """Queue names (container engines have none: always empty)."""
+        ...
+
+    def get_all_machines(self, filter: list[str] | None = None) -> list[Machine]:
+        """The machines running jobs (the engine's host), optionally only those named."""
+        ...
+
+    def job_info_from_monitor(self, job_id: str) -> JobInfo:
+        """JobInfo of any container on the engine, in or outside the session."""
+        ...

@@ -1,0 +1,634 @@
+"""The DRMAA2 behaviour contract, run unchanged against every backend (real engines).
+
+Test ids carry the Go suites' case names (reference section 6) where a case is a port.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from containertracker import (
+    CPU,
+    OS,
+    Closer,
+    ContactStringer,
+    InvalidArgumentError,
+    InvalidStateError,
+    JobInfo,
+    JobNotFoundError,
+    JobState,
+    JobTemplate,
+    JobTemplater,
+    JobTracker,
+    Monitorer,
+    UnsupportedAttributeError,
+    WaitTimeoutError,
+)
+
+DONE, FAILED, RUNNING = JobState.DONE, JobState.FAILED, JobState.RUNNING
+
+
+def jt(image: str, *command: str, **fields: object) -> JobTemplate:
+    return JobTemplate(
+        remote_command=command[0], args=command[1:], job_category=image, **fields
+    )
+
+
+# -- basics (D-1, D-2, D-11, DM-*) ---------------------------------------------------------
+
+
+def test_tracker_offers_every_capability(tracker) -> None:
+    """D-1: a tracker is a JobTracker, Closer, ContactStringer, JobTemplater and Monitorer."""
+    for protocol in (JobTracker, Closer, ContactStringer, JobTemplater, Monitorer):
+        assert isinstance(tracker, protocol)
+    assert "session=" in tracker.contact()
+
+
+def test_new_session_lists_no_jobs(tracker) -> None:
+    """D-11: a fresh session has no jobs."""
+    assert tracker.list_jobs() == []
+
+
+def test_job_categories_are_local_images(tracker, image) -> None:
+    """D-2: list_job_categories lists the local test image under a name add_job accepts."""
+    assert image in tracker.list_job_categories()
+
+
+def test_monitoring(tracker, image) -> None:
+    """DM-1..DM-4: one machine (the engine host), no queues, every container listed."""
+    tracker.open_monitoring_session("test")
+    job_id = tracker.add_job(jt(image, "sleep", "5"))
+    ids = tracker.get_all_job_ids(None)
+    assert job_id in ids
+    assert tracker.job_info_from_monitor(ids[0]).id == ids[0]
+    machines = tracker.get_all_machines(None)
+    assert len(machines) == 1
+    machine = machines[0]
+    assert machine.architecture is CPU.X64 and machine.os is OS.LINUX
+    assert machine.cores_per_socket >= 1 and machine.physical_memory > 0
+    assert tracker.get_all_machines([machine.name]) == [machine]
+    assert tracker.get_all_machines(["no-such-host"]) == []
+    assert tracker.get_all_queue_names(None) == []
+    running = tracker.get_all_job_ids(JobInfo(state=RUNNING))
+    assert job_id in running
+    assert job_id not in tracker.get_all_job_ids(JobInfo(state=DONE))
+    tracker.close_monitoring_session("test")
+
+
+# -- lifecycle (D-4, D-9, D-10, D-13, P-3..P-6) ---------------------------------------------
+
+
+def test_job_runs_to_done(tracker, image, tmp_path, monkeypatch) -> None:
+    """D-4/D-9: a job with stage-in and env is RUNNING after add_job and DONE after wait."""
+    monkeypatch.chdir(tmp_path)
+    Path("README.md").write_text("hello")
+    job_id = tracker.add_job(
+        jt(
+            image,
+            "sh",
+            "-c",
+            'test "$(cat /README.md)" = hello && test "$test" = value && sleep 1',
+            stage_in_files={"README.md": "/README.md"},
+            job_environment={"test": "value"},
+        )
+    )
+    assert len(job_id) == 64
+    assert tracker.job_state(job_id) == (RUNNING, "")
+    assert tracker.wait(job_id, None) is DONE
+    assert tracker.job_state(job_id)[0] is DONE
+    info = tracker.job_info(job_id)
+    assert info.exit_status == 0 and info.state is DONE
+    assert info.dispatch_time and info.finish_time and info.submission_time
+    assert info.wallclock_time is not None and info.wallclock_time >= timedelta(seconds=1)
+
+
+def test_terminate_then_delete(tracker, image) -> None:
+    """D-10/P-3: terminate makes a running job FAILED at once; delete makes it unknown."""
+    job_id = tracker.add_job(jt(image, "sleep", "60"))
+    tracker.job_control(job_id, "terminate")
+    state, sub_state = tracker.job_state(job_id)
+    assert state is FAILED and sub_state == "terminated"
+    assert tracker.job_info(job_id).terminating_signal == "SIGKILL"
+    tracker.delete_job(job_id)
+    with pytest.raises(JobNotFoundError):
+        tracker.job_state(job_id)
+    assert job_id not in tracker.list_jobs()
+
+
+def test_failed_exit_status(tracker, image) -> None:
+    """P-5: a non-zero exit is FAILED with that exit status."""
+    job_id = tracker.add_job(jt(image, "sh", "-c", "exit 3"))
+    assert tracker.wait(job_id, 30) is FAILED
+    assert tracker.job_info(job_id).exit_status == 3
+
+
+def test_wait_times_out(tracker, image) -> None:
+    """P-6: wait raises the timeout error (a TimeoutError) and the job keeps running."""
+    job_id = tracker.add_job(jt(image, "sleep", "30"))
+    with pytest.raises(WaitTimeoutError):
+        tracker.wait(job_id, 0.5, DONE, FAILED)
+    with pytest.raises(TimeoutError):
+        tracker.wait(job_id, 0)
+    assert tracker.job_state(job_id)[0] is RUNNING
+
+
+def test_wait_for_running_state(tracker, image) -> None:
+    """wait returns as soon as a non-terminal wanted state is reached."""
+    job_id = tracker.add_job(jt(image, "sleep", "30"))
+    assert tracker.wait(job_id, 10, RUNNING) is RUNNING
+
+
+def test_wait_for_unreachable_state(tracker, image) -> None:
+    """Waiting for RUNNING on a finished job is an InvalidStateError, not a hang."""
+    job_id = tracker.add_job(jt(image, "true"))
+    tracker.wait(job_id, 30)
+    with pytest.raises(InvalidStateError):
+        tracker.wait(job_id, 30, RUNNING)
+
+
+def test_session_isolation(open_tracker, image) -> None:
+    """D-13: the session lists its one job until it is deleted."""
+    tracker = open_tracker()
+    job_id = tracker.add_job(jt(image, "sleep", "1"))
+    assert tracker.list_jobs() == [job_id]
+    tracker.wait(job_id, 30, DONE)
+    assert tracker.list_jobs() == [job_id]
+    tracker.delete_job(job_id)
+    assert tracker.list_jobs() == []
+
+
+def test_suspend_and_resume(tracker, image) -> None:
+    """P-8 (fixed): suspend gives SUSPENDED, resume RUNNING, and the job still finishes."""
+    job_id = tracker.add_job(jt(image, "sleep", "2"))
+    tracker.job_control(job_id, "suspend")
+    assert tracker.job_state(job_id)[0] is JobState.SUSPENDED
+    with pytest.raises(InvalidStateError):
+        tracker.job_control(job_id, "suspend")
+    tracker.job_control(job_id, "resume")
+    assert tracker.job_state(job_id)[0] is RUNNING
+    assert tracker.wait(job_id, 30) is DONE
+
+
+def test_terminate_suspended_job(tracker, image) -> None:
+    """A suspended job can be terminated and then reads FAILED."""
+    job_id = tracker.add_job(jt(image, "sleep", "60"))
+    tracker.job_control(job_id, "suspend")
+    tracker.job_control(job_id, "terminate")
+    assert tracker.job_state(job_id)[0] is FAILED
+
+
+def test_hold_and_release(tracker, image) -> None:
+    """submit_as_hold creates a QUEUED_HELD job; release starts it; hold needs QUEUED."""
+    job_id = tracker.add_job(jt(image, "sleep", "1", submit_as_hold=True))
+    assert tracker.job_state(job_id) == (JobState.QUEUED_HELD, "held")
+    with pytest.raises(InvalidStateError):
+        tracker.job_control(job_id, "resume")
+    tracker.job_control(job_id, "release")
+    assert tracker.job_state(job_id)[0] in (RUNNING, DONE)
+    with pytest.raises(InvalidStateError):
+        tracker.job_control(job_id, "hold")
+    assert tracker.wait(job_id, 30) is DONE
+
+
+def test_terminate_held_job(tracker, image) -> None:
+    """Terminating a job that never started makes it FAILED; it never runs."""
+    job_id = tracker.add_job(jt(image, "true", submit_as_hold=True))
+    tracker.job_control(job_id, "terminate")
+    assert tracker.job_state(job_id) == (FAILED, "terminated before it started")
+    with pytest.raises(InvalidStateError):
+        tracker.job_control(job_id, "release")
+    assert tracker.wait(job_id, 5) is FAILED
+    tracker.delete_job(job_id)
+
+
+def test_delete_requires_end_state(tracker, image) -> None:
+    """delete_job refuses a running job and leaves it alone."""
+    job_id = tracker.add_job(jt(image, "sleep", "30"))
+    with pytest.raises(InvalidStateError, match="end-state"):
+        tracker.delete_job(job_id)
+    assert tracker.job_state(job_id)[0] is RUNNING
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda t, i: t.job_state(i),
+        lambda t, i: t.job_info(i),
+        lambda t, i: t.job_template(i),
+        lambda t, i: t.job_control(i, "suspend"),
+        lambda t, i: t.wait(i, 1),
+        lambda t, i: t.delete_job(i),
+        lambda t, i: t.list_array_jobs(i),
+    ],
+    ids=["job_state", "job_info", "job_template", "job_control", "wait", "delete", "array"],
+)
+def test_unknown_ids(tracker, call) -> None:
+    """Every call on an unknown id raises JobNotFoundError (Go said Undetermined or hung)."""
+    with pytest.raises(JobNotFoundError):
+        call(tracker, "0" * 64)
+
+
+def test_job_of_another_session_is_not_found(open_tracker, image, session_name, backend) -> None:
+    """A job is visible only to trackers of its own session."""
+    job_id = open_tracker().add_job(jt(image, "sleep", "5"))
+    other = open_tracker()
+    other._session = session_name + "-other"  # same engine, another session
+    with pytest.raises(JobNotFoundError):
+        other.job_state(job_id)
+
+
+def test_unknown_action(tracker, image) -> None:
+    """An unknown control action is an InvalidArgumentError."""
+    job_id = tracker.add_job(jt(image, "sleep", "5"))
+    with pytest.raises(InvalidArgumentError, match="unknown job control action"):
+        tracker.job_control(job_id, "explode")
+
+
+def test_negative_timeout(tracker, image) -> None:
+    """A negative wait timeout is an InvalidArgumentError."""
+    job_id = tracker.add_job(jt(image, "sleep", "5"))
+    with pytest.raises(InvalidArgumentError):
+        tracker.wait(job_id, -1)
+
+
+# -- templates and outputs (D-5..D-7, D-14..D-17, P-7) --------------------------------------
+
+
+def test_job_template_round_trip(tracker, image) -> None:
+    """D-14: job_template returns what was submitted."""
+    template = jt(
+        image,
+        "sleep",
+        "0",
+        output_path="/dev/stdout",
+        error_path="/dev/stderr",
+        extension={"user": "nobody"},
+        accounting_id="acct-7",
+        queue_name="batch",
+    )
+    job_id = tracker.add_job(template)
+    assert tracker.job_template(job_id) == template
+    assert tracker.wait(job_id, 30) is DONE
+    info = tracker.job_info(job_id)
+    assert info.queue_name == "batch" and info.job_owner
+    tracker.delete_job(job_id)
+
+
+def test_output_files(tracker, image, tmp_path) -> None:
+    """D-6/D-15..D-17/P-7: stdout and stderr land in their files exactly, no TTY bytes."""
+    out, err = tmp_path / "out", tmp_path / "err"
+    job_id = tracker.add_job(
+        jt(
+            image,
+            "sh",
+            "-c",
+            "echo testtest 1>&2 && echo test && echo oLaLa",
+            output_path=str(out),
+            error_path=str(err),
+        )
+    )
+    assert tracker.wait(job_id, 30) is DONE
+    assert out.read_text() == "test\noLaLa\n"
+    assert err.read_text() == "testtest\n"
+
+
+def test_error_file_of_failing_command(tracker, image, tmp_path) -> None:
+    """D-7: a failing command's message reaches error_path."""
+    err = tmp_path / "errtestfile"
+    job_id = tracker.add_job(jt(image, "date", "illegal", error_path=str(err)))
+    assert tracker.wait(job_id, 30) is FAILED
+    assert "date: invalid date" in err.read_text()
+
+
+def test_join_files(tracker, image, tmp_path) -> None:
+    """join_files puts stderr into the output file too."""
+    out = tmp_path / "joined"
+    job_id = tracker.add_job(
+        jt(image, "sh", "-c", "echo one; echo two 1>&2", output_path=str(out), join_files=True)
+    )
+    tracker.wait(job_id, 30)
+    assert sorted(out.read_text().split()) == ["one", "two"]
+
+
+def test_input_file(tracker, image, tmp_path) -> None:
+    """input_path becomes the job's stdin."""
+    source, out = tmp_path / "in", tmp_path / "out"
+    source.write_text("line1\nline2\n")
+    job_id = tracker.add_job(
+        jt(image, "sh", "-c", "wc -l", input_path=str(source), output_path=str(out))
+    )
+    assert tracker.wait(job_id, 30) is DONE
+    assert out.read_text().strip() == "2"
+
+
+def test_stage_out(tracker, image, tmp_path) -> None:
+    """stage_out_files copies container files and directories to the host after the job."""
+    job_id = tracker.add_job(
+        jt(
+            image,
+            "sh",
+            "-c",
+            "echo result > /tmp/result.txt; mkdir /tmp/dir; echo a > /tmp/dir/a",
+            stage_out_files={"/tmp/result.txt": str(tmp_path / "r.txt"), "/tmp/dir": str(tmp_path / "d")},
+        )
+    )
+    assert tracker.wait(job_id, 30) is DONE
+    assert (tmp_path / "r.txt").read_text() == "result\n"
+    assert (tmp_path / "d" / "a").read_text() == "a\n"
+
+
+def test_stage_out_of_missing_file_fails_the_job(tracker, image, tmp_path) -> None:
+    """A stage-out that cannot be done makes the job FAILED with the reason."""
+    job_id = tracker.add_job(
+        jt(image, "true", stage_out_files={"/nope": str(tmp_path / "x")})
+    )
+    assert tracker.wait(job_id, 30) is FAILED
+    state, sub_state = tracker.job_state(job_id)
+    assert "stage-out failed" in sub_state
+
+
+def test_job_name_and_duplicates(tracker, image, session_name) -> None:
+    """job_name names the container; a second job of that name is an InvalidArgumentError."""
+    name = f"{session_name}-named"
+    job_id = tracker.add_job(jt(image, "sleep", "5", job_name=name))
+    assert tracker._engine.inspect(job_id).name == name
+    before = tracker.list_jobs()
+    with pytest.raises(InvalidArgumentError, match="job_name"):
+        tracker.add_job(jt(image, "sleep", "5", job_name=name))
+    assert tracker.list_jobs() == before
+
+
+def test_extensions_take_effect(tracker, image, tmp_path) -> None:
+    """The Go Docker tracker's extensions work: user, ulimit, entrypoint, shm-size."""
+    out = tmp_path / "out"
+    job_id = tracker.add_job(
+        JobTemplate(
+            job_category=image,
+            remote_command="-c",
+            args=("id -u; ulimit -n; df -k /dev/shm | tail -1",),
+            output_path=str(out),
+            extension={
+                "user": "nobody",
+                "ulimit": "nofile=512:512",
+                "entrypoint": "sh",
+                "shm-size": "32m",
+            },
+        )
+    )
+    assert tracker.wait(job_id, 30) is DONE
+    uid, nofile, shm = out.read_text().splitlines()
+    assert uid == "65534" and nofile == "512"
+    assert shm.split()[1] == str(32 * 1024)
+
+
+def test_resources(tracker, image, tmp_path) -> None:
+    """max_slots limits CPUs and VIRTUAL_MEMORY limits memory (read back via JobInfo)."""
+    job_id = tracker.add_job(
+        jt(image, "sleep", "1", max_slots=1, resource_limits={"VIRTUAL_MEMORY": "64m"})
+    )
+    record = tracker._engine.inspect(job_id)
+    assert record.nano_cpus == 1_000_000_000
+    assert tracker.job_info(job_id).slots == 1
+
+
+def test_out_of_memory_is_failed(tracker, image) -> None:
+    """A job killed for exceeding its memory limit is FAILED."""
+    job_id = tracker.add_job(
+        jt(
+            image,
+            "dd",
+            "if=/dev/zero",
+            "of=/dev/null",
+            "bs=256M",
+            "count=1",
+            resource_limits={"VIRTUAL_MEMORY": "16m"},
+        )
+    )
+    assert tracker.wait(job_id, 60) is FAILED
+
+
+# -- time: start, deadline, wall clock -----------------------------------------------------
+
+
+def test_start_time(tracker, image) -> None:
+    """A job with a future start_time is QUEUED until then, then runs."""
+    start = datetime.now(UTC) + timedelta(seconds=2)
+    job_id = tracker.add_job(jt(image, "true", start_time=start))
+    state, sub_state = tracker.job_state(job_id)
+    assert state is JobState.QUEUED and "start time" in sub_state
+    assert tracker.wait(job_id, 30) is DONE
+    assert tracker.job_info(job_id).dispatch_time >= start - timedelta(milliseconds=50)
+
+
+def test_deadline_and_wallclock(tracker, image) -> None:
+    """A job still running at its deadline or wall-clock limit is terminated (FAILED)."""
+    soon = datetime.now(UTC) + timedelta(seconds=2)
+    by_deadline = tracker.add_job(jt(image, "sleep", "60", deadline_time=soon))
+    by_wallclock = tracker.add_job(
+        jt(image, "sleep", "60", resource_limits={"WALLCLOCK_TIME": "1"})
+    )
+    assert tracker.wait(by_deadline, 30) is FAILED
+    assert tracker.job_state(by_deadline)[1] == "terminated: deadline reached"
+    assert tracker.wait(by_wallclock, 30) is FAILED
+    assert tracker.job_state(by_wallclock)[1] == "terminated: wall-clock limit reached"
+
+
+# -- arrays (D-8, R-8) -----------------------------------------------------------------------
+
+
+def test_array_job(tracker, image, tmp_path) -> None:
+    """D-8: one task per index, TASK_ID env and label, task order, per-task output files."""
+    array_id = tracker.add_array_job(
+        jt(image, "sh", "-c", 'echo "task $TASK_ID"', output_path=str(tmp_path / "out.$DRMAA2_INDEX$")),
+        1,
+        10,
+        3,
+    )
+    ids = tracker.list_array_jobs(array_id)
+    assert len(ids) == 4 and len(array_id) < 20
+    for task_id, job_id in zip((1, 4, 7, 10), ids, strict=True):
+        assert tracker.wait(job_id, 60) is DONE
+        assert (tmp_path / f"out.{task_id}").read_text() == f"task {task_id}\n"
+        assert tracker._engine.inspect(job_id).labels["TASK_ID"] == str(task_id)
+        assert tracker.job_template(job_id).job_environment["TASK_ID"] == str(task_id)
+
+
+def test_array_max_parallel(tracker, image) -> None:
+    """max_parallel: never more than that many tasks run; the rest wait QUEUED, then run."""
+    array_id = tracker.add_array_job(jt(image, "sleep", "1"), 1, 6, 1, max_parallel=2)
+    ids = tracker.list_array_jobs(array_id)
+    most_running = 0
+    seen_queued = False
+    while True:
+        states = [tracker.job_state(i)[0] for i in ids]
+        most_running = max(most_running, states.count(RUNNING) + states.count(JobState.SUSPENDED))
+        seen_queued |= JobState.QUEUED in states
+        if all(s.terminal for s in states):
+            break
+        time.sleep(0.05)
+    assert most_running == 2 and seen_queued
+    assert all(tracker.job_state(i)[0] is DONE for i in ids)
+
+
+@pytest.mark.parametrize(
+    ("begin", "end", "step", "max_parallel"),
+    [(1, 3, 0, 0), (1, 3, -1, 0), (5, 1, 1, 0), (1, 3, 1, -1)],
+)
+def test_array_bad_bounds(tracker, image, begin, end, step, max_parallel) -> None:
+    """Bad array bounds are InvalidArgumentErrors and create nothing (Go looped forever)."""
+    with pytest.raises(InvalidArgumentError):
+        tracker.add_array_job(jt(image, "true"), begin, end, step, max_parallel)
+    assert tracker.list_jobs() == []
+
+
+def test_array_hold_release_and_terminate_each(tracker, image) -> None:
+    """R-8: held array tasks can be released or terminated one by one."""
+    array_id = tracker.add_array_job(jt(image, "sleep", "1", submit_as_hold=True), 1, 3)
+    ids = tracker.list_array_jobs(array_id)
+    assert [tracker.job_state(i)[0] for i in ids] == [JobState.QUEUED_HELD] * 3
+    tracker.job_control(ids[0], "release")
+    for job_id in ids[1:]:
+        tracker.job_control(job_id, "terminate")
+    assert tracker.wait(ids[0], 30) is DONE
+    assert [tracker.job_state(i)[0] for i in ids[1:]] == [FAILED, FAILED]
+
+
+# -- bad input leaves nothing behind ---------------------------------------------------------
+
+
+BAD_TEMPLATES = [
+    ("no image", dict(job_category=""), InvalidArgumentError, "JobCategory"),
+    ("missing image", dict(job_category="no-such-image:1"), InvalidArgumentError, "list_job_categories"),
+    ("email", dict(email=("a@b",)), UnsupportedAttributeError, "email"),
+    ("priority", dict(priority=5), UnsupportedAttributeError, "priority"),
+    ("unknown extension", dict(extension={"bogus": "1"}), UnsupportedAttributeError, "bogus"),
+    ("bad ports", dict(extension={"exposedPorts": "808-0/tcp"}), InvalidArgumentError, "exposedPorts"),
+    ("bad privileged", dict(extension={"privileged": "maybe"}), InvalidArgumentError, "privileged"),
+    ("bad ulimit", dict(extension={"ulimit": "nofile=x"}), InvalidArgumentError, "ulimit"),
+    ("too many slots", dict(max_slots=4096), InvalidArgumentError, "slots"),
+    ("slots order", dict(min_slots=2, max_slots=1), InvalidArgumentError, "min_slots"),
+    ("wrong arch", dict(machine_arch="SPARC"), InvalidArgumentError, "machine_arch"),
+    ("wrong os", dict(machine_os="Win"), InvalidArgumentError, "machine_os"),
+    ("other machine", dict(candidate_machines=("elsewhere",)), InvalidArgumentError, "candidate_machines"),
+    ("relative workdir", dict(working_directory="rel"), InvalidArgumentError, "working_directory"),
+    ("bad name", dict(job_name="bad name!"), InvalidArgumentError, "job_name"),
+    ("missing stage-in", dict(stage_in_files={"/no/such/file": "/x"}), InvalidArgumentError, "stage_in"),
+    ("missing input", dict(input_path="/no/such/input"), InvalidArgumentError, "input_path"),
+    ("unwritable output", dict(output_path="/proc/nope/out"), InvalidArgumentError, "output"),
+    ("past deadline", dict(deadline_time=datetime(2000, 1, 1, tzinfo=UTC)), InvalidArgumentError, "deadline"),
+    ("index in single job", dict(args=("$DRMAA2_INDEX$",)), InvalidArgumentError, "DRMAA2_INDEX"),
+    ("unknown limit", dict(resource_limits={"GPUS": "1"}), UnsupportedAttributeError, "GPUS"),
+    ("bad limit", dict(resource_limits={"WALLCLOCK_TIME": "soon"}), InvalidArgumentError, "WALLCLOCK"),
+    ("rm with output", dict(extension={"rm": "true"}, output_path="/tmp/x"), InvalidArgumentError, "rm"),
+    ("missing command", dict(remote_command="/no/such/command"), InvalidArgumentError, "/no/such/command"),
+]
+VALID_FOR_ARRAYS = {"index in single job"}
+
+
+@pytest.mark.parametrize(
+    ("fields", "error", "mentions"),
+    [pytest.param(f, e, m, id=name) for name, f, e, m in BAD_TEMPLATES],
+)
+def test_bad_input(tracker, image, fields, error, mentions, request) -> None:
+    """Each bad template gets its typed error naming the problem, and leaves no container."""
+    template = JobTemplate(**{"remote_command": "true", "job_category": image, **fields})
+    with pytest.raises(error, match=mentions):
+        tracker.add_job(template)
+    if request.node.callspec.id.split("-", 1)[1] not in VALID_FOR_ARRAYS:
+        with pytest.raises(error, match=mentions):
+            tracker.add_array_job(template, 1, 3)
+    assert tracker.list_jobs() == []
+
+
+# -- persistence, processes, threads ---------------------------------------------------------
+
+
+def test_new_tracker_sees_everything(open_tracker, image) -> None:
+    """A second tracker of the session sees jobs, states, templates, arrays and holds."""
+    first = open_tracker()
+    array_id = first.add_array_job(jt(image, "sleep", "1"), 1, 3, 1, max_parallel=1)
+    held = first.add_job(jt(image, "true", submit_as_hold=True))
+    ids = first.list_array_jobs(array_id)
+    first.close()
+    second = open_tracker()
+    assert set(second.list_jobs()) == {*ids, held}
+    assert second.list_array_jobs(array_id) == ids
+    assert second.job_state(held)[0] is JobState.QUEUED_HELD
+    assert second.job_template(ids[2]).job_environment["TASK_ID"] == "3"
+    for job_id in ids:  # the throttled array keeps progressing under the new tracker
+        assert second.wait(job_id, 60) is DONE
+
+
+def test_tracker_in_another_process(open_tracker, image, backend, state_dir, session_name, tmp_path) -> None:
+    """Jobs submitted by a process that has exited are seen and completed by this tracker."""
+    import subprocess
+    import sys
+
+    from tests.conftest import _params
+
+    params = {**_params(backend, state_dir), "state_dir": str(state_dir)}
+    script = f"""
+import containertracker
+from containertracker import JobTemplate
+with containertracker.new_job_tracker({backend!r}, {session_name!r}, {params!r}) as t:
+    a = t.add_array_job(JobTemplate(remote_command="sh", args=("-c", "sleep 1; echo $TASK_ID"),
+        job_category={image!r}, output_path={str(tmp_path)!r} + "/o.$DRMAA2_INDEX$"), 1, 3, 1, 1)
+    print(a)
+"""
+    array_id = subprocess.run(
+        [sys.executable, "-c", script], check=True, capture_output=True, text=True, timeout=120
+    ).stdout.strip()
+    tracker = open_tracker()
+    ids = tracker.list_array_jobs(array_id)
+    assert len(ids) == 3
+    for task, job_id in enumerate(ids, start=1):
+        assert tracker.wait(job_id, 60) is DONE
+        assert (tmp_path / f"o.{task}").read_text() == f"{task}\n"
+
+
+def test_threads_share_a_tracker(tracker, image) -> None:
+    """Many threads can submit and wait on one tracker at once."""
+    results: list[JobState] = []
+    errors: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            job_id = tracker.add_job(jt(image, "true"))
+            results.append(tracker.wait(job_id, 60))
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == [] and results == [DONE] * 8
+    assert len(tracker.list_jobs()) == 8
+
+
+def test_list_jobs_is_one_engine_call(tracker, image) -> None:
+    """list_jobs costs one engine call however many jobs the session has."""
+    for _ in range(5):
+        tracker.add_job(jt(image, "true", submit_as_hold=True))
+    calls = []
+    engine = tracker._engine
+    original = engine.list_containers
+    me = threading.get_ident()
+
+    def counting(labels):  # the scheduler thread's own calls are not list_jobs'
+        if threading.get_ident() == me:
+            calls.append(labels)
+        return original(labels)
+
+    engine.list_containers = counting
+    try:
+        assert len(tracker.list_jobs()) == 5
+    finally:
+        del engine.list_containers
+    assert len(calls) == 1
