@@ -17,7 +17,7 @@ from containertracker import JobState, JobTemplate
 IMAGE = "containertracker/busybox:latest"
 SCRIPT = (
     'echo "task $TASK_ID on $(hostname): sum 1..$((TASK_ID * 1000)) = '
-    '$(seq $((TASK_ID * 1000)) | awk \'{s+=$1} END {print s}\')"; sleep 1'
+    "$(seq $((TASK_ID * 1000)) | awk '{s+=$1} END {print s}')\"; sleep 1"
 )
 
 

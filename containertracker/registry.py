@@ -43,9 +43,7 @@ def registered_job_trackers() -> list[str]:
         return sorted(_allocators)
 
 
-def new_job_tracker(
-    name: str, session: str, params: Mapping[str, Any] | None = None
-) -> JobTracker:
+def new_job_tracker(name: str, session: str, params: Mapping[str, Any] | None = None) -> JobTracker:
     """Build a JobTracker of backend ``name`` for session ``session``.
 
     ``params`` override the ``CONTAINERTRACKER_*`` settings (keys are Settings field names).

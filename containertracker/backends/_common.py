@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
+import socket
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -14,7 +16,7 @@ from containertracker.core.tracker import ContainerTracker
 from containertracker.errors import InvalidArgumentError
 from containertracker.settings import Settings
 
-__all__ = ["parse_time", "tracker_from_params"]
+__all__ = ["feed_stdin", "parse_time", "tracker_from_params"]
 
 _FRACTION = re.compile(r"\.(\d+)")
 
@@ -53,3 +55,16 @@ def tracker_from_params(
         pull_policy=settings.pull_policy,
         resync_interval=settings.resync_interval,
     )
+
+
+def feed_stdin(sock: Any, data: bytes) -> None:
+    """Write a job's stdin to an attached connection and close it, so the job sees EOF."""
+    raw = getattr(sock, "_sock", sock)  # docker-py wraps the socket
+    try:
+        raw.sendall(data)
+        raw.shutdown(socket.SHUT_WR)
+    except OSError:
+        pass  # the job exited without reading everything
+    finally:
+        with contextlib.suppress(OSError):
+            sock.close()

@@ -12,7 +12,7 @@ import threading
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from containertracker.backends._common import parse_time, tracker_from_params
+from containertracker.backends._common import feed_stdin, parse_time, tracker_from_params
 from containertracker.core.engine import (
     ContainerRecord,
     ContainerSpec,
@@ -140,7 +140,9 @@ class DockerEngine:
                 or None,
                 nano_cpus=spec.nano_cpus,
                 mem_limit=spec.mem_limit,
-                ulimits=[docker.types.Ulimit(name=u.name, soft=u.soft, hard=u.hard) for u in spec.ulimits]
+                ulimits=[
+                    docker.types.Ulimit(name=u.name, soft=u.soft, hard=u.hard) for u in spec.ulimits
+                ]
                 or None,
                 shm_size=spec.shm_size,
                 privileged=spec.privileged,
@@ -195,7 +197,7 @@ class DockerEngine:
                 return
             sock = self._api.attach_socket(container_id, params={"stdin": 1, "stream": 1})
             self._api.start(container_id)
-            threading.Thread(target=_feed, args=(sock, stdin), daemon=True).start()
+            threading.Thread(target=feed_stdin, args=(sock, stdin), daemon=True).start()
 
     def stop(self, container_id: str, grace: float) -> None:
         """See :meth:`Engine.stop`."""
@@ -253,7 +255,9 @@ class DockerEngine:
         with map_engine_errors():
             rows = self._api.containers(all=True, filters=filters)
         return [
-            ContainerSummary(row["Id"], row.get("State", ""), row.get("Labels") or {}, row.get("Created", 0))
+            ContainerSummary(
+                row["Id"], row.get("State", ""), row.get("Labels") or {}, row.get("Created", 0)
+            )
             for row in rows
         ]
 
@@ -284,7 +288,9 @@ class DockerEngine:
         """See :meth:`Engine.images`."""
         with map_engine_errors():
             rows = self._api.images()
-        return [tag for row in rows for tag in (row.get("RepoTags") or ()) if tag != "<none>:<none>"]
+        return [
+            tag for row in rows for tag in (row.get("RepoTags") or ()) if tag != "<none>:<none>"
+        ]
 
     def has_image(self, image: str) -> bool:
         """See :meth:`Engine.has_image`."""
@@ -299,10 +305,14 @@ class DockerEngine:
         """See :meth:`Engine.pull`."""
         with map_engine_errors():
             try:
-                repository, _, tag = image.rpartition(":") if ":" in image.split("/")[-1] else (image, "", "latest")
+                repository, _, tag = (
+                    image.rpartition(":") if ":" in image.split("/")[-1] else (image, "", "latest")
+                )
                 self._api.pull(repository, tag=tag)
             except docker.errors.APIError as exc:
-                raise InvalidArgumentError(f"cannot pull image {image!r}: {exc.explanation}") from exc
+                raise InvalidArgumentError(
+                    f"cannot pull image {image!r}: {exc.explanation}"
+                ) from exc
 
     def info(self) -> EngineInfo:
         """See :meth:`Engine.info`."""
@@ -331,21 +341,10 @@ def _restart_policy(policy: str | None) -> dict[str, Any] | None:
     return {"Name": name, "MaximumRetryCount": int(retries or 0)}
 
 
-def _feed(sock: Any, data: bytes) -> None:
-    """Write a job's stdin and close it, so the job sees end-of-file."""
-    raw = getattr(sock, "_sock", sock)
-    try:
-        raw.sendall(data)
-        raw.shutdown(socket.SHUT_WR)
-    except OSError:
-        pass  # the job exited without reading everything
-    finally:
-        with contextlib.suppress(OSError):
-            sock.close()
-
-
 def new_docker_tracker(session: str, params: Mapping[str, Any] | None = None) -> ContainerTracker:
     """Allocator for ``new_job_tracker("docker", session, params)``."""
     return tracker_from_params(
-        lambda settings: DockerEngine(settings.engine_url, settings.request_timeout), session, params
+        lambda settings: DockerEngine(settings.engine_url, settings.request_timeout),
+        session,
+        params,
     )

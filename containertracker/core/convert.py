@@ -43,8 +43,21 @@ _ULIMIT_OF = {
 _SIZE_LIMITS = {"CORE_FILE_SIZE", "DATA_SIZE", "FILE_SIZE", "STACK_SIZE", "VIRTUAL_MEMORY"}
 RESOURCE_LIMITS = frozenset([*_ULIMIT_OF, "VIRTUAL_MEMORY", "WALLCLOCK_TIME"])
 EXTENSION_KEYS = frozenset(
-    "user exposedPorts restart privileged net ipc uts pid rm shm-size ulimit gpus "
-    "entrypoint".split()
+    [
+        "user",
+        "exposedPorts",
+        "restart",
+        "privileged",
+        "net",
+        "ipc",
+        "uts",
+        "pid",
+        "rm",
+        "shm-size",
+        "ulimit",
+        "gpus",
+        "entrypoint",
+    ]
 )
 
 
@@ -123,7 +136,9 @@ def _check_machine(jt: JobTemplate, info: EngineInfo) -> None:
         try:
             wanted_os = OS.from_drmaa2_name(jt.machine_os)
         except ValueError:
-            raise InvalidArgumentError(f"machine_os {jt.machine_os!r} is not a DRMAA2 OS name")
+            raise InvalidArgumentError(
+                f"machine_os {jt.machine_os!r} is not a DRMAA2 OS name"
+            ) from None
         if wanted_os != OS.from_engine(info.os_type):
             raise InvalidArgumentError(
                 f"machine_os {jt.machine_os} does not match the engine's OS {info.os_type}"
@@ -134,7 +149,7 @@ def _check_machine(jt: JobTemplate, info: EngineInfo) -> None:
         except ValueError:
             raise InvalidArgumentError(
                 f"machine_arch {jt.machine_arch!r} is not a DRMAA2 CPU name (e.g. x64, ARM64)"
-            )
+            ) from None
         actual = CPU.from_machine(info.architecture)
         if wanted_cpu != actual:
             raise InvalidArgumentError(
@@ -182,10 +197,10 @@ def _resource_limits(limits: Mapping[str, str]) -> tuple[list[Ulimit], int | Non
             try:
                 seconds = float(value)
             except ValueError:
+                unit = "seconds" if "TIME" in key else "count"
                 raise InvalidArgumentError(
-                    f"resource limit {key} must be a number ({'seconds' if 'TIME' in key else 'count'}), "
-                    f"not {value!r}"
-                )
+                    f"resource limit {key} must be a number ({unit}), not {value!r}"
+                ) from None
             if seconds <= 0:
                 raise InvalidArgumentError(f"resource limit {key} must be positive")
             if key == "WALLCLOCK_TIME":
@@ -245,9 +260,7 @@ def template_to_spec(jt: JobTemplate, ctx: SubmitContext) -> tuple[ContainerSpec
     for host, container in jt.stage_in_files.items():
         src = _host_path(host, ctx, f"stage_in_files[{host}]")
         if not os.path.exists(src):
-            raise InvalidArgumentError(
-                f"stage_in_files source {src!r} does not exist on this host"
-            )
+            raise InvalidArgumentError(f"stage_in_files source {src!r} does not exist on this host")
         dst = _substitute(container, ctx, host_side=False, what=f"stage_in_files[{host}]")
         if not dst.startswith("/"):
             raise InvalidArgumentError(

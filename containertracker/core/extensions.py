@@ -22,8 +22,23 @@ __all__ = [
 ]
 
 ULIMIT_NAMES = frozenset(
-    "core cpu data fsize locks memlock msgqueue nice nofile nproc rss rtprio rttime "
-    "sigpending stack".split()
+    [
+        "core",
+        "cpu",
+        "data",
+        "fsize",
+        "locks",
+        "memlock",
+        "msgqueue",
+        "nice",
+        "nofile",
+        "nproc",
+        "rss",
+        "rtprio",
+        "rttime",
+        "sigpending",
+        "stack",
+    ]
 )
 _SIZE = re.compile(r"^(\d+(?:\.\d+)?) ?([kmgtp]?)(i?)(b?)$", re.IGNORECASE)
 _UNITS = {"": 0, "k": 1, "m": 2, "g": 3, "t": 4, "p": 5}
@@ -69,7 +84,9 @@ def parse_ulimits(value: str) -> list[Ulimit]:
             soft = int(soft_s)
             hard = int(hard_s) if hard_s else soft
         except ValueError:
-            raise InvalidArgumentError(f"ulimit {name} needs integer limits, not {numbers!r}")
+            raise InvalidArgumentError(
+                f"ulimit {name} needs integer limits, not {numbers!r}"
+            ) from None
         if hard != -1 and (soft == -1 or soft > hard):
             raise InvalidArgumentError(f"ulimit {name}: soft limit {soft} exceeds hard {hard}")
         limits.append(Ulimit(name, soft, hard))

@@ -160,7 +160,9 @@ class ContainerTracker:
         if end < begin:
             raise InvalidArgumentError(f"end ({end}) must not be smaller than begin ({begin})")
         if max_parallel < 0:
-            raise InvalidArgumentError(f"max_parallel must be 0 (no limit) or more, not {max_parallel}")
+            raise InvalidArgumentError(
+                f"max_parallel must be 0 (no limit) or more, not {max_parallel}"
+            )
         array_id = uuid.uuid4().hex[:16]
         created: list[str] = []
         try:
@@ -282,7 +284,11 @@ class ContainerTracker:
                 # The engine is away (e.g. restarting): keep trying until the deadline.
                 if deadline is not None and time.monotonic() >= deadline:
                     raise
-                self._closed.wait(self._resync if deadline is None else min(self._resync, max(0.0, deadline - time.monotonic())))
+                self._closed.wait(
+                    self._resync
+                    if deadline is None
+                    else min(self._resync, max(0.0, deadline - time.monotonic()))
+                )
                 continue
             state, _ = self._state_of(record)
             if state.terminal and self._finalize(record):
@@ -471,7 +477,9 @@ class ContainerTracker:
 
     def _terminate(self, record: ContainerRecord, state: JobState) -> None:
         if state.terminal:
-            raise InvalidStateError(f"cannot terminate job {record.id}: it already ended {state.name}")
+            raise InvalidStateError(
+                f"cannot terminate job {record.id}: it already ended {state.name}"
+            )
         if state in (JobState.QUEUED, JobState.QUEUED_HELD):
             with self._store.lock(f"session-{self._session}"):
                 if self._engine.inspect(record.id).status == "created":

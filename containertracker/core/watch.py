@@ -39,7 +39,9 @@ class EventWatcher:
         self._closed = threading.Event()
         self._stream: EventStream | None = None
         self._connected = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="containertracker-events", daemon=True)
+        self._thread = threading.Thread(
+            target=self._run, name="containertracker-events", daemon=True
+        )
         self._thread.start()
         # Events before the stream is open would be lost; callers rely on "subscribe first".
         self._connected.wait(timeout=10)

@@ -28,4 +28,3 @@ def test_daemon_restart_under_running_jobs(tracker, image) -> None:
     assert outcome == [JobState.FAILED]
     assert tracker.job_state(job_id)[0] is JobState.FAILED
     assert tracker.job_info(job_id).finish_time is not None
-

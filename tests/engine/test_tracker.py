@@ -34,9 +34,7 @@ DONE, FAILED, RUNNING = JobState.DONE, JobState.FAILED, JobState.RUNNING
 
 
 def jt(image: str, *command: str, **fields: object) -> JobTemplate:
-    return JobTemplate(
-        remote_command=command[0], args=command[1:], job_category=image, **fields
-    )
+    return JobTemplate(remote_command=command[0], args=command[1:], job_category=image, **fields)
 
 
 # -- basics (D-1, D-2, D-11, DM-*) ---------------------------------------------------------
@@ -104,7 +102,7 @@ def test_job_runs_to_done(tracker, image, tmp_path, monkeypatch) -> None:
     info = tracker.job_info(job_id)
     assert info.exit_status == 0 and info.state is DONE
     assert info.dispatch_time and info.finish_time and info.submission_time
-    assert info.wallclock_time is not None and info.wallclock_time >= timedelta(seconds=1)
+    assert info.wallclock_time is not None and info.wallclock_time >= timedelta(seconds=0.9)
 
 
 def test_terminate_then_delete(tracker, image) -> None:
@@ -334,7 +332,10 @@ def test_stage_out(tracker, image, tmp_path) -> None:
             "sh",
             "-c",
             "echo result > /tmp/result.txt; mkdir /tmp/dir; echo a > /tmp/dir/a",
-            stage_out_files={"/tmp/result.txt": str(tmp_path / "r.txt"), "/tmp/dir": str(tmp_path / "d")},
+            stage_out_files={
+                "/tmp/result.txt": str(tmp_path / "r.txt"),
+                "/tmp/dir": str(tmp_path / "d"),
+            },
         )
     )
     assert tracker.wait(job_id, 30) is DONE
@@ -344,12 +345,9 @@ def test_stage_out(tracker, image, tmp_path) -> None:
 
 def test_stage_out_of_missing_file_fails_the_job(tracker, image, tmp_path) -> None:
     """A stage-out that cannot be done makes the job FAILED with the reason."""
-    job_id = tracker.add_job(
-        jt(image, "true", stage_out_files={"/nope": str(tmp_path / "x")})
-    )
+    job_id = tracker.add_job(jt(image, "true", stage_out_files={"/nope": str(tmp_path / "x")}))
     assert tracker.wait(job_id, 30) is FAILED
-    state, sub_state = tracker.job_state(job_id)
-    assert "stage-out failed" in sub_state
+    assert "stage-out failed" in tracker.job_state(job_id)[1]
 
 
 def test_job_name_and_duplicates(tracker, image, session_name) -> None:
@@ -444,7 +442,13 @@ def test_deadline_and_wallclock(tracker, image) -> None:
 def test_array_job(tracker, image, tmp_path) -> None:
     """D-8: one task per index, TASK_ID env and label, task order, per-task output files."""
     array_id = tracker.add_array_job(
-        jt(image, "sh", "-c", 'echo "task $TASK_ID"', output_path=str(tmp_path / "out.$DRMAA2_INDEX$")),
+        jt(
+            image,
+            "sh",
+            "-c",
+            'echo "task $TASK_ID"',
+            output_path=str(tmp_path / "out.$DRMAA2_INDEX$"),
+        ),
         1,
         10,
         3,
@@ -503,29 +507,69 @@ def test_array_hold_release_and_terminate_each(tracker, image) -> None:
 
 BAD_TEMPLATES = [
     ("no image", dict(job_category=""), InvalidArgumentError, "JobCategory"),
-    ("missing image", dict(job_category="no-such-image:1"), InvalidArgumentError, "list_job_categories"),
+    (
+        "missing image",
+        dict(job_category="no-such-image:1"),
+        InvalidArgumentError,
+        "list_job_categories",
+    ),
     ("email", dict(email=("a@b",)), UnsupportedAttributeError, "email"),
     ("priority", dict(priority=5), UnsupportedAttributeError, "priority"),
     ("unknown extension", dict(extension={"bogus": "1"}), UnsupportedAttributeError, "bogus"),
-    ("bad ports", dict(extension={"exposedPorts": "808-0/tcp"}), InvalidArgumentError, "exposedPorts"),
+    (
+        "bad ports",
+        dict(extension={"exposedPorts": "808-0/tcp"}),
+        InvalidArgumentError,
+        "exposedPorts",
+    ),
     ("bad privileged", dict(extension={"privileged": "maybe"}), InvalidArgumentError, "privileged"),
     ("bad ulimit", dict(extension={"ulimit": "nofile=x"}), InvalidArgumentError, "ulimit"),
     ("too many slots", dict(max_slots=4096), InvalidArgumentError, "slots"),
     ("slots order", dict(min_slots=2, max_slots=1), InvalidArgumentError, "min_slots"),
     ("wrong arch", dict(machine_arch="SPARC"), InvalidArgumentError, "machine_arch"),
     ("wrong os", dict(machine_os="Win"), InvalidArgumentError, "machine_os"),
-    ("other machine", dict(candidate_machines=("elsewhere",)), InvalidArgumentError, "candidate_machines"),
+    (
+        "other machine",
+        dict(candidate_machines=("elsewhere",)),
+        InvalidArgumentError,
+        "candidate_machines",
+    ),
     ("relative workdir", dict(working_directory="rel"), InvalidArgumentError, "working_directory"),
     ("bad name", dict(job_name="bad name!"), InvalidArgumentError, "job_name"),
-    ("missing stage-in", dict(stage_in_files={"/no/such/file": "/x"}), InvalidArgumentError, "stage_in"),
+    (
+        "missing stage-in",
+        dict(stage_in_files={"/no/such/file": "/x"}),
+        InvalidArgumentError,
+        "stage_in",
+    ),
     ("missing input", dict(input_path="/no/such/input"), InvalidArgumentError, "input_path"),
     ("unwritable output", dict(output_path="/proc/nope/out"), InvalidArgumentError, "output"),
-    ("past deadline", dict(deadline_time=datetime(2000, 1, 1, tzinfo=UTC)), InvalidArgumentError, "deadline"),
+    (
+        "past deadline",
+        dict(deadline_time=datetime(2000, 1, 1, tzinfo=UTC)),
+        InvalidArgumentError,
+        "deadline",
+    ),
     ("index in single job", dict(args=("$DRMAA2_INDEX$",)), InvalidArgumentError, "DRMAA2_INDEX"),
     ("unknown limit", dict(resource_limits={"GPUS": "1"}), UnsupportedAttributeError, "GPUS"),
-    ("bad limit", dict(resource_limits={"WALLCLOCK_TIME": "soon"}), InvalidArgumentError, "WALLCLOCK"),
-    ("rm with output", dict(extension={"rm": "true"}, output_path="/tmp/x"), InvalidArgumentError, "rm"),
-    ("missing command", dict(remote_command="/no/such/command"), InvalidArgumentError, "/no/such/command"),
+    (
+        "bad limit",
+        dict(resource_limits={"WALLCLOCK_TIME": "soon"}),
+        InvalidArgumentError,
+        "WALLCLOCK",
+    ),
+    (
+        "rm with output",
+        dict(extension={"rm": "true"}, output_path="/tmp/x"),
+        InvalidArgumentError,
+        "rm",
+    ),
+    (
+        "missing command",
+        dict(remote_command="/no/such/command"),
+        InvalidArgumentError,
+        "/no/such/command",
+    ),
 ]
 VALID_FOR_ARRAYS = {"index in single job"}
 
@@ -564,7 +608,9 @@ def test_new_tracker_sees_everything(open_tracker, image) -> None:
         assert second.wait(job_id, 60) is DONE
 
 
-def test_tracker_in_another_process(open_tracker, image, backend, state_dir, session_name, tmp_path) -> None:
+def test_tracker_in_another_process(
+    open_tracker, image, backend, state_dir, session_name, tmp_path
+) -> None:
     """Jobs submitted by a process that has exited are seen and completed by this tracker."""
     import subprocess
     import sys

@@ -1,0 +1,535 @@
+"""The Podman engine adapter (podman-py, libpod REST API of a ``podman system service``).
+
+Install with ``pip install containertracker[podman]``. The engine is found at
+``CONTAINERTRACKER_ENGINE_URL``, else ``CONTAINER_HOST``, else the rootful socket
+``/run/podman/podman.sock``, else the rootless ``$XDG_RUNTIME_DIR/podman/podman.sock``.
+
+Differences from Docker absorbed here: libpod names the exit event ``died``; a paused
+container reports Running false (we read Status); list rows carry times as strings; a missing
+image is a 500 on create; CPU limits go through quota/period (podman-py drops ``nano_cpus``);
+giving any rlimit replaces the service's default rlimits, so the others are filled in.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import json
+import os
+import resource
+import socket
+import threading
+import urllib.parse
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from containertracker.backends._common import feed_stdin, parse_time, tracker_from_params
+from containertracker.core.engine import (
+    ContainerRecord,
+    ContainerSpec,
+    ContainerSummary,
+    EngineEvent,
+    EngineInfo,
+    ImageNotFoundError,
+)
+from containertracker.core.tracker import ContainerTracker
+from containertracker.errors import (
+    ContainerTrackerError,
+    DeniedByDrmsError,
+    DrmCommunicationError,
+    InternalError,
+    InvalidArgumentError,
+    InvalidStateError,
+    JobNotFoundError,
+    UnsupportedAttributeError,
+)
+
+__all__ = ["PodmanEngine", "default_podman_url", "map_engine_errors", "new_podman_tracker"]
+
+try:
+    import podman
+    import podman.errors
+    import requests.exceptions
+    from podman.api import frames
+except ImportError as exc:  # pragma: no cover - exercised only without the extra
+    raise ImportError(
+        "the podman backend needs podman-py: pip install 'containertracker[podman]'"
+    ) from exc
+
+_STATUS_ERRORS: dict[int, type[ContainerTrackerError]] = {
+    400: InvalidArgumentError,
+    401: DeniedByDrmsError,
+    403: DeniedByDrmsError,
+    404: JobNotFoundError,
+    409: InvalidStateError,
+}
+_PODMAN_NPROC = 32768
+_EVENT_READ_TIMEOUT = 2.0
+"""The libpod event stream cannot be interrupted from another thread; it is re-opened this
+often (continuing after the last event seen) so that close() takes effect promptly."""
+
+
+def _translate(exc: BaseException) -> ContainerTrackerError | None:
+    """Our error for a podman-py/transport exception, or None if it is not one of theirs."""
+    if isinstance(exc, podman.errors.APIError):
+        explanation = exc.explanation or str(exc)
+        status = exc.status_code or 0
+        if status >= 500:
+            return InternalError(f"podman service error ({status}): {explanation}")
+        return _STATUS_ERRORS.get(status, InternalError)(explanation)
+    if isinstance(exc, podman.errors.NotFoundError):
+        return JobNotFoundError(str(exc))
+    if isinstance(exc, podman.errors.InvalidArgument):
+        return InvalidArgumentError(str(exc))
+    if isinstance(
+        exc,
+        podman.errors.PodmanError
+        | http.client.HTTPException
+        | requests.exceptions.RequestException
+        | ConnectionError,
+    ):
+        return DrmCommunicationError(f"cannot talk to the podman service: {exc}")
+    return None
+
+
+@contextlib.contextmanager
+def map_engine_errors() -> Iterator[None]:
+    """Translate podman-py and transport exceptions into containertracker errors."""
+    try:
+        yield
+    except ContainerTrackerError:
+        raise
+    except Exception as exc:
+        ours = _translate(exc)
+        if ours is None:
+            raise
+        raise ours from exc
+
+
+def default_podman_url() -> str:
+    """``CONTAINER_HOST``, else the rootful socket if present, else the rootless one."""
+    if os.environ.get("CONTAINER_HOST"):
+        return os.environ["CONTAINER_HOST"]
+    if os.path.exists("/run/podman/podman.sock"):
+        return "unix:///run/podman/podman.sock"
+    runtime_dir = os.environ.get("XDG_RUNTIME_DIR", f"/run/user/{os.getuid()}")
+    return f"unix://{runtime_dir}/podman/podman.sock"
+
+
+def _checked(response: Any) -> Any:
+    response.raise_for_status()
+    return response
+
+
+class _PodmanEvents:
+    """An :class:`EventStream` over libpod's event stream, re-opened on read timeouts."""
+
+    def __init__(self, url: str, filters: dict[str, list[str]], since: float) -> None:
+        self._url = url
+        self._filters = json.dumps(filters)
+        self._since_ns = int(since * 1e9)
+        self._closed = threading.Event()
+
+    def __iter__(self) -> Iterator[EngineEvent]:
+        with (
+            map_engine_errors(),
+            podman.PodmanClient(base_url=self._url, timeout=_EVENT_READ_TIMEOUT) as client,
+        ):
+            while not self._closed.is_set():
+                seconds, nanos = divmod(self._since_ns, 1_000_000_000)
+                response = _checked(
+                    client.api.get(
+                        "/events",
+                        params={
+                            "stream": True,
+                            "since": f"{seconds}.{nanos:09d}",
+                            "filters": self._filters,
+                        },
+                        stream=True,
+                    )
+                )
+                try:
+                    for line in response.iter_lines():
+                        if self._closed.is_set():
+                            return
+                        if not line:
+                            continue
+                        raw = json.loads(line)
+                        time_ns = int(raw.get("timeNano") or int(raw.get("time", 0)) * 10**9)
+                        if time_ns <= self._since_ns:
+                            continue  # already seen before the stream was re-opened
+                        self._since_ns = time_ns
+                        action = str(raw.get("Action") or raw.get("status") or "")
+                        actor = raw.get("Actor") or {}
+                        yield EngineEvent(
+                            actor.get("ID") or raw.get("ID", ""),
+                            "die" if action == "died" else action,
+                            time_ns / 1e9,
+                        )
+                except requests.exceptions.ConnectionError as exc:
+                    if "timed out" not in str(exc).lower() and not isinstance(
+                        exc.__context__, TimeoutError
+                    ):
+                        raise
+                finally:
+                    response.close()
+
+    def close(self) -> None:
+        self._closed.set()
+
+
+class PodmanEngine:
+    """:class:`~containertracker.core.engine.Engine` over a Podman service (libpod API)."""
+
+    name = "podman"
+
+    def __init__(self, base_url: str | None = None, timeout: float = 60.0) -> None:
+        """Connect to the service and ping it.
+
+        Raises:
+            DrmCommunicationError: the service does not answer.
+        """
+        self.url = base_url or default_podman_url()
+        with map_engine_errors():
+            self._client = podman.PodmanClient(base_url=self.url, timeout=timeout)
+            self._api = self._client.api
+            if not self._client.ping():
+                raise DrmCommunicationError(f"the podman service at {self.url} does not answer")
+
+    def create(self, spec: ContainerSpec) -> str:
+        """See :meth:`Engine.create`."""
+        if spec.open_stdin and not self.url.startswith(("unix:", "tcp:", "http:")):
+            raise UnsupportedAttributeError(
+                f"input_path needs a unix or tcp connection to podman, not {self.url}"
+            )
+        if spec.gpus is not None:
+            raise UnsupportedAttributeError(
+                "the gpus extension is not supported on Podman (use CDI devices with podman)"
+            )
+        body = self._spec_body(spec)
+        with map_engine_errors():
+            response = self._api.post(
+                "/containers/create",
+                data=json.dumps(body),
+                headers={"content-type": "application/json"},
+            )
+            # Podman 4 answers 500 for a missing image and for a name conflict: tell them
+            # apart by asking, not by parsing the message.
+            if response.status_code >= 500 and not self.has_image(spec.image):
+                raise ImageNotFoundError(spec.image)
+            if response.status_code >= 409 and spec.name and self._exists(spec.name):
+                raise InvalidArgumentError(
+                    f"cannot create the job container: the name {spec.name!r} is in use "
+                    "(choose another job_name)"
+                )
+            return str(_checked(response).json()["Id"])
+
+    def _exists(self, container: str) -> bool:
+        response = self._api.get(f"/containers/{container}/exists")
+        return bool(response.status_code == 204)
+
+    @staticmethod
+    def _spec_body(spec: ContainerSpec) -> dict[str, Any]:
+        """A libpod SpecGenerator for ``spec``."""
+        body: dict[str, Any] = {
+            "image": spec.image,
+            "labels": dict(spec.labels),
+            "env": dict(spec.environment),
+            "terminal": False,
+            "privileged": spec.privileged,
+            "remove": spec.auto_remove,
+            "stdin": spec.open_stdin,
+        }
+        optional = {
+            "command": list(spec.command) if spec.command is not None else None,
+            "entrypoint": list(spec.entrypoint) if spec.entrypoint else None,
+            "name": spec.name,
+            "work_dir": spec.working_dir,
+            "user": spec.user,
+            "shm_size": spec.shm_size,
+        }
+        body.update({k: v for k, v in optional.items() if v is not None})
+        limits: dict[str, Any] = {}
+        if spec.nano_cpus:
+            limits["cpu"] = {"quota": spec.nano_cpus // 10_000, "period": 100_000}
+        if spec.mem_limit:
+            limits["memory"] = {"limit": spec.mem_limit}
+        if limits:
+            body["resource_limits"] = limits
+        if spec.ulimits:
+            given = {u.name for u in spec.ulimits}
+            rlimits = [{"type": u.name, "soft": u.soft, "hard": u.hard} for u in spec.ulimits]
+            # Any rlimit replaces the service's defaults: keep nofile/nproc within our limits.
+            for name, which in (
+                ("nofile", resource.RLIMIT_NOFILE),
+                ("nproc", resource.RLIMIT_NPROC),
+            ):
+                if name not in given:
+                    soft, hard = resource.getrlimit(which)
+                    if name == "nproc":  # podman lowers its own nproc limit to this
+                        soft, hard = min(soft, _PODMAN_NPROC), min(hard, _PODMAN_NPROC)
+                    rlimits.append({"type": name, "soft": soft, "hard": hard})
+            body["r_limits"] = rlimits
+        if spec.binds:
+            body["mounts"] = [
+                {
+                    "destination": b.container_path,
+                    "source": b.host_path,
+                    "type": "bind",
+                    "options": ["rbind", "ro" if b.read_only else "rw"],
+                }
+                for b in spec.binds
+            ]
+        if spec.port_bindings:
+            body["portmappings"] = [
+                {
+                    "container_port": int(p.container_port.split("/")[0]),
+                    "protocol": p.container_port.split("/")[1],
+                    "host_port": int(p.host_port or 0),
+                    "host_ip": p.host_ip,
+                }
+                for p in spec.port_bindings
+            ]
+        if spec.restart_policy:
+            name, _, retries = spec.restart_policy.partition(":")
+            body["restart_policy"] = name
+            if retries:
+                body["restart_tries"] = int(retries)
+        for key, mode in (
+            ("netns", spec.network_mode),
+            ("ipcns", spec.ipc_mode),
+            ("utsns", spec.uts_mode),
+            ("pidns", spec.pid_mode),
+        ):
+            if mode:
+                body[key] = {"nsmode": mode}
+        return body
+
+    def start(self, container_id: str, stdin: bytes | None = None) -> None:
+        """See :meth:`Engine.start`."""
+        with map_engine_errors():
+            sock = self._attach_stdin(container_id) if stdin is not None else None
+            response = self._api.post(f"/containers/{container_id}/start")
+            if sock is not None and stdin is not None:
+                threading.Thread(target=feed_stdin, args=(sock, stdin), daemon=True).start()
+            if response.status_code >= 500 and self._exists(container_id):
+                # Podman reports a container that cannot start (missing command, bad mount)
+                # as a server error; Docker calls it a bad request, and so do we.
+                raise InvalidArgumentError(f"cannot start the job: {response.text.strip()}")
+            _checked(response)
+
+    def _attach_stdin(self, container_id: str) -> socket.socket:
+        """A connection attached to the container's stdin (podman-py has no attach).
+
+        The attach endpoint upgrades the HTTP connection to a raw stream, which an HTTP
+        client library cannot hand over, so this one request is written by hand.
+        """
+        parsed = urllib.parse.urlparse(self.url)
+        if parsed.scheme == "unix":
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            sock.connect(parsed.path)
+        else:
+            sock = socket.create_connection((parsed.hostname or "localhost", parsed.port or 80))
+        sock.sendall(
+            (
+                f"POST {self._api.path_prefix}containers/{container_id}/attach"
+                "?stdin=true&stdout=false&stderr=false&stream=true HTTP/1.1\r\n"
+                "Host: podman\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n"
+                "Content-Length: 0\r\n\r\n"
+            ).encode()
+        )
+        head = b""
+        while b"\r\n\r\n" not in head:
+            chunk = sock.recv(4096)
+            if not chunk:
+                break
+            head += chunk
+        status = head.split(b" ", 2)[1] if head.count(b" ") >= 2 else b""
+        if status not in (b"101", b"200"):
+            sock.close()
+            raise InternalError(f"podman refused to attach stdin: {head[:200]!r}")
+        return sock
+
+    def stop(self, container_id: str, grace: float) -> None:
+        """See :meth:`Engine.stop`."""
+        with map_engine_errors():
+            state = _checked(self._api.get(f"/containers/{container_id}/json")).json()["State"]
+            if state.get("Paused"):
+                # A frozen process cannot handle SIGTERM: kill, and let runc thaw it.
+                _checked(
+                    self._api.post(f"/containers/{container_id}/kill", params={"signal": "SIGKILL"})
+                )
+                _checked(
+                    self._api.post(
+                        f"/containers/{container_id}/wait",
+                        params={"condition": ["exited", "stopped"]},
+                    )
+                )
+            else:
+                _checked(
+                    self._api.post(
+                        f"/containers/{container_id}/stop",
+                        params={"timeout": max(0, round(grace))},
+                        timeout=(self._api.timeout or 60) + grace,
+                    )
+                )
+
+    def pause(self, container_id: str) -> None:
+        """See :meth:`Engine.pause`."""
+        with map_engine_errors():
+            _checked(self._api.post(f"/containers/{container_id}/pause"))
+
+    def unpause(self, container_id: str) -> None:
+        """See :meth:`Engine.unpause`."""
+        with map_engine_errors():
+            _checked(self._api.post(f"/containers/{container_id}/unpause"))
+
+    def remove(self, container_id: str) -> None:
+        """See :meth:`Engine.remove`."""
+        with map_engine_errors():
+            _checked(
+                self._api.delete(
+                    f"/containers/{container_id}", params={"force": True, "v": True, "timeout": 0}
+                )
+            )
+
+    def inspect(self, container_id: str) -> ContainerRecord:
+        """See :meth:`Engine.inspect`."""
+        with map_engine_errors():
+            data = _checked(self._api.get(f"/containers/{container_id}/json")).json()
+        state = data.get("State") or {}
+        config = data.get("Config") or {}
+        host = data.get("HostConfig") or {}
+        return ContainerRecord(
+            id=data["Id"],
+            name=str(data.get("Name", "")),
+            image=data.get("ImageName") or config.get("Image", ""),
+            labels=config.get("Labels") or {},
+            status=_status(state.get("Status", "")),
+            exit_code=int(state.get("ExitCode") or 0),
+            oom_killed=bool(state.get("OOMKilled")),
+            error=state.get("Error") or "",
+            created=parse_time(data.get("Created")),
+            started_at=parse_time(state.get("StartedAt")),
+            finished_at=parse_time(state.get("FinishedAt")),
+            command=tuple(config.get("Cmd") or ()),
+            working_dir=config.get("WorkingDir") or "",
+            user=config.get("User") or "",
+            nano_cpus=int(host.get("NanoCpus") or 0),
+        )
+
+    def list_containers(self, labels: Mapping[str, str]) -> list[ContainerSummary]:
+        """See :meth:`Engine.list_containers`."""
+        params: dict[str, Any] = {"all": True}
+        if labels:
+            params["filters"] = json.dumps({"label": [f"{k}={v}" for k, v in labels.items()]})
+        with map_engine_errors():
+            rows = _checked(self._api.get("/containers/json", params=params)).json()
+        summaries = []
+        for row in rows:
+            created = row.get("Created")
+            when = parse_time(created) if isinstance(created, str) else None
+            summaries.append(
+                ContainerSummary(
+                    row["Id"],
+                    _status(row.get("State", "")),
+                    row.get("Labels") or {},
+                    when.timestamp() if when else float(created or 0),
+                )
+            )
+        return summaries
+
+    def logs(self, container_id: str, *, stdout: bool, stderr: bool) -> bytes:
+        """See :meth:`Engine.logs`."""
+        with map_engine_errors():
+            response = _checked(
+                self._api.get(
+                    f"/containers/{container_id}/logs", params={"stdout": stdout, "stderr": stderr}
+                )
+            )
+        return b"".join(frames(response))
+
+    def copy_from(self, container_id: str, path: str) -> Iterator[bytes]:
+        """See :meth:`Engine.copy_from`."""
+        with map_engine_errors():
+            response = self._api.get(
+                f"/containers/{container_id}/archive", params={"path": path}, stream=True
+            )
+            if response.status_code == 404:
+                raise InvalidArgumentError(f"{path} does not exist in the container")
+            yield from _checked(response).iter_content(chunk_size=65536)
+
+    def events(self, labels: Mapping[str, str], since: float) -> _PodmanEvents:
+        """See :meth:`Engine.events`."""
+        filters = {"type": ["container"], "label": [f"{k}={v}" for k, v in labels.items()]}
+        return _PodmanEvents(self.url, filters, since)
+
+    def images(self) -> list[str]:
+        """See :meth:`Engine.images`.
+
+        Local builds are listed as ``localhost/NAME:TAG``; both that and ``NAME:TAG`` work as
+        JobCategory, and both are listed.
+        """
+        with map_engine_errors():
+            rows = _checked(self._api.get("/images/json")).json()
+        names = []
+        for row in rows:
+            for tag in row.get("RepoTags") or ():
+                if tag == "<none>:<none>":
+                    continue
+                names.append(tag)
+                if tag.startswith("localhost/"):
+                    names.append(tag.removeprefix("localhost/"))
+        return names
+
+    def has_image(self, image: str) -> bool:
+        """See :meth:`Engine.has_image`."""
+        with map_engine_errors():
+            response = self._api.get(f"/images/{image}/exists")
+        return bool(response.status_code == 204)
+
+    def pull(self, image: str) -> None:
+        """See :meth:`Engine.pull`."""
+        with map_engine_errors():
+            response = self._api.post("/images/pull", params={"reference": image})
+            if response.status_code >= 400:
+                raise InvalidArgumentError(f"cannot pull image {image!r}: {response.text.strip()}")
+
+    def info(self) -> EngineInfo:
+        """See :meth:`Engine.info`."""
+        with map_engine_errors():
+            data = _checked(self._api.get("/info")).json()
+        host = data.get("host") or {}
+        return EngineInfo(
+            host_name=host.get("hostname", ""),
+            architecture=host.get("arch", ""),
+            cpus=int(host.get("cpus") or 1),
+            memory=int(host.get("memTotal") or 0),
+            os_type=host.get("os", ""),
+            kernel_version=host.get("kernel", ""),
+            engine_version=(data.get("version") or {}).get("Version", ""),
+        )
+
+    def close(self) -> None:
+        """See :meth:`Engine.close`."""
+        with contextlib.suppress(Exception):
+            self._api.close()
+
+
+def _status(libpod_status: str) -> str:
+    """libpod container status -> Docker vocabulary."""
+    return {
+        "configured": "created",
+        "initialized": "created",
+        "stopped": "exited",
+        "stopping": "running",
+    }.get(libpod_status, libpod_status)
+
+
+def new_podman_tracker(session: str, params: Mapping[str, Any] | None = None) -> ContainerTracker:
+    """Allocator for ``new_job_tracker("podman", session, params)``."""
+    return tracker_from_params(
+        lambda settings: PodmanEngine(settings.engine_url, settings.request_timeout),
+        session,
+        params,
+    )
