@@ -630,10 +630,12 @@ class ContainerTracker:
         for row in managed:
             if row.status in _ACTIVE:
                 next_wake = min(next_wake, self._enforce_limits(row, now))
-            elif row.status in _ENDED and not self._store.marks(row.id).finalized:
-                plan = lb.Plan.from_labels(row.labels)
-                if plan.needs_finalizing:
-                    self._pool.submit(self._finalize_quietly, row.id)
+            elif (
+                row.status in _ENDED
+                and lb.Plan.from_labels(row.labels).needs_finalizing
+                and not self._store.marks(row.id).finalized
+            ):
+                self._pool.submit(self._finalize_quietly, row.id)
         return next_wake, errors
 
     def _start_many(
