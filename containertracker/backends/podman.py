@@ -224,6 +224,13 @@ class PodmanEngine:
                 )
             return str(_checked(response).json()["Id"])
 
+    def _checked_for(self, container_id: str, response: Any) -> Any:
+        """Like ``_checked``, but a 500 about a container that no longer exists (Podman
+        answers so while removing one) is a JobNotFoundError."""
+        if response.status_code >= 500 and not self._exists(container_id):
+            raise JobNotFoundError(f"no container {container_id}")
+        return _checked(response)
+
     def _exists(self, container: str) -> bool:
         response = self._api.get(f"/containers/{container}/exists")
         return bool(response.status_code == 204)
@@ -353,7 +360,8 @@ class PodmanEngine:
     def stop(self, container_id: str, grace: float) -> None:
         """See :meth:`Engine.stop`."""
         with map_engine_errors():
-            state = _checked(self._api.get(f"/containers/{container_id}/json")).json()["State"]
+            response = self._api.get(f"/containers/{container_id}/json")
+            state = self._checked_for(container_id, response).json()["State"]
             if state.get("Paused"):
                 # A frozen process cannot handle SIGTERM: kill, and let runc thaw it.
                 _checked(
@@ -377,12 +385,13 @@ class PodmanEngine:
     def pause(self, container_id: str) -> None:
         """See :meth:`Engine.pause`."""
         with map_engine_errors():
-            _checked(self._api.post(f"/containers/{container_id}/pause"))
+            self._checked_for(container_id, self._api.post(f"/containers/{container_id}/pause"))
 
     def unpause(self, container_id: str) -> None:
         """See :meth:`Engine.unpause`."""
         with map_engine_errors():
-            _checked(self._api.post(f"/containers/{container_id}/unpause"))
+            response = self._api.post(f"/containers/{container_id}/unpause")
+            self._checked_for(container_id, response)
 
     def remove(self, container_id: str) -> None:
         """See :meth:`Engine.remove`."""
@@ -396,7 +405,8 @@ class PodmanEngine:
     def inspect(self, container_id: str) -> ContainerRecord:
         """See :meth:`Engine.inspect`."""
         with map_engine_errors():
-            data = _checked(self._api.get(f"/containers/{container_id}/json")).json()
+            response = self._api.get(f"/containers/{container_id}/json")
+            data = self._checked_for(container_id, response).json()
         state = data.get("State") or {}
         config = data.get("Config") or {}
         host = data.get("HostConfig") or {}
@@ -442,10 +452,11 @@ class PodmanEngine:
     def logs(self, container_id: str, *, stdout: bool, stderr: bool) -> bytes:
         """See :meth:`Engine.logs`."""
         with map_engine_errors():
-            response = _checked(
+            response = self._checked_for(
+                container_id,
                 self._api.get(
                     f"/containers/{container_id}/logs", params={"stdout": stdout, "stderr": stderr}
-                )
+                ),
             )
         return b"".join(frames(response))
 

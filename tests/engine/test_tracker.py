@@ -678,3 +678,47 @@ def test_list_jobs_is_one_engine_call(tracker, image) -> None:
     finally:
         del engine.list_containers
     assert len(calls) == 1
+
+
+def test_namespace_extensions(tracker, image, tmp_path) -> None:
+    """uts/pid/net/ipc host take effect inside the job.
+
+    (``privileged`` is parsed and passed on, but this VM denies the capabilities it needs.)
+    """
+    out = tmp_path / "out"
+    script = "hostname; cat /proc/1/comm; ls /sys/class/net | wc -l"
+    job_id = tracker.add_job(
+        jt(
+            image,
+            "sh",
+            "-c",
+            script,
+            output_path=str(out),
+            extension={"uts": "host", "pid": "host", "net": "host", "ipc": "host"},
+        )
+    )
+    assert tracker.wait(job_id, 30) is DONE
+    hostname, init, interfaces = out.read_text().splitlines()
+    assert hostname == tracker.get_all_machines()[0].name
+    assert init not in ("sh", "")  # the host's PID 1, not the job's shell
+    assert int(interfaces) >= 3  # the host's interfaces (a bridged job sees lo and eth0)
+
+
+def test_unprivileged_job_cannot_mount(tracker, image) -> None:
+    """Without the privileged extension a job cannot mount (the default is safe)."""
+    job_id = tracker.add_job(jt(image, "mount", "-t", "tmpfs", "none", "/mnt"))
+    assert tracker.wait(job_id, 30) is FAILED
+
+
+def test_rm_extension_removes_the_job(tracker, image) -> None:
+    """With rm=true the engine removes the job when it ends: it becomes unknown, no hang."""
+    job_id = tracker.add_job(jt(image, "true", extension={"rm": "true"}))
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            tracker.wait(job_id, 5)
+        except JobNotFoundError:
+            break
+    else:
+        pytest.fail("the rm=true job was never removed")
+    assert job_id not in tracker.list_jobs()
