@@ -74,6 +74,8 @@ def _translate(exc: BaseException) -> ContainerTrackerError | None:
     if isinstance(exc, podman.errors.APIError):
         explanation = exc.explanation or str(exc)
         status = exc.status_code or 0
+        if not status:  # podman-py wraps transport failures in an APIError without response
+            return DrmCommunicationError(f"cannot reach the podman service: {explanation}")
         if status >= 500:
             return InternalError(f"podman service error ({status}): {explanation}")
         return _STATUS_ERRORS.get(status, InternalError)(explanation)
