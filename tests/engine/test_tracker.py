@@ -722,3 +722,25 @@ def test_rm_extension_removes_the_job(tracker, image) -> None:
     else:
         pytest.fail("the rm=true job was never removed")
     assert job_id not in tracker.list_jobs()
+
+
+def test_jobs_of_the_go_tracker_are_seen(tracker, image, session_name) -> None:
+    """A container labelled as drmaa2os' Docker tracker labels it is a job of the session."""
+    from containertracker.core import labels as lb
+    from containertracker.core.engine import ContainerSpec
+
+    go_template = '{"extension":{},"remoteCommand":"sleep","args":["1"],"jobCategory":"%s"}' % image
+    template = JobTemplate.from_go_json(go_template)
+    job_id = tracker._engine.create(
+        ContainerSpec(
+            image=image,
+            command=("sleep", "1"),
+            labels={lb.SESSION: session_name, lb.TEMPLATE: template.to_label()},
+        )
+    )
+    tracker._engine.start(job_id)
+    assert tracker.list_jobs() == [job_id]
+    assert tracker.job_template(job_id) == template
+    assert tracker.wait(job_id, 30) is DONE
+    assert tracker.job_info(job_id).exit_status == 0
+    tracker.delete_job(job_id)

@@ -1,0 +1,322 @@
+"""containertracker's cost against the raw engine SDK, measured side by side in one run.
+
+Each figure is the median of several runs of the tracker doing some work, divided by the
+median of a hand-written raw-SDK script doing the same work in the same run, with the spread
+(min-max of the per-run times). Run ``scripts/bench`` (both engines) or
+``python benchmarks/bench.py --engine docker --repeat 5 --array-size 200 --scale 1000``.
+
+No timing is asserted anywhere: this prints numbers. ``tests/unit/test_bench_smoke.py`` runs
+it with tiny sizes so it cannot rot.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import partial
+from typing import Any
+
+import containertracker
+from containertracker import JobTemplate
+from containertracker.backends._common import parse_time
+from containertracker.core import labels as lb
+from containertracker.core.tracker import ContainerTracker
+
+IMAGE = "containertracker/busybox:latest"
+URLS = {"docker": "unix:///var/run/docker.sock", "podman": "unix:///run/podman/podman.sock"}
+BENCH_LABEL = "containertracker.bench"
+
+
+@dataclass
+class Figure:
+    """One comparison: per-run seconds of the tracker and of the raw script."""
+
+    name: str
+    ours: list[float]
+    raw: list[float]
+
+    def line(self) -> str:
+        """``name  ratio  (ours median, raw median, spreads)``."""
+        ours, raw = statistics.median(self.ours), statistics.median(self.raw)
+        return (
+            f"{self.name:<38} ratio {ours / raw:6.2f}   tracker {_ms(ours)} "
+            f"[{_ms(min(self.ours))}-{_ms(max(self.ours))}]   raw {_ms(raw)} "
+            f"[{_ms(min(self.raw))}-{_ms(max(self.raw))}]"
+        )
+
+
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1000:8.1f} ms"
+
+
+class Raw:
+    """The raw-SDK side: what a user would write by hand with docker-py or podman-py."""
+
+    def __init__(self, engine: str, session: str) -> None:
+        self.engine = engine
+        self.labels = {BENCH_LABEL: session}
+        if engine == "docker":
+            import docker
+
+            self.api: Any = docker.APIClient(base_url=URLS[engine], version="auto")
+        else:
+            import podman
+
+            self.client: Any = podman.PodmanClient(base_url=URLS[engine])
+            self.objects: dict[str, Any] = {}  # a hand-written script keeps its Container objects
+
+    def create(self, command: list[str]) -> str:
+        if self.engine == "docker":
+            return str(self.api.create_container(IMAGE, command=command, labels=self.labels)["Id"])
+        container = self.client.containers.create(IMAGE, command=command, labels=self.labels)
+        self.objects[container.id] = container
+        return str(container.id)
+
+    def start(self, cid: str) -> None:
+        if self.engine == "docker":
+            self.api.start(cid)
+        else:
+            self.objects[cid].start()
+
+    def wait(self, cid: str) -> None:
+        if self.engine == "docker":
+            self.api.wait(cid)
+        else:
+            self.objects[cid].wait(condition=["exited", "stopped"])
+
+    def finished_at(self, cid: str) -> datetime:
+        if self.engine == "docker":
+            value = self.api.inspect_container(cid)["State"]["FinishedAt"]
+        else:
+            value = self.client.containers.get(cid).attrs["State"]["FinishedAt"]
+        parsed = parse_time(value)
+        assert parsed is not None
+        return parsed
+
+    def list(self) -> int:
+        if self.engine == "docker":
+            return len(
+                self.api.containers(
+                    all=True, filters={"label": [f"{BENCH_LABEL}={self.labels[BENCH_LABEL]}"]}
+                )
+            )
+        return len(
+            self.client.containers.list(
+                all=True, filters={"label": f"{BENCH_LABEL}={self.labels[BENCH_LABEL]}"}
+            )
+        )
+
+    def cleanup(self) -> None:
+        if self.engine == "docker":
+            rows = self.api.containers(
+                all=True, filters={"label": f"{BENCH_LABEL}={self.labels[BENCH_LABEL]}"}
+            )
+            ids = [row["Id"] for row in rows]
+            remove = lambda cid: self.api.remove_container(cid, force=True)  # noqa: E731
+        else:
+            found = self.client.containers.list(
+                all=True, filters={"label": f"{BENCH_LABEL}={self.labels[BENCH_LABEL]}"}
+            )
+            ids = [c.id for c in found]
+            remove = lambda cid: self.client.containers.get(cid).remove(force=True)  # noqa: E731
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(remove, ids))
+
+
+def _timed(work: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    work()
+    return time.perf_counter() - start
+
+
+def _template(*command: str) -> JobTemplate:
+    return JobTemplate(job_category=IMAGE, remote_command=command[0], args=command[1:])
+
+
+def _tracker(engine: str, session: str, state_dir: str) -> ContainerTracker:
+    tracker = containertracker.new_job_tracker(
+        engine, session, {"engine_url": URLS[engine], "state_dir": state_dir}
+    )
+    assert isinstance(tracker, ContainerTracker)
+    return tracker
+
+
+def _clear(tracker: ContainerTracker) -> None:
+    ids = tracker.list_jobs()
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(tracker._engine.remove, ids))
+
+
+def bench_engine(engine: str, repeat: int, array_size: int, scale: int) -> list[str]:
+    """All local figures for one engine; returns the printed lines."""
+    session = f"bench-{uuid.uuid4().hex[:8]}"
+    state_dir = tempfile.mkdtemp(prefix="ct-bench-")
+    raw = Raw(engine, session)
+    lines = [f"== {engine} ({repeat} runs each)"]
+    with _tracker(engine, session, state_dir) as tracker:
+        try:
+            figures = [
+                Figure(
+                    "add_job vs create+start",
+                    [_timed(lambda: tracker.add_job(_template("true"))) for _ in range(repeat)],
+                    [_timed(lambda: raw.start(raw.create(["true"]))) for _ in range(repeat)],
+                ),
+                Figure(
+                    "add_job+wait vs create+start+wait",
+                    [
+                        _timed(lambda: tracker.wait(tracker.add_job(_template("true")), 60))
+                        for _ in range(repeat)
+                    ],
+                    [_timed(lambda: _raw_run(raw, ["true"])) for _ in range(repeat)],
+                ),
+            ]
+            lines += [f.line() for f in figures]
+            lines.append(_wait_latency(tracker, raw, repeat))
+            _clear(tracker)
+            raw.cleanup()
+            runs = max(1, repeat // 2)
+            for limit in (4, 0):
+                ours = []
+                theirs = []
+                for _ in range(runs):  # cleanup between runs is not timed
+                    ours.append(_timed(partial(_tracker_array, tracker, array_size, limit)))
+                    _clear(tracker)
+                    theirs.append(_timed(partial(_raw_array, raw, array_size, limit)))
+                    raw.cleanup()
+                name = f"array {array_size} tasks, max_parallel {limit}"
+                lines.append(Figure(name, ours, theirs).line())
+            lines += _listing(tracker, raw, repeat, scale)
+            lines.append(_memory(engine, session, state_dir, scale))
+        finally:
+            _clear(tracker)
+            raw.cleanup()
+    return lines
+
+
+def _raw_run(raw: Raw, command: list[str]) -> None:
+    cid = raw.create(command)
+    raw.start(cid)
+    raw.wait(cid)
+
+
+def _wait_latency(tracker: ContainerTracker, raw: Raw, repeat: int) -> str:
+    """Time from the container's exit (engine FinishedAt) to the wait call returning."""
+    ours, theirs = [], []
+    for _ in range(repeat):
+        job_id = tracker.add_job(_template("sleep", "0.5"))
+        tracker.wait(job_id, 60)
+        returned = datetime.now(UTC)
+        ours.append((returned - tracker._engine.inspect(job_id).finished_at).total_seconds())  # type: ignore[operator]
+        cid = raw.create(["sleep", "0.5"])
+        raw.start(cid)
+        raw.wait(cid)
+        returned = datetime.now(UTC)
+        theirs.append((returned - raw.finished_at(cid)).total_seconds())
+    delta = statistics.median(ours) - statistics.median(theirs)
+    return (
+        f"{'wait latency after exit':<38} delta {delta * 1000:+7.1f} ms   "
+        f"tracker {_ms(statistics.median(ours))} [{_ms(min(ours))}-{_ms(max(ours))}]   "
+        f"raw blocking wait {_ms(statistics.median(theirs))}"
+    )
+
+
+def _tracker_array(tracker: ContainerTracker, size: int, limit: int) -> None:
+    array_id = tracker.add_array_job(_template("true"), 1, size, 1, limit)
+    for job_id in tracker.list_array_jobs(array_id):
+        tracker.wait(job_id, 600)
+
+
+def _raw_array(raw: Raw, size: int, limit: int) -> None:
+    """The best plain script: a pool of ``limit`` workers (no limit: 8) each running tasks."""
+    with ThreadPoolExecutor(limit or 8) as pool:
+        list(pool.map(lambda _: _raw_run(raw, ["true"]), range(size)))
+
+
+def _listing(tracker: ContainerTracker, raw: Raw, repeat: int, scale: int) -> list[str]:
+    """list_jobs/job_state/job_info with ``scale`` containers in the session vs one raw list."""
+    session_labels = {lb.SESSION: tracker._session, BENCH_LABEL: raw.labels[BENCH_LABEL]}
+    from containertracker.core.engine import ContainerSpec
+
+    spec = ContainerSpec(image=IMAGE, command=("true",), labels=session_labels)
+    with ThreadPoolExecutor(8) as pool:
+        ids = list(pool.map(lambda _: tracker._engine.create(spec), range(scale)))
+    raw_list = [_timed(raw.list) for _ in range(repeat)]
+    figures = [
+        Figure(
+            f"list_jobs at {scale} jobs vs raw list",
+            [_timed(tracker.list_jobs) for _ in range(repeat)],
+            raw_list,
+        ),
+        Figure(
+            f"job_state at {scale} jobs vs raw list",
+            [_timed(lambda: tracker.job_state(ids[-1])) for _ in range(repeat)],
+            raw_list,
+        ),
+        Figure(
+            f"job_info at {scale} jobs vs raw list",
+            [_timed(lambda: tracker.job_info(ids[-1])) for _ in range(repeat)],
+            raw_list,
+        ),
+    ]
+    return [f.line() for f in figures]
+
+
+def _memory(engine: str, session: str, state_dir: str, scale: int) -> str:
+    """Peak RSS of a fresh process that opens the session and reads every job's state."""
+    script = (
+        "import resource, containertracker\n"
+        f"t = containertracker.new_job_tracker({engine!r}, {session!r}, "
+        f"{{'engine_url': {URLS[engine]!r}, 'state_dir': {state_dir!r}}})\n"
+        "ids = t.list_jobs()\n"
+        "states = [t.job_state(i) for i in ids]\n"
+        "print(len(ids), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
+        "t.close()\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], check=True, capture_output=True, text=True)
+    count, kib = out.stdout.split()
+    baseline = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import resource; print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)",
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    label = f"peak RSS tracking {count} jobs"
+    return f"{label:<38} {int(kib) / 1024:7.1f} MiB (bare python {int(baseline) / 1024:.1f} MiB)"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse arguments, run the benchmark on each engine, print the figures."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--engine", action="append", choices=sorted(URLS), help="default: both")
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--array-size", type=int, default=200)
+    parser.add_argument("--scale", type=int, default=1000)
+    parser.add_argument("--json", action="store_true", help="print the lines as a JSON list")
+    args = parser.parse_args(argv)
+    lines = [f"containertracker benchmark, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC"]
+    for engine in args.engine or sorted(URLS):
+        lines += bench_engine(engine, args.repeat, args.array_size, args.scale)
+        if not args.json:
+            print("\n".join(lines), flush=True)
+            lines = []
+    if args.json:
+        print(json.dumps(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,51 @@
+"""The benchmark script runs end to end at tiny sizes (so it cannot rot); no timing checked."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "bench.py"
+
+
+@pytest.mark.only_engines("docker", "podman")
+def test_benchmark_runs(backend, open_tracker) -> None:
+    """bench.py prints every figure for the engine and leaves no container behind."""
+    tracker = open_tracker()  # fails (or skips) the test when the engine is unreachable
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(BENCH),
+            "--engine",
+            backend,
+            "--repeat",
+            "2",
+            "--array-size",
+            "3",
+            "--scale",
+            "5",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=True,
+    )
+    out = result.stdout
+    for figure in (
+        "add_job vs create+start",
+        "wait latency",
+        "max_parallel 4",
+        "list_jobs at 5",
+        "job_info at 5",
+        "peak RSS tracking 5 jobs",
+    ):
+        assert figure in out, out
+    leftovers = [
+        row.id
+        for row in tracker._engine.list_containers({})
+        if "containertracker.bench" in row.labels
+    ]
+    assert leftovers == []
