@@ -729,7 +729,9 @@ def test_jobs_of_the_go_tracker_are_seen(tracker, image, session_name) -> None:
     from containertracker.core import labels as lb
     from containertracker.core.engine import ContainerSpec
 
-    go_template = '{"extension":{},"remoteCommand":"sleep","args":["1"],"jobCategory":"%s"}' % image
+    go_template = (
+        '{"extension":{},"remoteCommand":"sleep","args":["1"],"jobCategory":' + f'"{image}"' + "}"
+    )
     template = JobTemplate.from_go_json(go_template)
     job_id = tracker._engine.create(
         ContainerSpec(
