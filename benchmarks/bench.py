@@ -271,15 +271,24 @@ def _listing(tracker: ContainerTracker, raw: Raw, repeat: int, scale: int) -> li
     return [f.line() for f in figures]
 
 
+# VmHWM, not ru_maxrss: a child's ru_maxrss starts from its forked parent's peak.
+_PEAK = (
+    "def _peak_kib():\n"
+    "    for line in open('/proc/self/status'):\n"
+    "        if line.startswith('VmHWM:'):\n"
+    "            return int(line.split()[1])\n"
+)
+
+
 def _memory(engine: str, session: str, state_dir: str, scale: int) -> str:
     """Peak RSS of a fresh process that opens the session and reads every job's state."""
     script = (
-        "import resource, containertracker\n"
+        _PEAK + "import containertracker\n"
         f"t = containertracker.new_job_tracker({engine!r}, {session!r}, "
         f"{{'engine_url': {URLS[engine]!r}, 'state_dir': {state_dir!r}}})\n"
         "ids = t.list_jobs()\n"
         "states = [t.job_state(i) for i in ids]\n"
-        "print(len(ids), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
+        "print(len(ids), _peak_kib())\n"
         "t.close()\n"
     )
     out = subprocess.run([sys.executable, "-c", script], check=True, capture_output=True, text=True)

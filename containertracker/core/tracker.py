@@ -99,6 +99,11 @@ class ContainerTracker:
         self._log = logger.bind(backend=engine.name, session=session)
         self._closed = threading.Event()
         self._kick = threading.Event()
+        self._died: dict[str, float] = {}
+        """Jobs whose "die" event this tracker saw recently (monotonic time)."""
+        self._starting: set[str] = set()
+        """Jobs this tracker's scheduler is starting right now (they hold array slots)."""
+        self._starting_lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="containertracker-start")
         self._watcher = EventWatcher(engine, {lb.SESSION: session}, self._on_event)
         self._scheduler = threading.Thread(
@@ -175,8 +180,7 @@ class ContainerTracker:
             # Under the session lock, so that no scheduler (of any tracker) starts these tasks
             # before this call has seen whether the first ones start.
             with self._store.lock(f"session-{self._session}"):
-                for spec in specs:
-                    created.append(self._create(spec))
+                self._create_all(specs, created)
                 failures = self._schedule_pass(background=False)[1]
             if failures:
                 raise failures[0]
@@ -508,6 +512,22 @@ class ContainerTracker:
         self._engine.pull(spec.image)
         return self._engine.create(spec)
 
+    def _create_all(self, specs: list[ContainerSpec], created: list[str]) -> None:
+        """Create containers in parallel (engines create faster so), appending their ids to
+        ``created`` as they come; the first error is raised after all calls returned."""
+        with ThreadPoolExecutor(
+            max_workers=8, thread_name_prefix="containertracker-create"
+        ) as pool:
+            futures = [pool.submit(self._create, spec) for spec in specs]
+            errors = []
+            for future in futures:
+                try:
+                    created.append(future.result())
+                except ContainerTrackerError as exc:
+                    errors.append(exc)
+        if errors:
+            raise errors[0]
+
     def _start(self, job_id: str, plan: lb.Plan) -> None:
         stdin = Path(plan.stdin_path).read_bytes() if plan.stdin_path else None
         self._engine.start(job_id, stdin)
@@ -569,7 +589,11 @@ class ContainerTracker:
     # -- scheduler ----------------------------------------------------------------------------
 
     def _on_event(self, event: EngineEvent) -> None:
-        if event.action in ("die", "start", "pause", "unpause", "destroy", "create", "oom"):
+        # Only an ended or removed job frees a slot or needs its outputs written; kicking on
+        # every event would add an engine call to every submission.
+        if event.action in ("die", "destroy"):
+            with self._starting_lock:
+                self._died[event.container_id] = time.monotonic()
             self._kick.set()
 
     def _schedule_loop(self) -> None:
@@ -600,16 +624,31 @@ class ContainerTracker:
         next_wake = now + self._resync
         rows = self._engine.list_containers({lb.SESSION: self._session})
         managed = [row for row in rows if lb.MANAGED in row.labels]
-        active = Counter(row.labels.get(lb.ARRAY_ID) for row in managed if row.status in _ACTIVE)
+        with self._starting_lock:
+            # The engine's container list lags behind its own "die" event by a moment; a job
+            # we saw die no longer holds its slot, whatever the list says.
+            horizon = time.monotonic() - 60
+            self._died = {cid: t for cid, t in self._died.items() if t > horizon}
+            died = set(self._died)
+        active = Counter(
+            row.labels.get(lb.ARRAY_ID)
+            for row in managed
+            if row.status in _ACTIVE and row.id not in died
+        )
         to_start: list[tuple[str, lb.Plan]] = []
         queued = sorted(
             (row for row in managed if row.status == "created"),
             key=lambda row: (row.labels.get(lb.ARRAY_ID, ""), int(row.labels.get(lb.TASK_ID, "0"))),
         )
+        with self._starting_lock:
+            starting = set(self._starting)
         for row in queued:
+            array_id = row.labels.get(lb.ARRAY_ID)
+            if row.id in starting:  # our own start of it is still under way: it holds a slot
+                active[array_id] += 1
+                continue
             plan = lb.Plan.from_labels(row.labels)
             marks = self._store.marks(row.id)
-            array_id = row.labels.get(lb.ARRAY_ID)
             deferred = plan.hold or plan.start_at is not None or array_id is not None
             if marks.failure or self._held(plan, marks):
                 continue
@@ -641,16 +680,35 @@ class ContainerTracker:
     def _start_many(
         self, jobs: list[tuple[str, lb.Plan]], *, background: bool
     ) -> list[ContainerTrackerError]:
+        """Start jobs in parallel.
+
+        In the foreground, wait and return the errors. In the background, return at once
+        (so one slow start does not hold up the next pass) and record errors on the jobs.
+        """
+        if background:
+            with self._starting_lock:
+                self._starting.update(job_id for job_id, _ in jobs)
+            for job_id, plan in jobs:
+                self._pool.submit(self._start_in_background, job_id, plan)
+            return []
         errors: list[ContainerTrackerError] = []
         futures = [(job_id, self._pool.submit(self._start, job_id, plan)) for job_id, plan in jobs]
-        for job_id, future in futures:
+        for _, future in futures:
             try:
                 future.result()
             except ContainerTrackerError as exc:
                 errors.append(exc)
-                if background:
-                    self._store.update(job_id, failure=f"could not start: {exc}")
         return errors
+
+    def _start_in_background(self, job_id: str, plan: lb.Plan) -> None:
+        try:
+            self._start(job_id, plan)
+        except ContainerTrackerError as exc:
+            self._store.update(job_id, failure=f"could not start: {exc}")
+            self._kick.set()  # its slot is free again
+        finally:
+            with self._starting_lock:
+                self._starting.discard(job_id)
 
     def _enforce_limits(self, row: ContainerSummary, now: float) -> float:
         """Stop a job past its deadline or wall-clock limit; return when to check it again."""
