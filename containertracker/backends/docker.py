@@ -63,6 +63,8 @@ def _translate(exc: BaseException) -> ContainerTrackerError | None:
         return _STATUS_ERRORS.get(status, InternalError)(explanation)
     if isinstance(exc, docker.errors.NullResource | docker.errors.InvalidArgument):
         return InvalidArgumentError(str(exc))
+    if isinstance(exc, docker.errors.StreamParseError):
+        return InternalError(f"cannot parse the docker engine's answer: {exc}")
     if isinstance(exc, docker.errors.DockerException | requests.exceptions.RequestException):
         return DrmCommunicationError(f"cannot talk to the docker engine: {exc}")
     if isinstance(exc, ConnectionError | socket.timeout):

@@ -83,9 +83,11 @@ def _translate(exc: BaseException) -> ContainerTrackerError | None:
         return JobNotFoundError(str(exc))
     if isinstance(exc, podman.errors.InvalidArgument):
         return InvalidArgumentError(str(exc))
+    if isinstance(exc, podman.errors.StreamParseError):
+        return InternalError(f"cannot parse the podman service's answer: {exc}")
     if isinstance(
         exc,
-        podman.errors.PodmanError
+        podman.errors.DockerException
         | http.client.HTTPException
         | requests.exceptions.RequestException
         | ConnectionError,
