@@ -297,7 +297,7 @@ def _memory(engine: str, session: str, state_dir: str, scale: int) -> str:
         [
             sys.executable,
             "-c",
-            "import resource; print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)",
+            _PEAK + "print(_peak_kib())",
         ],
         check=True,
         capture_output=True,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import re
 import socket
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -13,10 +13,56 @@ from pydantic import ValidationError
 
 from containertracker.core.engine import Engine
 from containertracker.core.tracker import ContainerTracker
-from containertracker.errors import InvalidArgumentError
+from containertracker.errors import (
+    ContainerTrackerError,
+    DeniedByDrmsError,
+    InternalError,
+    InvalidArgumentError,
+    InvalidStateError,
+    JobNotFoundError,
+)
 from containertracker.settings import Settings
 
-__all__ = ["feed_stdin", "parse_time", "tracker_from_params"]
+__all__ = [
+    "error_for_status",
+    "feed_stdin",
+    "parse_time",
+    "tracker_from_params",
+    "translating",
+]
+
+_STATUS_ERRORS: dict[int, type[ContainerTrackerError]] = {
+    400: InvalidArgumentError,
+    401: DeniedByDrmsError,
+    403: DeniedByDrmsError,
+    404: JobNotFoundError,
+    409: InvalidStateError,
+}
+
+
+def error_for_status(engine: str, status: int, explanation: str) -> ContainerTrackerError:
+    """Our error for an engine API answer with HTTP ``status`` (never by message text)."""
+    if status >= 500:
+        return InternalError(f"{engine} error ({status}): {explanation}")
+    return _STATUS_ERRORS.get(status, InternalError)(explanation)
+
+
+@contextlib.contextmanager
+def translating(
+    translate: Callable[[BaseException], ContainerTrackerError | None],
+) -> Iterator[None]:
+    """Re-raise SDK exceptions as ``translate`` maps them (the cause chained); ours and
+    exceptions ``translate`` does not know pass unchanged."""
+    try:
+        yield
+    except ContainerTrackerError:
+        raise
+    except Exception as exc:
+        ours = translate(exc)
+        if ours is None:
+            raise
+        raise ours from exc
+
 
 _FRACTION = re.compile(r"\.(\d+)")
 

@@ -12,7 +12,13 @@ import threading
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from containertracker.backends._common import feed_stdin, parse_time, tracker_from_params
+from containertracker.backends._common import (
+    error_for_status,
+    feed_stdin,
+    parse_time,
+    tracker_from_params,
+    translating,
+)
 from containertracker.core.engine import (
     ContainerRecord,
     ContainerSpec,
@@ -24,12 +30,9 @@ from containertracker.core.engine import (
 from containertracker.core.tracker import ContainerTracker
 from containertracker.errors import (
     ContainerTrackerError,
-    DeniedByDrmsError,
     DrmCommunicationError,
     InternalError,
     InvalidArgumentError,
-    InvalidStateError,
-    JobNotFoundError,
 )
 
 __all__ = ["DockerEngine", "map_engine_errors", "new_docker_tracker"]
@@ -43,24 +46,13 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
         "the docker backend needs the docker SDK: pip install 'containertracker[docker]'"
     ) from exc
 
-# HTTP status -> error class, for docker.errors.APIError and subclasses.
-_STATUS_ERRORS: dict[int, type[ContainerTrackerError]] = {
-    400: InvalidArgumentError,
-    401: DeniedByDrmsError,
-    403: DeniedByDrmsError,
-    404: JobNotFoundError,
-    409: InvalidStateError,
-}
-
 
 def _translate(exc: BaseException) -> ContainerTrackerError | None:
     """Our error for an SDK/transport exception, or None if it is not one of theirs."""
     if isinstance(exc, docker.errors.APIError):
         explanation = exc.explanation or str(exc)
         status = exc.status_code or 0
-        if status >= 500:
-            return InternalError(f"docker engine error ({status}): {explanation}")
-        return _STATUS_ERRORS.get(status, InternalError)(explanation)
+        return error_for_status("docker engine", status, explanation)
     if isinstance(exc, docker.errors.NullResource | docker.errors.InvalidArgument):
         return InvalidArgumentError(str(exc))
     if isinstance(exc, docker.errors.StreamParseError):
@@ -72,18 +64,9 @@ def _translate(exc: BaseException) -> ContainerTrackerError | None:
     return None
 
 
-@contextlib.contextmanager
-def map_engine_errors() -> Iterator[None]:
+def map_engine_errors() -> contextlib.AbstractContextManager[None]:
     """Translate docker SDK and transport exceptions into containertracker errors."""
-    try:
-        yield
-    except ContainerTrackerError:
-        raise
-    except Exception as exc:
-        ours = _translate(exc)
-        if ours is None:
-            raise
-        raise ours from exc
+    return translating(_translate)
 
 
 class _DockerEvents:

@@ -23,7 +23,13 @@ import urllib.parse
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from containertracker.backends._common import feed_stdin, parse_time, tracker_from_params
+from containertracker.backends._common import (
+    error_for_status,
+    feed_stdin,
+    parse_time,
+    tracker_from_params,
+    translating,
+)
 from containertracker.core.engine import (
     ContainerRecord,
     ContainerSpec,
@@ -35,11 +41,9 @@ from containertracker.core.engine import (
 from containertracker.core.tracker import ContainerTracker
 from containertracker.errors import (
     ContainerTrackerError,
-    DeniedByDrmsError,
     DrmCommunicationError,
     InternalError,
     InvalidArgumentError,
-    InvalidStateError,
     JobNotFoundError,
     UnsupportedAttributeError,
 )
@@ -56,13 +60,6 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
         "the podman backend needs podman-py: pip install 'containertracker[podman]'"
     ) from exc
 
-_STATUS_ERRORS: dict[int, type[ContainerTrackerError]] = {
-    400: InvalidArgumentError,
-    401: DeniedByDrmsError,
-    403: DeniedByDrmsError,
-    404: JobNotFoundError,
-    409: InvalidStateError,
-}
 _PODMAN_NPROC = 32768
 _EVENT_READ_TIMEOUT = 2.0
 """The libpod event stream cannot be interrupted from another thread; it is re-opened this
@@ -76,9 +73,7 @@ def _translate(exc: BaseException) -> ContainerTrackerError | None:
         status = exc.status_code or 0
         if not status:  # podman-py wraps transport failures in an APIError without response
             return DrmCommunicationError(f"cannot reach the podman service: {explanation}")
-        if status >= 500:
-            return InternalError(f"podman service error ({status}): {explanation}")
-        return _STATUS_ERRORS.get(status, InternalError)(explanation)
+        return error_for_status("podman service", status, explanation)
     if isinstance(exc, podman.errors.NotFoundError):
         return JobNotFoundError(str(exc))
     if isinstance(exc, podman.errors.InvalidArgument):
@@ -96,18 +91,9 @@ def _translate(exc: BaseException) -> ContainerTrackerError | None:
     return None
 
 
-@contextlib.contextmanager
-def map_engine_errors() -> Iterator[None]:
-    """Translate podman-py and transport exceptions into containertracker errors."""
-    try:
-        yield
-    except ContainerTrackerError:
-        raise
-    except Exception as exc:
-        ours = _translate(exc)
-        if ours is None:
-            raise
-        raise ours from exc
+def map_engine_errors() -> contextlib.AbstractContextManager[None]:
+    """Translate podman SDK and transport exceptions into containertracker errors."""
+    return translating(_translate)
 
 
 def default_podman_url() -> str:
