@@ -88,6 +88,24 @@ def _params(backend: str, state_dir: Path) -> dict[str, object]:
     }
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _remove_test_containers(state_dir: Path) -> Iterator[None]:
+    """At the end, remove every ct-test-* container a failed teardown may have left."""
+    yield
+    from containertracker.core.labels import SESSION
+
+    for backend, problem in _reachable.items():
+        if problem is not None:
+            continue
+        with containertracker.new_job_tracker(
+            backend, "ct-probe", _params(backend, state_dir)
+        ) as t:
+            assert isinstance(t, ContainerTracker)
+            for row in t._engine.list_containers({}):
+                if row.labels.get(SESSION, "").startswith(SESSION_PREFIX):
+                    t._engine.remove(row.id)
+
+
 @pytest.fixture(scope="session")
 def state_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("state")
