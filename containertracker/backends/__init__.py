@@ -1,0 +1,1 @@
+"""Engine adapters (docker, podman); each imports its SDK only when used."""

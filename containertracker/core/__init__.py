@@ -1,0 +1,1 @@
+"""DRMAA2 semantics over container engines: ContainerTracker and its pure helpers."""

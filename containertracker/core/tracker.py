@@ -446,8 +446,10 @@ class ContainerTracker:
         rows = self._engine.list_containers({lb.SESSION: self._session, lb.ARRAY_ID: array_id})
         return sorted(rows, key=lambda row: int(row.labels.get(lb.TASK_ID, "0")))
 
-    def _held(self, labels: lb.Plan, marks: JobMarks) -> bool:
-        return labels.hold if marks.hold is None else marks.hold
+    @staticmethod
+    def _held(plan: lb.Plan, marks: JobMarks) -> bool:
+        """Held as submitted, unless a hold or release since says otherwise."""
+        return plan.hold if marks.hold is None else marks.hold
 
     def _state_of(self, record: ContainerRecord) -> tuple[JobState, str]:
         marks = self._store.marks(record.id)

@@ -1,0 +1,458 @@
+"""The pure core without an engine: extension parsing, template conversion, state mapping,
+labels, the state store, the public surface (ports of drmaa2os' convert_test.go DC-*)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+import containertracker
+from containertracker import (
+    InvalidArgumentError,
+    JobState,
+    JobTemplate,
+    UnsupportedAttributeError,
+)
+from containertracker.core import extensions as ext
+from containertracker.core import labels as lb
+from containertracker.core.convert import (
+    SubmitContext,
+    container_state,
+    job_info_from_record,
+    template_to_spec,
+)
+from containertracker.core.engine import Bind, ContainerRecord, EngineInfo, PortBinding, Ulimit
+from containertracker.core.statestore import StateStore
+
+ENGINE = EngineInfo("host1", "x86_64", 2, 8 << 30, "linux", "5.10.0-1-amd64", "20.10.24")
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def ctx(tmp_path: Path, **overrides: object) -> SubmitContext:
+    fields: dict[str, object] = dict(
+        session="session",
+        engine=ENGINE,
+        now=NOW,
+        cwd=str(tmp_path),
+        home="/home/u",
+        submission_host="submitter",
+        owner="u",
+    )
+    fields.update(overrides)
+    return SubmitContext(**fields)  # type: ignore[arg-type]
+
+
+# -- extensions (DC-1..DC-3, DC-11) ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        "8080/tcp,1301/tcp",
+        "192.168.2.111:80:6444/tcp,192.168.2.11:8080:6445/tcp",
+        "80:6444/tcp,8080:6445/tcp",
+    ],
+)
+def test_ports_give_two_exposed_ports_and_bindings(spec: str) -> None:
+    """DC-1/DC-2: each spec gives two exposed ports and two bindings."""
+    exposed, bindings = ext.parse_ports(spec)
+    assert len(exposed) == 2 and len(bindings) == 2
+
+
+def test_port_details() -> None:
+    """Host IP and port are kept; a bare port publishes to any host port; ranges expand."""
+    assert ext.parse_ports("192.168.2.11:8080:6445/udp") == (
+        ["6445/udp"],
+        [PortBinding("6445/udp", "192.168.2.11", "8080")],
+    )
+    assert ext.parse_ports("8080")[1] == [PortBinding("8080/tcp", "", "")]
+    assert ext.parse_ports("9000-9001:80-81")[0] == ["80/tcp", "81/tcp"]
+
+
+@pytest.mark.parametrize("spec", ["808-0/tcp,13+01/tcp", "70000", "80/icmp", "1-3:80-81", "x"])
+def test_bad_ports_are_refused(spec: str) -> None:
+    """DC-3 (stricter than Go, which ignored them): malformed port specs are errors."""
+    with pytest.raises(InvalidArgumentError, match="exposedPorts"):
+        ext.parse_ports(spec)
+
+
+@pytest.mark.parametrize(
+    ("text", "size"),
+    [("10g", 10737418240), ("512m", 512 << 20), ("1.5k", 1536), ("1024", 1024), ("2 MiB", 2 << 20)],
+)
+def test_sizes(text: str, size: int) -> None:
+    """Human sizes are binary multiples, as in the Go tracker's shm-size."""
+    assert ext.parse_size("shm-size", text) == size
+
+
+@pytest.mark.parametrize("text", ["", "ten", "10x", "-1"])
+def test_bad_sizes(text: str) -> None:
+    """Malformed sizes are InvalidArgumentErrors naming the key."""
+    with pytest.raises(InvalidArgumentError, match="shm-size"):
+        ext.parse_size("shm-size", text)
+
+
+def test_ulimits() -> None:
+    """DC-11: memlock=-1 and stack soft=hard; a hard limit may be given."""
+    assert ext.parse_ulimits("memlock=-1,stack=67108864,nofile=10:20") == [
+        Ulimit("memlock", -1, -1),
+        Ulimit("stack", 67108864, 67108864),
+        Ulimit("nofile", 10, 20),
+    ]
+
+
+@pytest.mark.parametrize("text", ["bogus=1", "nofile", "nofile=a", "nofile=20:10"])
+def test_bad_ulimits(text: str) -> None:
+    """Unknown names, missing values and soft > hard are refused."""
+    with pytest.raises(InvalidArgumentError, match="ulimit"):
+        ext.parse_ulimits(text)
+
+
+def test_gpus_restart_bool() -> None:
+    """gpus is all or a count, restart a Docker policy, booleans strict."""
+    assert ext.parse_gpus("all") == -1 and ext.parse_gpus("2") == 2
+    assert ext.parse_restart("on-failure:3") == "on-failure:3"
+    assert ext.parse_bool("rm", "TRUE") is True and ext.parse_bool("rm", "no") is False
+    for bad in (
+        lambda: ext.parse_gpus("many"),
+        lambda: ext.parse_restart("sometimes"),
+        lambda: ext.parse_bool("privileged", ""),
+    ):
+        with pytest.raises(InvalidArgumentError):
+            bad()
+
+
+# -- template -> spec (DC-5, DC-7..DC-11) -----------------------------------------------------
+
+
+def test_template_maps_to_spec(tmp_path: Path) -> None:
+    """DC-7: command, image, working dir, session label and a cwd-relative stage-in bind."""
+    (tmp_path / "outer").write_text("x")
+    jt = JobTemplate(
+        remote_command="/bin/sleep",
+        args=("123",),
+        job_category="my/image",
+        working_directory="/working/dir",
+        candidate_machines=("host1",),
+        stage_in_files={"./outer": "/inner"},
+    )
+    spec, plan = template_to_spec(jt, ctx(tmp_path))
+    assert spec.command == ("/bin/sleep", "123") and spec.image == "my/image"
+    assert spec.working_dir == "/working/dir"
+    assert spec.labels[lb.SESSION] == "session"
+    assert spec.binds == (Bind(str(tmp_path / "outer"), "/inner"),)
+    assert JobTemplate.from_label(spec.labels[lb.TEMPLATE]) == jt
+    assert plan == lb.Plan()
+
+
+def test_environment_and_extensions(tmp_path: Path) -> None:
+    """DC-8..DC-11: env entries and every Go extension land in the spec."""
+    jt = JobTemplate(
+        remote_command="true",
+        job_category="i",
+        job_environment={"env1": "value1", "env2": "value2"},
+        extension={
+            "user": "testuser",
+            "exposedPorts": "80:6445/tcp",
+            "restart": "unless-stopped",
+            "net": "host",
+            "privileged": "true",
+            "ipc": "host",
+            "uts": "host",
+            "pid": "host",
+            "rm": "true",
+            "ulimit": "memlock=-1,stack=67108864",
+            "shm-size": "10g",
+            "entrypoint": "sh -c",
+        },
+    )
+    spec, _ = template_to_spec(jt, ctx(tmp_path))
+    assert spec.environment == {"env1": "value1", "env2": "value2"}
+    assert spec.user == "testuser" and spec.exposed_ports == ("6445/tcp",)
+    assert spec.port_bindings == (PortBinding("6445/tcp", "", "80"),)
+    assert spec.restart_policy == "unless-stopped" and spec.network_mode == "host"
+    assert spec.privileged and spec.auto_remove
+    assert (spec.ipc_mode, spec.uts_mode, spec.pid_mode) == ("host", "host", "host")
+    assert spec.shm_size == 10737418240 and spec.entrypoint == ("sh", "-c")
+    assert spec.ulimits == (Ulimit("memlock", -1, -1), Ulimit("stack", 67108864, 67108864))
+
+
+def test_resources_and_plan(tmp_path: Path) -> None:
+    """Slots, resource limits, times and output paths become limits and the plan."""
+    start, deadline = NOW + timedelta(hours=1), NOW + timedelta(hours=2)
+    jt = JobTemplate(
+        remote_command="true",
+        job_category="i",
+        max_slots=2,
+        resource_limits={"OPEN_FILES": "64", "VIRTUAL_MEMORY": "64m", "WALLCLOCK_TIME": "30"},
+        start_time=start,
+        deadline_time=deadline,
+        submit_as_hold=True,
+        output_path="out",
+        error_path="/abs/err",
+        join_files=True,
+        stage_out_files={"/tmp/r": "r"},
+    )
+    spec, plan = template_to_spec(jt, ctx(tmp_path))
+    assert spec.nano_cpus == 2_000_000_000 and spec.mem_limit == 64 << 20
+    assert spec.ulimits == (Ulimit("nofile", 64, 64),)
+    assert (
+        plan.hold and plan.start_at == start.timestamp() and plan.deadline == deadline.timestamp()
+    )
+    assert plan.wallclock_limit == 30
+    assert plan.stdout_path == str(tmp_path / "out") and plan.stderr_path is None
+    assert plan.stage_out == {"/tmp/r": str(tmp_path / "r")}
+    assert lb.Plan.from_labels(spec.labels) == plan
+
+
+def test_array_task(tmp_path: Path) -> None:
+    """A task gets TASK_ID (env, label, stored template), a suffixed name, its index."""
+    jt = JobTemplate(
+        remote_command="echo",
+        args=("$DRMAA2_INDEX$",),
+        job_category="i",
+        job_name="job",
+        output_path="$DRMAA2_HOME_DIR$/o.$DRMAA2_INDEX$",
+    )
+    spec, plan = template_to_spec(jt, ctx(tmp_path, task_id=7, array_id="a1", max_parallel=2))
+    assert spec.command == ("echo", "7") and spec.name == "job-7"
+    assert spec.environment["TASK_ID"] == "7"
+    assert spec.labels[lb.TASK_ID] == "7" and spec.labels[lb.ARRAY_ID] == "a1"
+    assert spec.labels[lb.MAX_PARALLEL] == "2"
+    assert JobTemplate.from_label(spec.labels[lb.TEMPLATE]).job_environment == {"TASK_ID": "7"}
+    assert plan.stdout_path == "/home/u/o.7"
+
+
+@pytest.mark.parametrize(
+    ("fields", "error", "text"),
+    [
+        ({"job_category": ""}, InvalidArgumentError, "JobCategory"),
+        ({"email": ("a@b",)}, UnsupportedAttributeError, "email"),
+        ({"email_on_started": True}, UnsupportedAttributeError, "email_on_started"),
+        ({"email_on_terminated": True}, UnsupportedAttributeError, "email_on_terminated"),
+        ({"reservation_id": "r"}, UnsupportedAttributeError, "reservation"),
+        ({"rerunnable": True}, UnsupportedAttributeError, "rerunnable"),
+        ({"priority": 1}, UnsupportedAttributeError, "priority"),
+        ({"extension": {"some": "extension"}}, UnsupportedAttributeError, "some"),
+        ({"min_slots": 2, "max_slots": 1}, InvalidArgumentError, "min_slots"),
+        ({"max_slots": 3}, InvalidArgumentError, "CPUs"),
+        ({"machine_os": "Win"}, InvalidArgumentError, "machine_os"),
+        ({"machine_os": "Plan9"}, InvalidArgumentError, "machine_os"),
+        ({"machine_arch": "ARM64"}, InvalidArgumentError, "machine_arch"),
+        ({"candidate_machines": ("other",)}, InvalidArgumentError, "host1"),
+        ({"min_phys_memory": 9 << 20}, InvalidArgumentError, "min_phys_memory"),
+        ({"working_directory": "rel"}, InvalidArgumentError, "working_directory"),
+        ({"job_name": "a b"}, InvalidArgumentError, "job_name"),
+        ({"stage_in_files": {"missing": "/x"}}, InvalidArgumentError, "stage_in"),
+        ({"deadline_time": NOW - timedelta(1)}, InvalidArgumentError, "deadline"),
+        (
+            {"start_time": NOW + timedelta(2), "deadline_time": NOW + timedelta(1)},
+            InvalidArgumentError,
+            "start_time",
+        ),
+        ({"args": ("$DRMAA2_INDEX$",)}, InvalidArgumentError, "array"),
+        ({"args": ("$DRMAA2_HOME_DIR$",)}, InvalidArgumentError, "host paths"),
+        ({"extension": {"rm": "true"}, "output_path": "o"}, InvalidArgumentError, "rm"),
+        ({"resource_limits": {"NICE": "1"}}, UnsupportedAttributeError, "NICE"),
+        ({"resource_limits": {"CPU_TIME": "-1"}}, InvalidArgumentError, "positive"),
+        ({"resource_limits": {"STACK_SIZE": "big"}}, InvalidArgumentError, "STACK_SIZE"),
+    ],
+)
+def test_refusals(tmp_path: Path, fields: dict[str, object], error: type, text: str) -> None:
+    """DC-5 and every other refusal: a typed error whose message names the field."""
+    template = JobTemplate(**{"remote_command": "true", "job_category": "i", **fields})
+    with pytest.raises(error, match=text):
+        template_to_spec(template, ctx(tmp_path))
+
+
+# -- state mapping (DC-12, DC-13) -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("status", "exit_code", "oom", "held", "failure", "expected"),
+    [
+        ("exited", 0, False, False, "", (JobState.DONE, "")),
+        ("exited", 1, False, False, "", (JobState.FAILED, "")),
+        ("exited", 0, True, False, "", (JobState.FAILED, "out of memory")),
+        ("dead", 1, False, False, "", (JobState.FAILED, "")),
+        ("dead", 0, False, False, "", (JobState.DONE, "")),
+        ("paused", 0, False, False, "", (JobState.SUSPENDED, "")),
+        ("restarting", 0, False, False, "", (JobState.REQUEUED, "restarting")),
+        ("running", 0, False, False, "", (JobState.RUNNING, "")),
+        ("created", 0, False, False, "", (JobState.QUEUED, "")),
+        ("created", 0, False, True, "", (JobState.QUEUED_HELD, "held")),
+        ("created", 0, False, True, "terminated", (JobState.FAILED, "terminated")),
+        (
+            "exited",
+            0,
+            False,
+            False,
+            "stage-out failed: x",
+            (JobState.FAILED, "stage-out failed: x"),
+        ),
+        ("removing", 0, False, False, "", (JobState.UNDETERMINED, "removing")),
+    ],
+)
+def test_container_state(
+    status: str, exit_code: int, oom: bool, held: bool, failure: str, expected: object
+) -> None:
+    """DC-12 with our deliberate deviations (created = QUEUED, restarting = REQUEUED)."""
+    assert container_state(status, exit_code, oom, held=held, failure=failure) == expected
+
+
+def test_job_info_from_record() -> None:
+    """DC-13: id, exit status, the three times, the engine host, signal, wall clock."""
+    created, started, finished = NOW, NOW + timedelta(seconds=1), NOW + timedelta(seconds=4)
+    record = ContainerRecord(
+        id="jobid",
+        name="n",
+        image="img",
+        labels={lb.QUEUE: "q", lb.OWNER: "alice", lb.SUBMISSION_HOST: "sub"},
+        status="exited",
+        exit_code=137,
+        oom_killed=False,
+        error="",
+        created=created,
+        started_at=started,
+        finished_at=finished,
+        command=("sleep", "9"),
+        working_dir="/w",
+        user="",
+        nano_cpus=2_000_000_000,
+    )
+    info = job_info_from_record(record, JobState.FAILED, "", "host1")
+    assert (info.id, info.exit_status, info.state) == ("jobid", 137, JobState.FAILED)
+    assert info.terminating_signal == "SIGKILL"
+    assert (info.submission_time, info.dispatch_time, info.finish_time) == (
+        created,
+        started,
+        finished,
+    )
+    assert info.allocated_machines == ("host1",) and info.slots == 2
+    assert info.wallclock_time == timedelta(seconds=3)
+    assert (info.queue_name, info.job_owner, info.submission_machine) == ("q", "alice", "sub")
+    assert info.extension == {"workingdir": "/w", "commandline": "sleep 9", "category": "img"}
+    running = job_info_from_record(
+        record, JobState.RUNNING, "", "host1", now=started + timedelta(seconds=2)
+    )
+    assert running.exit_status is None and running.finish_time is None
+
+
+# -- labels and the state store ---------------------------------------------------------------
+
+
+def test_plan_label_round_trip() -> None:
+    """The plan label omits defaults; foreign containers have the empty plan."""
+    assert lb.Plan().to_label() == "{}"
+    plan = lb.Plan(hold=True, deadline=5.0, stage_out={"/a": "/b"})
+    assert lb.Plan.from_labels({lb.PLAN: plan.to_label()}) == plan
+    assert lb.Plan.from_labels({}) == lb.Plan()
+    assert not lb.Plan().needs_finalizing and lb.Plan(stdout_path="/o").needs_finalizing
+
+
+def test_state_store(tmp_path: Path) -> None:
+    """Marks are recorded, updated field by field and forgotten."""
+    store = StateStore(tmp_path)
+    assert store.marks("j").hold is None
+    store.update("j", hold=True)
+    store.update("j", failure="terminated")
+    marks = store.marks("j")
+    assert marks.hold is True and marks.failure == "terminated" and not marks.finalized
+    store.forget("j")
+    assert store.marks("j").failure == ""
+
+
+def test_state_store_updates_from_threads(tmp_path: Path) -> None:
+    """Concurrent updates of different fields of one job are all kept."""
+    store = StateStore(tmp_path)
+    fields = [{"hold": False}, {"failure": "x"}, {"finalized": True}] * 10
+    threads = [threading.Thread(target=store.update, args=("j",), kwargs=f) for f in fields]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert store.marks("j") == store.marks("j").__class__(hold=False, failure="x", finalized=True)
+
+
+def test_lock_excludes_a_second_holder(tmp_path: Path) -> None:
+    """While one thread holds a named lock, another cannot take it."""
+    store = StateStore(tmp_path)
+    held, release, second_got_it = threading.Event(), threading.Event(), threading.Event()
+
+    def first() -> None:
+        with store.lock("session-s"):
+            held.set()
+            release.wait(5)
+
+    def second() -> None:
+        with store.lock("session-s"):
+            second_got_it.set()
+
+    a = threading.Thread(target=first)
+    a.start()
+    held.wait(5)
+    b = threading.Thread(target=second)
+    b.start()
+    assert not second_got_it.wait(0.2)
+    release.set()
+    assert second_got_it.wait(5)
+    a.join()
+    b.join()
+
+
+# -- public surface ---------------------------------------------------------------------------
+
+
+def test_public_names() -> None:
+    """__all__ lists exactly the public names, and each resolves."""
+    public = {
+        name
+        for name, value in vars(containertracker).items()
+        if not name.startswith("_")
+        and name not in ("annotations", "logger")
+        and not (hasattr(value, "__path__") or type(value).__name__ == "module")
+    }
+    assert set(containertracker.__all__) - {"errors"} == public
+    for name in containertracker.__all__:
+        assert getattr(containertracker, name) is not None
+
+
+def test_import_loads_no_engine_sdk() -> None:
+    """import containertracker imports neither docker, podman nor requests."""
+    code = (
+        "import sys, containertracker; "
+        "print(sorted(m for m in ('docker', 'podman', 'requests') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_registry() -> None:
+    """Custom allocators register; unknown names are refused with the registered ones."""
+    made: list[tuple[str, object]] = []
+
+    def allocator(session: str, params: object) -> object:
+        made.append((session, params))
+        return object()
+
+    containertracker.register_job_tracker("unit-test-tracker", allocator)  # type: ignore[arg-type]
+    containertracker.new_job_tracker("unit-test-tracker", "s", {"a": 1})
+    assert made == [("s", {"a": 1})]
+    assert {"docker", "podman"} <= set(containertracker.registered_job_trackers())
+    with pytest.raises(InvalidArgumentError, match="docker"):
+        containertracker.new_job_tracker("nope", "s")
+
+
+def test_errors() -> None:
+    """Every error carries its DRMAA2 id; the timeout is a TimeoutError."""
+    from containertracker import errors
+
+    assert issubclass(errors.WaitTimeoutError, TimeoutError)
+    assert issubclass(errors.JobNotFoundError, errors.InvalidArgumentError)
+    assert errors.InvalidStateError.error_id == errors.ErrorID.INVALID_STATE == 9
+    assert errors.DrmCommunicationError.transient
