@@ -275,12 +275,15 @@ class ContainerTracker:
             InvalidStateError: the job ended in a state not wanted, so it can never get there.
             JobNotFoundError: the job does not exist (or was deleted while waiting).
             InvalidArgumentError: a negative timeout.
+            InvalidStateError: also when the tracker is closed while waiting.
         """
         if timeout is not None and timeout < 0:
             raise InvalidArgumentError(f"timeout must be None, 0 or positive, not {timeout}")
         wanted = frozenset(states or _TERMINAL)
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
+            if self._closed.is_set():
+                raise InvalidStateError(f"the tracker was closed while waiting for job {job_id}")
             seen = self._watcher.generation(job_id)
             try:
                 record = self._record(job_id)

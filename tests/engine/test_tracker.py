@@ -746,3 +746,24 @@ def test_jobs_of_the_go_tracker_are_seen(tracker, image, session_name) -> None:
     assert tracker.wait(job_id, 30) is DONE
     assert tracker.job_info(job_id).exit_status == 0
     tracker.delete_job(job_id)
+
+
+def test_close_ends_a_wait(open_tracker, image) -> None:
+    """Closing a tracker ends a wait in another thread with an error instead of a hang."""
+    tracker = open_tracker()
+    job_id = tracker.add_job(jt(image, "sleep", "30"))
+    outcome: list[BaseException] = []
+
+    def wait() -> None:
+        try:
+            tracker.wait(job_id, None)
+        except BaseException as exc:
+            outcome.append(exc)
+
+    waiter = threading.Thread(target=wait)
+    waiter.start()
+    tracker.wait(job_id, 10, RUNNING)
+    tracker.close()
+    waiter.join(timeout=30)
+    assert not waiter.is_alive()
+    assert len(outcome) == 1 and isinstance(outcome[0], InvalidStateError)
