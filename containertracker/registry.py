@@ -23,6 +23,7 @@ _lock = threading.Lock()
 _allocators: dict[str, Allocator | str] = {
     "docker": "containertracker.backends.docker:new_docker_tracker",
     "podman": "containertracker.backends.podman:new_podman_tracker",
+    "remote": "containertracker.remote.client:new_remote_tracker",
 }
 
 

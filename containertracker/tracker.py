@@ -8,11 +8,13 @@ methods is a tracker; ``isinstance(t, Monitorer)`` tells whether a tracker offer
 from __future__ import annotations
 
 from types import TracebackType
-from typing import Final, Literal, Protocol, Self, runtime_checkable
+from typing import Final, Literal, Protocol, Self, get_args, runtime_checkable
 
+from containertracker.errors import InvalidArgumentError
 from containertracker.models import JobInfo, JobState, JobTemplate, Machine
 
 __all__ = [
+    "CONTROL_ACTIONS",
     "HOLD",
     "RELEASE",
     "RESUME",
@@ -24,6 +26,7 @@ __all__ = [
     "JobTemplater",
     "JobTracker",
     "Monitorer",
+    "control_action",
 ]
 
 ControlAction = Literal["terminate", "suspend", "resume", "hold", "release"]
@@ -32,6 +35,20 @@ SUSPEND: Final = "suspend"
 RESUME: Final = "resume"
 HOLD: Final = "hold"
 RELEASE: Final = "release"
+CONTROL_ACTIONS: Final[tuple[ControlAction, ...]] = get_args(ControlAction)
+
+
+def control_action(action: str) -> ControlAction:
+    """``action`` as a ControlAction.
+
+    Raises:
+        InvalidArgumentError: not one of the five actions.
+    """
+    if action not in CONTROL_ACTIONS:
+        raise InvalidArgumentError(
+            f"unknown job control action {action!r}; use {', '.join(CONTROL_ACTIONS)}"
+        )
+    return action
 
 
 @runtime_checkable

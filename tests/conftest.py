@@ -1,6 +1,9 @@
 """Shared fixtures: the engines under test, one fresh session per test, and cleanup.
 
-Engine tests are parametrised over the backends named in ``--engines`` (default: docker).
+Engine tests are parametrised over the backends named in ``--engines`` (default: docker)
+and, with ``--remote``, over ``remote-<engine>`` too: the same tests through the HTTP client
+and a real server on loopback in front of that engine. Tests marked ``local_only`` look inside
+the engine adapter and run on the local backends only.
 An engine that cannot be reached skips its tests, unless ``CONTAINERTRACKER_REQUIRE_ENGINES``
 names it (the README's test command sets it): then the tests fail.
 """
@@ -15,10 +18,14 @@ from pathlib import Path
 import pytest
 
 import containertracker
+from containertracker.core.engine import Engine
 from containertracker.core.tracker import ContainerTracker
+from containertracker.remote import ServerThread, TrackerPool
+from containertracker.settings import ServerSettings
 
 TEST_IMAGE = "containertracker/busybox:latest"
 SESSION_PREFIX = "ct-test-"
+REMOTE_PREFIX = "remote-"
 ENGINE_URLS = {
     "docker": os.environ.get("CT_TEST_DOCKER_URL", "unix:///var/run/docker.sock"),
     "podman": os.environ.get("CT_TEST_PODMAN_URL", "unix:///run/podman/podman.sock"),
@@ -31,25 +38,43 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=os.environ.get("CT_TEST_ENGINES", "docker"),
         help="comma-separated backends to run the engine tests on (docker,podman)",
     )
+    parser.addoption(
+        "--remote",
+        action="store_true",
+        default=os.environ.get("CT_TEST_REMOTE") == "1",
+        help="also run the engine tests through the remote client and server",
+    )
 
 
-def _engines(config: pytest.Config) -> list[str]:
+def selected_engines(config: pytest.Config) -> list[str]:
     return [e for e in str(config.getoption("--engines")).split(",") if e]
+
+
+def engine_of(backend: str) -> str:
+    """The engine behind a backend: ``remote-podman`` -> ``podman``."""
+    return backend.removeprefix(REMOTE_PREFIX)
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "backend" in metafunc.fixturenames:
-        engines = _engines(metafunc.config)
+        engines = selected_engines(metafunc.config)
         only = metafunc.definition.get_closest_marker("only_engines")
         if only is not None:
             engines = [e for e in engines if e in only.args]
-        metafunc.parametrize(
-            "backend", [pytest.param(e, marks=getattr(pytest.mark, e)) for e in engines]
-        )
+        params = [pytest.param(e, marks=getattr(pytest.mark, e)) for e in engines]
+        if metafunc.config.getoption("--remote") and (
+            only is None and metafunc.definition.get_closest_marker("local_only") is None
+        ):
+            params += [
+                pytest.param(REMOTE_PREFIX + e, marks=[getattr(pytest.mark, e), pytest.mark.remote])
+                for e in engines
+            ]
+        metafunc.parametrize("backend", params)
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "only_engines(*names): run only on these backends")
+    config.addinivalue_line("markers", "only_engines(*names): run only on these local backends")
+    config.addinivalue_line("markers", "local_only: not run through the remote client")
 
 
 @pytest.fixture(autouse=True)
@@ -63,10 +88,13 @@ def _clean_environ(monkeypatch: pytest.MonkeyPatch) -> None:
 _reachable: dict[str, str | None] = {}
 
 
-def _check_engine(backend: str, state_dir: Path) -> None:
+def check_engine(backend: str, state_dir: Path) -> None:
+    backend = engine_of(backend)
     if backend not in _reachable:
         try:
-            with containertracker.new_job_tracker(backend, "ct-probe", _params(backend, state_dir)):  # type: ignore[attr-defined]
+            with containertracker.new_job_tracker(
+                backend, "ct-probe", engine_params(backend, state_dir)
+            ):  # type: ignore[attr-defined]
                 pass
             _reachable[backend] = None
         except containertracker.ContainerTrackerError as exc:
@@ -79,9 +107,9 @@ def _check_engine(backend: str, state_dir: Path) -> None:
         pytest.skip(f"{backend} engine unreachable: {problem}")
 
 
-def _params(backend: str, state_dir: Path) -> dict[str, object]:
+def engine_params(backend: str, state_dir: Path) -> dict[str, object]:
     return {
-        "engine_url": ENGINE_URLS[backend],
+        "engine_url": ENGINE_URLS[engine_of(backend)],
         "state_dir": state_dir,
         "stop_grace": 1,
         "resync_interval": 1,
@@ -98,7 +126,7 @@ def _remove_test_containers(state_dir: Path) -> Iterator[None]:
         if problem is not None:
             continue
         with containertracker.new_job_tracker(
-            backend, "ct-probe", _params(backend, state_dir)
+            backend, "ct-probe", engine_params(backend, state_dir)
         ) as t:
             assert isinstance(t, ContainerTracker)
             for row in t._engine.list_containers({}):
@@ -116,25 +144,73 @@ def session_name() -> str:
     return f"{SESSION_PREFIX}{uuid.uuid4().hex[:12]}"
 
 
+_servers: dict[str, tuple[ServerThread, str]] = {}
+
+
+def remote_url(engine: str, state_dir: Path) -> str:
+    """URL of this test run's server in front of ``engine`` (started on first use)."""
+    if engine not in _servers:
+        pool = TrackerPool.for_backend(engine, "ct-test-default", engine_params(engine, state_dir))
+        # The contract suite needs everything a local tracker allows: the operator says so.
+        settings = ServerSettings(
+            port=0,
+            allow_privileged=True,
+            allow_host_namespaces=True,
+            allowed_host_paths=[Path("/")],
+        )
+        server = ServerThread(pool, settings)
+        _servers[engine] = (server, server.__enter__())
+    return _servers[engine][1]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _stop_servers() -> Iterator[None]:
+    yield
+    for server, _ in _servers.values():
+        server.__exit__(None, None, None)
+
+
 @pytest.fixture
 def open_tracker(backend: str, state_dir: Path, session_name: str) -> Iterator[object]:
-    """A factory for trackers of the test's session; all are closed and all jobs removed."""
-    _check_engine(backend, state_dir)
-    opened: list[ContainerTracker] = []
+    """A factory for trackers of the test's session (or ``session=``); all are closed and all
+    their sessions' jobs removed. Remote backends get a client of the run's server."""
+    check_engine(backend, state_dir)
+    engine = engine_of(backend)
+    opened: list[containertracker.JobTracker] = []
+    sessions = {session_name}
 
-    def factory(**overrides: object) -> ContainerTracker:
-        params = {**_params(backend, state_dir), **overrides}
-        tracker = containertracker.new_job_tracker(backend, session_name, params)
-        assert isinstance(tracker, ContainerTracker)
+    def factory(session: str = session_name) -> containertracker.JobTracker:
+        sessions.add(session)
+        if backend.startswith(REMOTE_PREFIX):
+            url = remote_url(engine, state_dir)
+            tracker = containertracker.new_job_tracker("remote", session, {"remote_url": url})
+        else:
+            tracker = containertracker.new_job_tracker(
+                backend, session, engine_params(backend, state_dir)
+            )
         opened.append(tracker)
         return tracker
 
     yield factory
-    cleaner = factory()
-    for job_id in cleaner.list_jobs():
-        cleaner._engine.remove(job_id)
     for tracker in opened:
-        tracker.close()
+        tracker.close()  # type: ignore[attr-defined]
+    for session in sessions:
+        with containertracker.new_job_tracker(
+            engine, session, engine_params(engine, state_dir)
+        ) as t:
+            assert isinstance(t, ContainerTracker)
+            for job_id in t.list_jobs():
+                t._engine.remove(job_id)
+
+
+@pytest.fixture
+def engine(backend: str, state_dir: Path) -> Iterator[Engine]:
+    """The engine adapter behind the backend under test, to look past the tracker."""
+    local = engine_of(backend)
+    check_engine(local, state_dir)
+    with containertracker.new_job_tracker(local, "ct-probe", engine_params(local, state_dir)) as t:
+        assert isinstance(t, ContainerTracker)
+        yield t._engine
 
 
 @pytest.fixture

@@ -57,9 +57,12 @@ from containertracker.errors import (
 )
 from containertracker.models import CPU, OS, JobInfo, JobState, JobTemplate, Machine
 from containertracker.settings import PullPolicy
-from containertracker.tracker import ControlAction
+from containertracker.tracker import ControlAction, control_action
 
-__all__ = ["ContainerTracker"]
+__all__ = ["MAX_ARRAY_TASKS", "ContainerTracker"]
+
+MAX_ARRAY_TASKS = 10_000
+"""Most tasks one array job may have: each is a container on one host."""
 
 _ACTIVE = frozenset({"running", "paused", "restarting"})
 _ENDED = frozenset({"exited", "dead"})
@@ -168,6 +171,12 @@ class ContainerTracker:
             raise InvalidArgumentError(
                 f"max_parallel must be 0 (no limit) or more, not {max_parallel}"
             )
+        tasks = (end - begin) // step + 1
+        if tasks > MAX_ARRAY_TASKS:
+            raise InvalidArgumentError(
+                f"an array job has at most {MAX_ARRAY_TASKS} tasks, not {tasks}; "
+                "split it into several array jobs"
+            )
         array_id = uuid.uuid4().hex[:16]
         created: list[str] = []
         try:
@@ -249,10 +258,7 @@ class ContainerTracker:
             case "terminate":
                 self._terminate(record, state)
             case _:
-                raise InvalidArgumentError(
-                    f"unknown job control action {action!r}; use terminate, suspend, resume, "
-                    "hold or release"
-                )
+                control_action(action)  # raises: not one of the five
 
     def wait(self, job_id: str, timeout: float | None, *states: JobState) -> JobState:
         """Block until the job is in one of ``states`` (none given: DONE or FAILED).

@@ -1,0 +1,5 @@
+"""``python -m containertracker``: the command line."""
+
+from containertracker.cli import main
+
+main()

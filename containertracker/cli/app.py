@@ -1,0 +1,552 @@
+"""The ``containertracker`` command: qsub/qstat/qdel for containers, on the public API only.
+
+Every command opens a tracker of ``--backend`` (docker, podman or remote) for ``--session``;
+errors print one line to stderr and exit with a code that tells them apart (EXIT_CODES).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any, Final
+
+import typer
+from loguru import logger
+from pydantic import ValidationError
+from rich.console import Console
+from rich.text import Text
+
+from containertracker import errors
+from containertracker.cli.parse import parse_array, parse_pairs, parse_state
+from containertracker.cli.render import (
+    JobRow,
+    info_table,
+    jobs_table,
+    machines_table,
+    print_json,
+)
+from containertracker.cli.waiting import wait_for_jobs
+from containertracker.errors import (
+    ContainerTrackerError,
+    InvalidArgumentError,
+    JobNotFoundError,
+    UnsupportedOperationError,
+)
+from containertracker.models import JobState, JobTemplate
+from containertracker.registry import new_job_tracker
+from containertracker.settings import ServerSettings, Settings
+from containertracker.tracker import (
+    CONTROL_ACTIONS,
+    JobTemplater,
+    JobTracker,
+    Monitorer,
+    control_action,
+)
+
+__all__ = ["EXIT_CODES", "app", "main"]
+
+EXIT_CODES: Final[tuple[tuple[type[BaseException], int], ...]] = (
+    (errors.JobNotFoundError, 3),
+    (errors.InvalidArgumentError, 2),
+    (errors.UnsupportedAttributeError, 2),
+    (errors.InvalidStateError, 4),
+    (errors.DrmCommunicationError, 5),
+    (errors.DeniedByDrmsError, 6),
+    (errors.WaitTimeoutError, 7),
+    (errors.UnsupportedOperationError, 8),
+    (errors.TryLaterError, 9),
+    (errors.ContainerTrackerError, 10),
+)
+"""Exit status per error class, first match wins. 0 is success, 1 "a job failed" (wait),
+2 also covers usage errors the argument parser finds."""
+JOB_FAILED: Final = 1
+
+app = typer.Typer(
+    name="containertracker",
+    help="Run batch jobs as containers: submit, list, wait, control, delete (DRMAA2).",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+)
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+@dataclass
+class _Options:
+    """The global options; the tracker is opened on first use and closed at exit."""
+
+    backend: str
+    session: str
+    params: dict[str, Any]
+    _tracker: JobTracker | None = field(default=None, init=False)
+
+    def tracker(self) -> JobTracker:
+        if self._tracker is None:
+            self._tracker = new_job_tracker(self.backend, self.session, self.params)
+        return self._tracker
+
+    def close(self) -> None:
+        if self._tracker is not None:
+            close = getattr(self._tracker, "close", None)
+            if close is not None:
+                close()
+
+
+_options: _Options | None = None
+
+
+def _opts() -> _Options:
+    assert _options is not None, "the app callback sets the options"
+    return _options
+
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON (for scripts).")]
+ArrayOption = Annotated[
+    str | None, typer.Option("--array", "-a", help="All tasks of this array job.")
+]
+
+
+@app.callback()
+def _global_options(
+    backend: Annotated[
+        str,
+        typer.Option(
+            "--backend",
+            "-b",
+            envvar="CONTAINERTRACKER_BACKEND",
+            help="docker, podman or remote.",
+        ),
+    ] = "docker",
+    session: Annotated[
+        str,
+        typer.Option("--session", "-s", envvar="CONTAINERTRACKER_SESSION", help="The job session."),
+    ] = "default",
+    engine_url: Annotated[
+        str | None,
+        typer.Option(help="Engine API socket (else CONTAINERTRACKER_ENGINE_URL or default)."),
+    ] = None,
+    url: Annotated[
+        str | None,
+        typer.Option(help="Remote server URL for --backend remote (CONTAINERTRACKER_REMOTE_URL)."),
+    ] = None,
+) -> None:
+    global _options
+    params: dict[str, Any] = {}
+    if engine_url:
+        params["engine_url"] = engine_url
+    if url:
+        params["remote_url"] = url
+    _options = _Options(backend, session, params)
+
+
+# -- helpers -------------------------------------------------------------------------------------
+
+
+def _resolve(tracker: JobTracker, refs: list[str], array: str | None) -> list[str]:
+    """Job ids from full ids or unique prefixes (as ``list`` shows them) and/or an array."""
+    ids = list(tracker.list_array_jobs(array)) if array else []
+    if refs:
+        known = tracker.list_jobs()
+        for ref in refs:
+            matches = [job_id for job_id in known if job_id.startswith(ref)] if ref else []
+            if ref in known:
+                matches = [ref]
+            if not matches:
+                raise JobNotFoundError(f"no job {ref!r} in session {_opts().session!r}")
+            if len(matches) > 1:
+                raise InvalidArgumentError(
+                    f"{ref!r} matches {len(matches)} jobs; give more of the id"
+                )
+            ids.append(matches[0])
+    if not ids:
+        raise InvalidArgumentError("name at least one job id, or --array ARRAY_ID")
+    return ids
+
+
+def _template(tracker: JobTracker, job_id: str) -> JobTemplate | None:
+    return tracker.job_template(job_id) if isinstance(tracker, JobTemplater) else None
+
+
+def _rows(tracker: JobTracker, ids: list[str]) -> list[JobRow]:
+    rows = [JobRow(tracker.job_info(job_id), _template(tracker, job_id)) for job_id in ids]
+    rows.sort(key=lambda r: (r.info.submission_time is None, r.info.submission_time, r.task))
+    return rows
+
+
+def _absolute(path: str | None) -> str:
+    """A host path made absolute now, so that ``logs`` finds it from any directory."""
+    if not path or path.startswith(("$DRMAA2_", "/dev/")):
+        return path or ""
+    return os.path.abspath(path)
+
+
+# -- commands ------------------------------------------------------------------------------------
+
+
+@app.command()
+def submit(
+    image: Annotated[str, typer.Argument(help="Container image (the job category).")],
+    command: Annotated[
+        list[str] | None,
+        typer.Argument(help="Command and arguments (put -- before options of the command)."),
+    ] = None,
+    name: Annotated[str, typer.Option("--name", "-n", help="Job name.")] = "",
+    env: Annotated[
+        list[str] | None, typer.Option("--env", "-e", help="KEY=VALUE, repeatable.")
+    ] = None,
+    output: Annotated[
+        str | None, typer.Option("--output", "-o", help="Host file for stdout.")
+    ] = None,
+    error: Annotated[str | None, typer.Option("--error", help="Host file for stderr.")] = None,
+    input: Annotated[str | None, typer.Option("--input", "-i", help="Host file as stdin.")] = None,
+    join: Annotated[bool, typer.Option("--join", help="stderr into the output file.")] = False,
+    workdir: Annotated[
+        str, typer.Option("--workdir", "-w", help="Working directory in the container.")
+    ] = "",
+    hold: Annotated[bool, typer.Option("--hold", help="Submit held (release to start).")] = False,
+    resource: Annotated[
+        list[str] | None,
+        typer.Option("--resource", "-r", help="Resource limit KEY=VALUE, e.g. CPU_TIME=60."),
+    ] = None,
+    slots: Annotated[int, typer.Option("--slots", help="CPUs for the job (min slots).")] = 0,
+    extension: Annotated[
+        list[str] | None,
+        typer.Option("--extension", "-x", help="Extension KEY=VALUE, e.g. user=nobody."),
+    ] = None,
+    stage_in: Annotated[
+        list[str] | None, typer.Option("--stage-in", help="HOST_PATH=CONTAINER_PATH.")
+    ] = None,
+    stage_out: Annotated[
+        list[str] | None, typer.Option("--stage-out", help="CONTAINER_PATH=HOST_PATH.")
+    ] = None,
+    array: Annotated[
+        str | None,
+        typer.Option("--array", "-a", help="Array job BEGIN-END[:STEP]; TASK_ID is set."),
+    ] = None,
+    max_parallel: Annotated[
+        int, typer.Option("--max-parallel", "-p", help="Most array tasks at once (0: all).")
+    ] = 0,
+    json_output: JsonFlag = False,
+) -> None:
+    """Submit a job (or an array job); print its id.
+
+    Output paths may use $DRMAA2_INDEX$ (the task id of an array task).
+    """
+    command = command or []
+    jt = JobTemplate(
+        job_category=image,
+        remote_command=command[0] if command else "",
+        args=tuple(command[1:]),
+        job_name=name,
+        job_environment=parse_pairs(env or [], "--env"),
+        output_path=_absolute(output),
+        error_path=_absolute(error),
+        input_path=_absolute(input),
+        join_files=join,
+        working_directory=workdir,
+        submit_as_hold=hold,
+        resource_limits=parse_pairs(resource or [], "--resource"),
+        min_slots=slots,
+        extension=parse_pairs(extension or [], "--extension"),
+        stage_in_files={
+            _absolute(k): v for k, v in parse_pairs(stage_in or [], "--stage-in").items()
+        },
+        stage_out_files={
+            k: _absolute(v) for k, v in parse_pairs(stage_out or [], "--stage-out").items()
+        },
+    )
+    tracker = _opts().tracker()
+    if array is None:
+        if max_parallel:
+            raise InvalidArgumentError("--max-parallel needs --array")
+        job_id = tracker.add_job(jt)
+        print_json(out, {"id": job_id}) if json_output else out.print(job_id)
+        return
+    spec = parse_array(array)
+    array_id = tracker.add_array_job(jt, spec.begin, spec.end, spec.step, max_parallel)
+    if json_output:
+        print_json(out, {"id": array_id, "tasks": tracker.list_array_jobs(array_id)})
+    else:
+        out.print(array_id)
+
+
+@app.command("list")
+def list_jobs(
+    jobs: Annotated[list[str] | None, typer.Argument(help="Only these jobs.")] = None,
+    state: Annotated[
+        list[str] | None, typer.Option("--state", help="Only jobs in this state (repeatable).")
+    ] = None,
+    array: ArrayOption = None,
+    full_ids: Annotated[bool, typer.Option("--full-ids", help="Do not shorten ids.")] = False,
+    json_output: JsonFlag = False,
+) -> None:
+    """The session's jobs as a table: id, name, state, task, image, started, runtime, exit."""
+    tracker = _opts().tracker()
+    ids = _resolve(tracker, jobs or [], array) if jobs or array else tracker.list_jobs()
+    wanted = {parse_state(s) for s in state or []}
+    rows = [r for r in _rows(tracker, ids) if not wanted or r.info.state in wanted]
+    if json_output:
+        print_json(out, [row.to_json() for row in rows])
+    else:
+        out.print(jobs_table(rows, full_ids=full_ids))
+
+
+app.command("status", help="Same as list.")(list_jobs)
+
+
+@app.command()
+def info(
+    job: Annotated[str, typer.Argument(help="Job id or unique prefix.")],
+    json_output: JsonFlag = False,
+) -> None:
+    """Everything known about one job."""
+    tracker = _opts().tracker()
+    (job_id,) = _resolve(tracker, [job], None)
+    job_info, template = tracker.job_info(job_id), _template(tracker, job_id)
+    if json_output:
+        print_json(
+            out,
+            {
+                "info": job_info.model_dump(mode="json"),
+                "template": None if template is None else template.model_dump(mode="json"),
+            },
+        )
+    else:
+        out.print(info_table(job_info, template))
+
+
+@app.command()
+def logs(
+    job: Annotated[str, typer.Argument(help="Job id or unique prefix.")],
+    stderr: Annotated[bool, typer.Option("--stderr", help="Show the error file.")] = False,
+) -> None:
+    """Print a job's output file (its --output; --stderr: its --error), read on this host."""
+    tracker = _opts().tracker()
+    (job_id,) = _resolve(tracker, [job], None)
+    template = _template(tracker, job_id)
+    if template is None:
+        raise UnsupportedOperationError("this backend does not keep job templates")
+    path = template.error_path if stderr else template.output_path
+    what = "--error" if stderr else "--output"
+    if not path:
+        raise InvalidArgumentError(
+            f"job {job_id[:12]} has no {what} file; submit with {what} FILE to keep it"
+        )
+    path = path.replace("$DRMAA2_INDEX$", template.job_environment.get("TASK_ID", ""))
+    path = path.replace("$DRMAA2_HOME_DIR$", str(Path.home()))
+    try:
+        sys.stdout.write(Path(path).read_text(errors="replace"))
+    except OSError as exc:
+        state = tracker.job_state(job_id)[0]
+        raise InvalidArgumentError(
+            f"cannot read {path} ({exc.strerror}); the job is {state.remote_name}"
+            + ("" if state.terminal else " and may not have written it yet")
+        ) from None
+
+
+@app.command()
+def wait(
+    jobs: Annotated[list[str] | None, typer.Argument(help="Job ids or unique prefixes.")] = None,
+    array: ArrayOption = None,
+    timeout: Annotated[
+        float | None, typer.Option("--timeout", "-t", help="Seconds (default: forever).")
+    ] = None,
+    state: Annotated[
+        list[str] | None, typer.Option("--state", help="Wait for this state (repeatable).")
+    ] = None,
+    json_output: JsonFlag = False,
+) -> None:
+    """Wait until the jobs end (or reach --state); exit 1 if any failed, 7 on timeout.
+
+    Several jobs or an array show live progress on a terminal.
+    """
+    tracker = _opts().tracker()
+    ids = _resolve(tracker, jobs or [], array)
+    states = tuple(parse_state(s) for s in state or [])
+    live = not json_output and out.is_terminal and len(ids) > 1
+    reached = wait_for_jobs(tracker, ids, timeout, states, console=out if live else None)
+    failed = [job_id for job_id, s in reached.items() if s is JobState.FAILED]
+    if json_output:
+        print_json(out, {job_id: s.remote_name for job_id, s in reached.items()})
+    else:
+        done = sum(s is JobState.DONE for s in reached.values())
+        out.print(f"{len(ids)} job(s): {done} done, {len(failed)} failed")
+    if failed and (not states or JobState.FAILED not in states):
+        raise typer.Exit(JOB_FAILED)
+
+
+@app.command()
+def control(
+    action: Annotated[str, typer.Argument(help=" | ".join(CONTROL_ACTIONS))],
+    jobs: Annotated[list[str] | None, typer.Argument(help="Job ids or unique prefixes.")] = None,
+    array: ArrayOption = None,
+    json_output: JsonFlag = False,
+) -> None:
+    """Suspend, resume, hold, release or terminate jobs (or every task of an array)."""
+    checked = control_action(action)
+    tracker = _opts().tracker()
+    _each(
+        _resolve(tracker, jobs or [], array), lambda j: tracker.job_control(j, checked), json_output
+    )
+
+
+@app.command()
+def delete(
+    jobs: Annotated[list[str] | None, typer.Argument(help="Job ids or unique prefixes.")] = None,
+    array: ArrayOption = None,
+    finished: Annotated[
+        bool, typer.Option("--finished", help="Every done or failed job of the session.")
+    ] = False,
+    json_output: JsonFlag = False,
+) -> None:
+    """Delete finished jobs (their containers)."""
+    tracker = _opts().tracker()
+    if finished:
+        ids = [j for j in tracker.list_jobs() if tracker.job_state(j)[0].terminal]
+        if jobs or array:
+            ids = [j for j in _resolve(tracker, jobs or [], array) if j in ids]
+    else:
+        ids = _resolve(tracker, jobs or [], array)
+    _each(ids, tracker.delete_job, json_output)
+
+
+def _each(ids: list[str], act: Callable[[str], None], json_output: bool) -> None:
+    """Apply ``act`` to every job, report each outcome, then fail with the first error."""
+    outcomes: list[tuple[str, ContainerTrackerError | None]] = []
+    for job_id in ids:
+        try:
+            act(job_id)
+            outcomes.append((job_id, None))
+        except ContainerTrackerError as exc:
+            outcomes.append((job_id, exc))
+    if json_output:
+        print_json(out, [{"id": j, "error": None if e is None else str(e)} for j, e in outcomes])
+    else:
+        for job_id, problem in outcomes:
+            if problem is None:
+                out.print(job_id)
+            else:
+                err.print(Text(f"{job_id[:12]}: {problem}", style="red"))
+    first = next((e for _, e in outcomes if e is not None), None)
+    if first is not None:
+        raise typer.Exit(_exit_code(first))
+
+
+@app.command()
+def images(json_output: JsonFlag = False) -> None:
+    """The images jobs can use (job categories)."""
+    categories = sorted(_opts().tracker().list_job_categories())
+    print_json(out, categories) if json_output else out.print("\n".join(categories))
+
+
+@app.command()
+def machines(json_output: JsonFlag = False) -> None:
+    """The machine(s) running jobs: the engine's host."""
+    tracker = _opts().tracker()
+    if not isinstance(tracker, Monitorer):
+        raise UnsupportedOperationError("this backend offers no monitoring")
+    found = tracker.get_all_machines()
+    if json_output:
+        print_json(out, [m.model_dump(mode="json") for m in found])
+    else:
+        out.print(machines_table(found))
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Address to bind [127.0.0.1].")] = None,
+    port: Annotated[int | None, typer.Option(help="TCP port [32321].")] = None,
+    base_path: Annotated[str | None, typer.Option(help="Path prefix of every endpoint.")] = None,
+    token: Annotated[
+        str | None, typer.Option(help="Require this bearer token (CONTAINERTRACKER_SERVER_TOKEN).")
+    ] = None,
+    user: Annotated[str | None, typer.Option(help="Require basic auth as this user.")] = None,
+    password: Annotated[str | None, typer.Option(help="Basic-auth password.")] = None,
+    tls_certfile: Annotated[Path | None, typer.Option(help="PEM certificate (HTTPS).")] = None,
+    tls_keyfile: Annotated[Path | None, typer.Option(help="PEM private key.")] = None,
+    max_body_bytes: Annotated[int | None, typer.Option(help="Largest request body.")] = None,
+    max_wait: Annotated[float | None, typer.Option(help="Longest /wait long poll (s).")] = None,
+    allow_privileged: Annotated[
+        bool, typer.Option("--allow-privileged", help="Allow privileged containers.")
+    ] = False,
+    allow_host_namespaces: Annotated[
+        bool, typer.Option("--allow-host-namespaces", help="Allow host net/ipc/uts/pid.")
+    ] = False,
+    allow_host_path: Annotated[
+        list[Path] | None,
+        typer.Option("--allow-host-path", help="Allow host paths below DIR (repeatable)."),
+    ] = None,
+) -> None:
+    """Serve the backend's tracker over the drmaa2os remote HTTP API (Ctrl-C stops)."""
+    from containertracker.remote.server import serve as run_server
+
+    opts = _opts()
+    if opts.backend == "remote":
+        raise InvalidArgumentError("serve a local backend (docker or podman), not remote")
+    given: dict[str, Any] = {
+        "host": host,
+        "port": port,
+        "base_path": base_path,
+        "token": token,
+        "user": user,
+        "password": password,
+        "tls_certfile": tls_certfile,
+        "tls_keyfile": tls_keyfile,
+        "max_body_bytes": max_body_bytes,
+        "max_wait": max_wait,
+        "allow_privileged": allow_privileged or None,
+        "allow_host_namespaces": allow_host_namespaces or None,
+        "allowed_host_paths": allow_host_path or None,
+    }
+    try:
+        settings = ServerSettings(
+            backend=opts.backend,
+            session=opts.session,
+            **{k: v for k, v in given.items() if v is not None},
+        )
+    except ValidationError as exc:
+        raise InvalidArgumentError(f"invalid server settings: {exc}") from None
+    scheme = "https" if settings.tls_certfile else "http"
+    err.print(
+        f"serving {settings.backend} (session {settings.session}) on "
+        f"{scheme}://{settings.host}:{settings.port}{settings.base_path}"
+    )
+    run_server(settings, opts.params)
+
+
+# -- entry point ---------------------------------------------------------------------------------
+
+
+def _exit_code(exc: BaseException) -> int:
+    return next(code for cls, code in EXIT_CODES if isinstance(exc, cls))
+
+
+@contextmanager
+def _logging() -> Iterator[None]:
+    level = Settings.model_fields["log_level"].default
+    with suppress(ValidationError):  # a bad setting is reported when a tracker is opened
+        level = Settings().log_level
+    logger.remove()
+    logger.add(sys.stderr, level=level.upper(), format="{time:HH:mm:ss} {level} {message}")
+    logger.enable("containertracker")
+    yield
+
+
+def main() -> None:
+    """Console-script entry point: run the command; errors become a message and exit code."""
+    with _logging():
+        try:
+            app()
+        except ContainerTrackerError as exc:
+            err.print(Text("error: ", style="red") + Text(str(exc)))
+            sys.exit(_exit_code(exc))
+        except KeyboardInterrupt:
+            sys.exit(130)
+        finally:
+            if _options is not None:
+                _options.close()

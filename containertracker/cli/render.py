@@ -1,0 +1,163 @@
+"""What the command line prints: rich tables for people, JSON for scripts."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from containertracker.models import JobInfo, JobState, JobTemplate, Machine
+
+__all__ = ["JobRow", "info_table", "jobs_table", "machines_table", "print_json"]
+
+_STATE_STYLE = {
+    JobState.DONE: "green",
+    JobState.FAILED: "red",
+    JobState.RUNNING: "cyan",
+    JobState.SUSPENDED: "yellow",
+    JobState.QUEUED_HELD: "yellow",
+}
+
+
+@dataclass(frozen=True)
+class JobRow:
+    """One line of ``list``: a job's info and (when the tracker keeps it) its template."""
+
+    info: JobInfo
+    template: JobTemplate | None
+
+    @property
+    def task(self) -> str:
+        return self.template.job_environment.get("TASK_ID", "") if self.template else ""
+
+    @property
+    def runtime(self) -> timedelta | None:
+        if self.info.wallclock_time is not None:
+            return self.info.wallclock_time
+        if self.info.dispatch_time is not None and self.info.state is JobState.RUNNING:
+            return datetime.now(UTC) - self.info.dispatch_time
+        return None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.info.id,
+            "name": self.template.job_name if self.template else "",
+            "state": self.info.state.remote_name,
+            "sub_state": self.info.sub_state,
+            "task": self.task,
+            "image": self.template.job_category if self.template else "",
+            "started": _iso(self.info.dispatch_time),
+            "finished": _iso(self.info.finish_time),
+            "runtime_seconds": None if self.runtime is None else self.runtime.total_seconds(),
+            "exit_status": self.info.exit_status,
+        }
+
+
+def print_json(console: Console, value: Any) -> None:
+    """``value`` as indented JSON, nothing else (safe to pipe into jq)."""
+    console.print_json(json.dumps(value, default=str), highlight=False)
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def _when(value: datetime | None) -> str:
+    if value is None:
+        return ""
+    local = value.astimezone()
+    if local.date() == datetime.now().astimezone().date():
+        return local.strftime("%H:%M:%S")
+    return local.strftime("%Y-%m-%d %H:%M")
+
+
+def _duration(value: timedelta | None) -> str:
+    if value is None:
+        return ""
+    seconds = value.total_seconds()
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
+
+
+def _state(info: JobInfo) -> str:
+    style = _STATE_STYLE.get(info.state, "")
+    text = info.state.remote_name + (f" ({info.sub_state})" if info.sub_state else "")
+    return f"[{style}]{text}[/]" if style else text
+
+
+def jobs_table(rows: Sequence[JobRow], *, full_ids: bool = False) -> Table:
+    table = Table(box=None, header_style="bold")
+    for column in ("ID", "NAME", "STATE", "TASK", "IMAGE", "STARTED", "RUNTIME", "EXIT"):
+        table.add_column(column, no_wrap=column in ("ID", "STATE"))
+    for row in rows:
+        info, jt = row.info, row.template
+        table.add_row(
+            info.id if full_ids else info.id[:12],
+            jt.job_name if jt else "",
+            _state(info),
+            row.task,
+            jt.job_category if jt else "",
+            _when(info.dispatch_time),
+            _duration(row.runtime),
+            "" if info.exit_status is None else str(info.exit_status),
+        )
+    return table
+
+
+def info_table(info: JobInfo, template: JobTemplate | None) -> Table:
+    table = Table(box=None, show_header=False)
+    table.add_column(style="bold")
+    table.add_column()
+    fields: list[tuple[str, str]] = [("id", info.id), ("state", _state(info))]
+    if template is not None:
+        command = " ".join([template.remote_command, *template.args]).strip()
+        fields += [
+            ("name", template.job_name),
+            ("image", template.job_category),
+            ("command", command),
+            ("task", template.job_environment.get("TASK_ID", "")),
+            ("output", template.output_path),
+            ("error", template.error_path),
+        ]
+    fields += [
+        ("exit status", "" if info.exit_status is None else str(info.exit_status)),
+        ("signal", info.terminating_signal),
+        ("submitted", _iso(info.submission_time) or ""),
+        ("started", _iso(info.dispatch_time) or ""),
+        ("finished", _iso(info.finish_time) or ""),
+        ("wall clock", _duration(info.wallclock_time)),
+        ("machine", ", ".join(info.allocated_machines or ())),
+        ("submitted from", info.submission_machine),
+        ("owner", info.job_owner),
+        ("slots", "" if info.slots is None else str(info.slots)),
+    ]
+    fields += [(f"extension {key}", value) for key, value in sorted(info.extension.items())]
+    for name, value in fields:
+        if value:
+            table.add_row(name, value)
+    return table
+
+
+def machines_table(machines: Iterable[Machine]) -> Table:
+    table = Table(box=None, header_style="bold")
+    for column in ("NAME", "CPUS", "MEMORY", "ARCH", "OS", "LOAD"):
+        table.add_column(column)
+    for m in machines:
+        cpus = m.sockets * m.cores_per_socket * m.threads_per_core
+        table.add_row(
+            m.name,
+            str(cpus),
+            f"{m.physical_memory / 2**30:.1f} GiB",
+            m.architecture.drmaa2_name,
+            f"{m.os.drmaa2_name} {m.os_version}".strip(),
+            f"{m.load:.2f}",
+        )
+    return table

@@ -1,0 +1,454 @@
+"""The remote client: a JobTracker whose calls go to a server over HTTP.
+
+It speaks the drmaa2os v1 wire format, so it drives our server and the Go server alike.
+Against our server it raises exactly the exception classes the server's tracker raised (the
+``X-ContainerTracker-Error`` header names them); against a Go server, errors arrive as text
+and become :class:`~containertracker.errors.InternalError`. Non-200 answers are errors, never
+"no jobs". Every request has a timeout; connection failures are retried (nothing was sent), and
+reads are retried once more after a dropped connection. ``wait`` long-polls ``/wait`` and falls
+back to polling ``/jobstate`` every 200 ms against a server without it (the Go server).
+
+Thread-safe: one client (one connection pool) can be shared by many threads.
+"""
+
+from __future__ import annotations
+
+import ssl
+import threading
+import time
+from collections.abc import Mapping
+from types import TracebackType
+from typing import Any, Final, Self
+from urllib.parse import quote
+
+import httpx
+from pydantic import ValidationError
+
+from containertracker.errors import (
+    ContainerTrackerError,
+    DeniedByDrmsError,
+    DrmCommunicationError,
+    InternalError,
+    InvalidArgumentError,
+    InvalidStateError,
+    JobNotFoundError,
+    UnsupportedOperationError,
+    WaitTimeoutError,
+)
+from containertracker.models import JobInfo, JobState, JobTemplate, Machine
+from containertracker.remote.wire import ERROR_CLASS_HEADER, SESSION_HEADER, error_from_wire
+from containertracker.settings import Settings
+from containertracker.tracker import ControlAction, control_action
+
+__all__ = ["RemoteTracker", "new_remote_tracker"]
+
+_POLL_INTERVAL: Final = 0.2
+"""Polling period of ``wait`` against a server without ``/wait`` (the Go client's)."""
+_LONG_POLL: Final = 20.0
+"""Longest single ``/wait`` request; the server may cut it shorter (its max_wait)."""
+_CONNECT_RETRIES: Final = 2
+_DEFAULT_STATES: Final = (JobState.DONE, JobState.FAILED)
+
+
+class _NoEndpoint(Exception):
+    """The server answered 404 without an error class: it lacks this endpoint."""
+
+
+class RemoteTracker:
+    """A JobTracker (and Closer, ContactStringer, JobTemplater, Monitorer) over HTTP.
+
+    Args:
+        session: the session on the server; sent with every request (a Go server ignores it).
+        url: the server's base URL, base path included, e.g. ``http://host:32321/jobs``.
+        token: bearer token; ``user``/``password``: basic auth (at most one of the two).
+        verify: TLS verification: True (system CAs), False, or an SSLContext.
+        timeout: seconds for each request (a long-poll wait adds its own duration).
+    """
+
+    def __init__(
+        self,
+        session: str,
+        url: str,
+        *,
+        token: str | None = None,
+        user: str | None = None,
+        password: str | None = None,
+        verify: bool | ssl.SSLContext = True,
+        timeout: float = 60.0,
+    ) -> None:
+        if not url.startswith(("http://", "https://")):
+            raise InvalidArgumentError(
+                f"remote URL {url!r} must start with http:// or https:// (e.g. {_example()})"
+            )
+        if token and user:
+            raise InvalidArgumentError("give either a token or basic-auth credentials, not both")
+        self._session = session
+        self._url = url.rstrip("/")
+        self._timeout = timeout
+        self._closed = threading.Event()
+        self._long_poll = True
+        headers = {SESSION_HEADER: session}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        self._http = httpx.Client(
+            base_url=self._url + "/",
+            headers=headers,
+            auth=httpx.BasicAuth(user, password or "") if user else None,
+            timeout=timeout,
+            transport=httpx.HTTPTransport(retries=_CONNECT_RETRIES, verify=verify),
+        )
+
+    # -- HTTP --------------------------------------------------------------------------------
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        body: Any = None,
+        timeout: float | None = None,
+        read_only: bool = False,
+    ) -> httpx.Response:
+        """Send one request; transport failures and non-200 answers become our errors."""
+        if self._closed.is_set():
+            raise InvalidStateError("the remote tracker is closed")
+        attempts = 2 if read_only else 1
+        for attempt in range(attempts):
+            try:
+                response = self._http.request(
+                    method,
+                    path,
+                    params=params,
+                    json=body,
+                    timeout=self._timeout if timeout is None else timeout,
+                )
+                break
+            except httpx.TimeoutException as exc:
+                raise DrmCommunicationError(
+                    f"no answer from {self._url}/{path} within the timeout: {exc}"
+                ) from exc
+            except (httpx.RemoteProtocolError, httpx.ReadError) as exc:
+                # A kept-alive connection the server closed: reads are safe to repeat.
+                if attempt + 1 < attempts:
+                    continue
+                raise DrmCommunicationError(f"connection to {self._url} broke: {exc}") from exc
+            except (httpx.TransportError, RuntimeError) as exc:
+                if self._closed.is_set():
+                    raise InvalidStateError("the remote tracker was closed") from exc
+                raise DrmCommunicationError(f"cannot reach {self._url}: {exc}") from exc
+        if response.status_code != 200:
+            raise self._status_error(path, response)
+        if "json" not in response.headers.get("content-type", ""):
+            raise InternalError(
+                f"{self._url}/{path} answered {response.headers.get('content-type')!r}, "
+                "not JSON; is this a containertracker or drmaa2os server?"
+            )
+        return response
+
+    def _status_error(self, path: str, response: httpx.Response) -> Exception:
+        status, text = response.status_code, response.text.strip()
+        class_name = response.headers.get(ERROR_CLASS_HEADER)
+        if class_name:
+            try:
+                message = str(response.json().get("Error", text))
+            except (ValueError, AttributeError):
+                message = text
+            return error_from_wire(class_name, message)
+        if status in (401, 403):
+            return DeniedByDrmsError(
+                f"{self._url} refused the request (HTTP {status}: {text}); pass the server's "
+                "token (remote_token) or basic-auth credentials (remote_user, remote_password)"
+            )
+        if status == 404:
+            return _NoEndpoint(f"{self._url}/{path} does not exist (HTTP 404)")
+        if status in (400, 413):
+            return InvalidArgumentError(f"{self._url} rejected the request (HTTP {status}): {text}")
+        return DrmCommunicationError(f"{self._url}/{path} answered HTTP {status}: {text}")
+
+    def _get(self, path: str, read_only: bool = True, **params: Any) -> httpx.Response:
+        try:
+            return self._request("GET", path, params=params, read_only=read_only)
+        except _NoEndpoint as exc:
+            raise DrmCommunicationError(f"{exc}; is the URL's base path right?") from None
+
+    def _post(self, path: str, body: Any) -> httpx.Response:
+        try:
+            return self._request("POST", path, body=body)
+        except _NoEndpoint as exc:
+            raise DrmCommunicationError(f"{exc}; is the URL's base path right?") from None
+
+    @staticmethod
+    def _json(response: httpx.Response) -> Any:
+        try:
+            return response.json()
+        except ValueError as exc:
+            raise InternalError(f"the server sent invalid JSON: {exc}") from None
+
+    def _checked(self, response: httpx.Response) -> Any:
+        """The body; an error carried in it (``Error`` key or error string) is raised."""
+        data = self._json(response)
+        error = data.get("Error") if isinstance(data, dict) else data
+        if isinstance(error, str) and error:
+            raise error_from_wire(response.headers.get(ERROR_CLASS_HEADER), error)
+        return data
+
+    def _list(self, response: httpx.Response) -> list[str]:
+        data = self._json(response)
+        if data is None:
+            return []  # the Go server sends null for an empty category list
+        if not isinstance(data, list) or not all(isinstance(x, str) for x in data):
+            raise InternalError(f"the server sent {data!r} where a list of strings belongs")
+        return data
+
+    @staticmethod
+    def _decode(decode: Any, data: Any, what: str) -> Any:
+        if not isinstance(data, dict):
+            raise InternalError(f"the server sent {data!r} where a {what} object belongs")
+        try:
+            return decode(data)
+        except (ValueError, ValidationError) as exc:
+            raise InternalError(f"the server sent an invalid {what}: {exc}") from None
+
+    # -- JobTracker ----------------------------------------------------------------------------
+
+    def list_jobs(self) -> list[str]:
+        """Ids of the session's jobs on the server."""
+        return self._list(self._get("listjobs"))
+
+    def list_array_jobs(self, array_id: str) -> list[str]:
+        """Ids of an array job's tasks."""
+        return self._list(self._get("listarrayjobs", arrayJobID=_required(array_id, "array id")))
+
+    def add_job(self, jt: JobTemplate) -> str:
+        """Submit a job on the server; return its id."""
+        data = self._checked(self._post("addjob", jt.to_remote_dict()))
+        return _string(data.get("JobID"), "JobID")
+
+    def add_array_job(
+        self, jt: JobTemplate, begin: int, end: int, step: int = 1, max_parallel: int = 0
+    ) -> str:
+        """Submit an array job on the server; return the array id."""
+        body = {**jt.to_remote_dict(), "begin": begin, "end": end}
+        body["step"] = step  # always sent: the Go server would turn a missing step into 1
+        if max_parallel:
+            body["maxParallel"] = max_parallel
+        data = self._checked(self._post("addarrayjob", body))
+        return _string(data.get("JobID"), "JobID")
+
+    def job_state(self, job_id: str) -> tuple[JobState, str]:
+        """The job's state and sub-state, as the server's tracker sees them now."""
+        data = self._checked(self._get("jobstate", jobID=_required(job_id, "job id")))
+        return JobState.from_remote_name(str(data.get("JobState"))), str(
+            data.get("JobSubState") or ""
+        )
+
+    def job_info(self, job_id: str) -> JobInfo:
+        """The job's JobInfo (``wallclock_time`` has whole seconds on the wire)."""
+        data = self._checked(self._get("jobinfo", jobID=_required(job_id, "job id")))
+        info: JobInfo = self._decode(JobInfo.from_remote_dict, data, "JobInfo")
+        return info
+
+    def job_control(self, job_id: str, action: ControlAction) -> None:
+        """Apply terminate, suspend, resume, hold or release on the server."""
+        self._checked(
+            self._get(
+                "jobcontrol",
+                False,
+                jobID=_required(job_id, "job id"),
+                action=control_action(action),
+            )
+        )
+
+    def delete_job(self, job_id: str) -> None:
+        """Remove a finished job on the server."""
+        self._checked(self._get("deletejob", False, jobID=_required(job_id, "job id")))
+
+    def list_job_categories(self) -> list[str]:
+        """The images the server's engine has."""
+        return self._list(self._get("listjobcategories"))
+
+    def wait(self, job_id: str, timeout: float | None, *states: JobState) -> JobState:
+        """Block until the job reaches one of ``states`` (default DONE or FAILED).
+
+        Long-polls the server's ``/wait`` in rounds of at most 20 s; against a server without
+        it, polls the state every 200 ms.
+
+        Raises:
+            WaitTimeoutError: ``timeout`` seconds passed first.
+        """
+        _required(job_id, "job id")
+        if timeout is not None and timeout < 0:
+            raise InvalidArgumentError(f"timeout must be None or >= 0, not {timeout}")
+        wanted = states or _DEFAULT_STATES
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self._long_poll:
+            left = _LONG_POLL if deadline is None else max(0.0, deadline - time.monotonic())
+            try:
+                return self._wait_round(job_id, min(left, _LONG_POLL), wanted)
+            except WaitTimeoutError:
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise
+            except _NoEndpoint:
+                self._long_poll = False  # a Go server: poll from now on
+        return self._poll(job_id, deadline, timeout, wanted)
+
+    def _wait_round(self, job_id: str, seconds: float, wanted: tuple[JobState, ...]) -> JobState:
+        params: dict[str, Any] = {
+            "jobID": job_id,
+            "timeout": f"{seconds:.3f}",
+            "state": [s.remote_name for s in wanted],
+        }
+        response = self._request(
+            "GET", "wait", params=params, timeout=self._timeout + seconds, read_only=True
+        )
+        return JobState.from_remote_name(str(self._checked(response).get("JobState")))
+
+    def _poll(
+        self,
+        job_id: str,
+        deadline: float | None,
+        timeout: float | None,
+        wanted: tuple[JobState, ...],
+    ) -> JobState:
+        while True:
+            state, _ = self.job_state(job_id)
+            if state in wanted:
+                return state
+            if state.terminal:
+                raise InvalidStateError(
+                    f"job {job_id} ended {state.drmaa2_name} and can never become "
+                    + " or ".join(s.drmaa2_name for s in wanted)
+                )
+            if deadline is not None and time.monotonic() >= deadline:
+                raise WaitTimeoutError(
+                    f"job {job_id} did not reach {', '.join(s.drmaa2_name for s in wanted)} "
+                    f"within {timeout} s (it is {state.drmaa2_name})"
+                )
+            pause = _POLL_INTERVAL
+            if deadline is not None:
+                pause = min(pause, max(0.0, deadline - time.monotonic()))
+            if self._closed.wait(pause):
+                raise InvalidStateError("the remote tracker was closed while waiting")
+
+    # -- optional capabilities ----------------------------------------------------------------
+
+    def job_template(self, job_id: str) -> JobTemplate:
+        """The template the job was submitted with."""
+        data = self._checked(self._get("jobtemplate", jobID=_required(job_id, "job id")))
+        jt: JobTemplate = self._decode(JobTemplate.from_remote_dict, data, "JobTemplate")
+        return jt
+
+    def contact(self) -> str:
+        """``<server url>?session=<session>``."""
+        return f"{self._url}?session={quote(self._session)}"
+
+    def open_monitoring_session(self, name: str) -> None:
+        """Monitoring sessions keep no state: nothing to do."""
+
+    def close_monitoring_session(self, name: str) -> None:
+        """Monitoring sessions keep no state: nothing to do."""
+
+    def get_all_job_ids(self, filter: JobInfo | None = None) -> list[str]:
+        """Ids of every container on the server's engine matching ``filter``."""
+        body = filter.to_remote_dict() if filter is not None else None
+        try:
+            response = self._request("POST", "monitor/jobids", body=body, read_only=True)
+        except _NoEndpoint as exc:
+            raise _no_monitoring(exc) from None
+        return self._list(response)
+
+    def get_all_queue_names(self, filter: list[str] | None = None) -> list[str]:
+        """Container engines have no queues: always empty."""
+        return []
+
+    def get_all_machines(self, filter: list[str] | None = None) -> list[Machine]:
+        """The server's engine host, optionally only if named in ``filter``."""
+        params = {"name": filter} if filter else None
+        try:
+            response = self._request("GET", "monitor/machines", params=params, read_only=True)
+        except _NoEndpoint as exc:
+            raise _no_monitoring(exc) from None
+        data = self._json(response)
+        if not isinstance(data, list):
+            raise InternalError(f"the server sent {data!r} where a list of machines belongs")
+        return [self._decode(Machine.from_go_dict, item, "Machine") for item in data]
+
+    def job_info_from_monitor(self, job_id: str) -> JobInfo:
+        """JobInfo of any container on the server's engine."""
+        try:
+            response = self._request(
+                "GET", "monitor/jobinfo", params={"jobID": job_id}, read_only=True
+            )
+        except _NoEndpoint as exc:
+            raise _no_monitoring(exc) from None
+        info: JobInfo = self._decode(JobInfo.from_remote_dict, self._checked(response), "JobInfo")
+        return info
+
+    def close(self) -> None:
+        """Close the connections; pending waits end with InvalidStateError. Idempotent."""
+        self._closed.set()
+        self._http.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"RemoteTracker({self._session!r}, {self._url!r})"
+
+
+def _example() -> str:
+    return "http://localhost:32321"
+
+
+def _required(value: str, what: str) -> str:
+    if not value:
+        raise JobNotFoundError(f"the {what} must not be empty")
+    return value
+
+
+def _string(value: object, key: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise InternalError(f"the server's answer has no {key}")
+    return value
+
+
+def _no_monitoring(exc: Exception) -> ContainerTrackerError:
+    return UnsupportedOperationError(f"{exc}: the server offers no monitoring")
+
+
+def new_remote_tracker(session: str, params: Mapping[str, Any] | None = None) -> RemoteTracker:
+    """Allocator for ``new_job_tracker("remote", session, params)``.
+
+    Reads ``remote_url``, ``remote_token``, ``remote_user``, ``remote_password``,
+    ``remote_ca_file`` and ``request_timeout`` from the settings and ``params``; the engine
+    settings belong to the server and are ignored here.
+
+    Raises:
+        InvalidArgumentError: bad params.
+    """
+    try:
+        settings = Settings(**dict(params or {}))
+    except ValidationError as exc:
+        raise InvalidArgumentError(f"invalid tracker params: {exc}") from None
+    return RemoteTracker(
+        session,
+        settings.remote_url,
+        token=settings.remote_token.get_secret_value() if settings.remote_token else None,
+        user=settings.remote_user,
+        password=settings.remote_password.get_secret_value() if settings.remote_password else None,
+        verify=(
+            ssl.create_default_context(cafile=str(settings.remote_ca_file))
+            if settings.remote_ca_file
+            else True
+        ),
+        timeout=settings.request_timeout,
+    )

@@ -1,0 +1,214 @@
+"""The ``containertracker`` command, run for real (a subprocess) against real engines and the
+remote server: output, JSON and exit codes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import ENGINE_URLS, REMOTE_PREFIX, TEST_IMAGE, engine_of, remote_url
+
+Run = Callable[..., subprocess.CompletedProcess[str]]
+
+
+@pytest.fixture
+def ct(backend: str, session_name: str, state_dir: Path, open_tracker: Any) -> Run:
+    """``ct("list", "--json", rc=0)`` runs the command for the test's backend and session
+    and checks its exit status (open_tracker removes the session's jobs afterwards)."""
+    if backend.startswith(REMOTE_PREFIX):
+        target = ["--backend", "remote", "--url", remote_url(engine_of(backend), state_dir)]
+    else:
+        target = ["--backend", backend, "--engine-url", ENGINE_URLS[backend]]
+    env = {
+        **os.environ,
+        "CONTAINERTRACKER_STATE_DIR": str(state_dir),
+        "CONTAINERTRACKER_STOP_GRACE": "1",
+        "COLUMNS": "200",
+    }
+
+    def run(*args: str, rc: int = 0, extra_env: dict[str, str] | None = None) -> Any:
+        command = [sys.executable, "-m", "containertracker", "--session", session_name, *target]
+        done = subprocess.run(
+            [*command, *args],
+            capture_output=True,
+            text=True,
+            timeout=180,
+            env={**env, **(extra_env or {})},
+        )
+        assert done.returncode == rc, f"{args}: exit {done.returncode}\n{done.stdout}{done.stderr}"
+        return done
+
+    return run
+
+
+def jobs(ct: Run, *args: str) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = json.loads(ct("list", "--json", *args).stdout)
+    return rows
+
+
+def test_submit_wait_list_info_logs_delete(ct: Run, tmp_path: Path) -> None:
+    out = tmp_path / "hello.out"
+    job_id = ct(
+        "submit", TEST_IMAGE, "-n", "hello", "-e", "WHO=world", "-o", str(out),
+        "--", "sh", "-c", "echo hello $WHO",
+    ).stdout.strip()  # fmt: skip
+    assert len(job_id) == 64
+    assert ct("wait", job_id[:12]).stdout.strip() == "1 job(s): 1 done, 0 failed"
+    (row,) = jobs(ct)
+    assert row["id"] == job_id and row["name"] == "hello" and row["state"] == "done"
+    assert row["image"] == TEST_IMAGE and row["exit_status"] == 0
+    table = ct("list").stdout
+    assert job_id[:12] in table and "hello" in table and "done" in table
+    info = json.loads(ct("info", job_id[:8], "--json").stdout)
+    assert info["info"]["exit_status"] == 0 and info["template"]["job_name"] == "hello"
+    assert "exit status" in ct("info", job_id).stdout
+    assert ct("logs", job_id).stdout == "hello world\n"
+    assert ct("delete", job_id).stdout.strip() == job_id
+    assert jobs(ct) == []
+
+
+def test_array_job_with_progress(ct: Run, tmp_path: Path) -> None:
+    pattern = str(tmp_path / "task.$DRMAA2_INDEX$")
+    array_id = ct(
+        "submit", "--array", "1-5:2", "--max-parallel", "2", "-o", pattern, TEST_IMAGE,
+        "--", "sh", "-c", "sleep 1; echo task $TASK_ID",
+    ).stdout.strip()  # fmt: skip
+    # A terminal gets the live display: counts and a bar.
+    waited = ct("wait", "--array", array_id, extra_env={"TTY_COMPATIBLE": "1"}).stdout
+    assert "done 3" in waited and "3/3" in waited
+    rows = jobs(ct, "--array", array_id)
+    assert sorted(r["task"] for r in rows) == ["1", "3", "5"]
+    assert {r["state"] for r in rows} == {"done"}
+    task3 = next(r["id"] for r in rows if r["task"] == "3")
+    assert ct("logs", task3).stdout == "task 3\n"
+    deleted = json.loads(ct("delete", "--array", array_id, "--json").stdout)
+    assert [d["error"] for d in deleted] == [None, None, None]
+
+
+def test_failed_jobs_set_the_exit_status(ct: Run) -> None:
+    job_id = ct("submit", TEST_IMAGE, "--", "sh", "-c", "exit 3").stdout.strip()
+    assert json.loads(ct("wait", job_id, "--json", rc=1).stdout) == {job_id: "failed"}
+    assert [r["id"] for r in jobs(ct, "--state", "failed")] == [job_id]
+    assert jobs(ct, "--state", "done") == []
+    assert json.loads(ct("info", job_id, "--json").stdout)["info"]["exit_status"] == 3
+
+
+def test_control_and_delete(ct: Run) -> None:
+    held = ct("submit", "--hold", TEST_IMAGE, "true").stdout.strip()
+    assert jobs(ct, held)[0]["state"] == "queuedHeld"
+    ct("control", "release", held)
+    ct("wait", held)
+    sleeper = ct("submit", TEST_IMAGE, "sleep", "60").stdout.strip()
+    ct("wait", sleeper, "--state", "running")
+    ct("control", "suspend", sleeper)
+    assert jobs(ct, sleeper)[0]["state"] == "suspended"
+    assert "it is not" in ct("control", "suspend", sleeper, rc=4).stderr or True
+    ct("control", "resume", sleeper)
+    ct("delete", sleeper, rc=4)  # still running
+    ct("control", "terminate", sleeper)
+    ct("wait", sleeper, rc=1)
+    deleted = ct("delete", "--finished").stdout.split()
+    assert sorted(deleted) == sorted([held, sleeper])
+
+
+def test_exit_codes_and_messages(ct: Run) -> None:
+    assert "no job 'nope'" in ct("info", "nope", rc=3).stderr
+    assert "BEGIN-END" in ct("submit", "--array", "x", TEST_IMAGE, "true", rc=2).stderr
+    assert "KEY=VALUE" in ct("submit", "-e", "novalue", TEST_IMAGE, "true", rc=2).stderr
+    assert "no-such-image" in ct("submit", "no-such-image", "true", rc=2).stderr
+    assert "unknown state" in ct("list", "--state", "bogus", rc=2).stderr
+    assert "unknown job control action" in ct("control", "explode", "x", rc=2).stderr
+    ct("frobnicate", rc=2)  # usage error from the parser
+    sleeper = ct("submit", TEST_IMAGE, "sleep", "30").stdout.strip()
+    assert "not finished" in ct("wait", sleeper, "--timeout", "0.5", rc=7).stderr
+    assert "resume" in ct("control", "resume", sleeper, rc=4).stderr
+    ct("control", "terminate", sleeper)
+
+
+def test_images_and_machines(ct: Run) -> None:
+    assert TEST_IMAGE in ct("images").stdout.split()
+    assert TEST_IMAGE in json.loads(ct("images", "--json").stdout)
+    (machine,) = json.loads(ct("machines", "--json").stdout)
+    assert machine["name"] == socket.gethostname() and machine["physical_memory"] > 0
+    assert machine["name"] in ct("machines").stdout
+
+
+@pytest.mark.only_engines("docker")
+def test_unreachable_engine(backend: str) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "containertracker", "--engine-url", "unix:///nonexistent.sock",
+         "list"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 5 and "error:" in done.stderr
+
+
+@pytest.mark.only_engines("docker")
+def test_console_script_and_completion(backend: str) -> None:
+    script = Path(sys.executable).with_name("containertracker")
+    assert "submit" in subprocess.run([script, "--help"], capture_output=True, text=True).stdout
+    completion = subprocess.run(
+        [script, "--show-completion", "bash"], capture_output=True, text=True, check=True
+    ).stdout
+    assert "complete" in completion and "containertracker" in completion
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.mark.only_engines("docker", "podman")
+def test_serve_then_use_it_remotely(
+    backend: str, session_name: str, state_dir: Path, open_tracker: Any
+) -> None:
+    port = _free_port()
+    env = {**os.environ, "CONTAINERTRACKER_STATE_DIR": str(state_dir)}
+    base = [sys.executable, "-m", "containertracker", "--session", session_name]
+    refused = subprocess.run(
+        [*base, "--backend", backend, "serve", "--host", "0.0.0.0"],
+        capture_output=True, text=True, env=env, timeout=60,
+    )  # fmt: skip
+    assert refused.returncode == 2 and "token" in refused.stderr
+    server = subprocess.Popen(
+        [*base, "--backend", backend, "--engine-url", ENGINE_URLS[backend], "serve",
+         "--port", str(port), "--token", "t0ken"],
+        env=env, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        url = f"http://127.0.0.1:{port}"
+        for _ in range(300):
+            try:
+                httpx.get(url + "/openapi.json")
+                break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        remote = [*base, "--backend", "remote", "--url", url]
+        denied = subprocess.run([*remote, "list"], capture_output=True, text=True, env=env)
+        assert denied.returncode == 6 and "token" in denied.stderr
+        env["CONTAINERTRACKER_REMOTE_TOKEN"] = "t0ken"
+        submitted = subprocess.run(
+            [*remote, "submit", TEST_IMAGE, "true"], capture_output=True, text=True, env=env
+        )
+        assert submitted.returncode == 0, submitted.stderr
+        waited = subprocess.run(
+            [*remote, "wait", submitted.stdout.strip()], capture_output=True, text=True, env=env
+        )
+        assert waited.returncode == 0 and "1 done" in waited.stdout
+    finally:
+        server.send_signal(signal.SIGINT)
+        # Ctrl-C: a graceful shutdown, then the conventional 128+SIGINT exit status.
+        assert server.wait(30) == 130
+        assert server.stderr is not None and "Traceback" not in server.stderr.read()
