@@ -5,7 +5,7 @@ median of a hand-written raw-SDK script doing the same work in the same run, wit
 (min-max of the per-run times). Run ``scripts/bench`` (both engines) or
 ``python benchmarks/bench.py --engine docker --repeat 5 --array-size 200 --scale 1000``.
 
-No timing is asserted anywhere: this prints numbers. ``tests/unit/test_bench_smoke.py`` runs
+No timing is asserted anywhere: this prints numbers. ``tests/engine/test_bench_smoke.py`` runs
 it with tiny sizes so it cannot rot.
 """
 
@@ -13,6 +13,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -25,6 +28,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any
+
+import httpx
 
 import containertracker
 from containertracker import JobTemplate
@@ -183,6 +188,8 @@ def bench_engine(engine: str, repeat: int, array_size: int, scale: int) -> list[
             lines += [f.line() for f in figures]
             lines.append(_wait_latency(tracker, raw, repeat))
             _clear(tracker)
+            lines += _remote(engine, tracker, state_dir, repeat)
+            _clear(tracker)
             raw.cleanup()
             runs = max(1, repeat // 2)
             for limit in (4, 0):
@@ -222,12 +229,89 @@ def _wait_latency(tracker: ContainerTracker, raw: Raw, repeat: int) -> str:
         raw.wait(cid)
         returned = datetime.now(UTC)
         theirs.append((returned - raw.finished_at(cid)).total_seconds())
-    delta = statistics.median(ours) - statistics.median(theirs)
+    return _delta_line("wait latency after exit", "tracker", ours, "raw blocking wait", theirs)
+
+
+def _delta_line(
+    name: str, label: str, ours: list[float], base_label: str, base: list[float]
+) -> str:
+    """``name  delta +x ms  label median [spread]  base_label median [spread]``."""
+    delta = statistics.median(ours) - statistics.median(base)
     return (
-        f"{'wait latency after exit':<38} delta {delta * 1000:+7.1f} ms   "
-        f"tracker {_ms(statistics.median(ours))} [{_ms(min(ours))}-{_ms(max(ours))}]   "
-        f"raw blocking wait {_ms(statistics.median(theirs))}"
+        f"{name:<38} delta {delta * 1000:+7.1f} ms   "
+        f"{label} {_ms(statistics.median(ours))} [{_ms(min(ours))}-{_ms(max(ours))}]   "
+        f"{base_label} {_ms(statistics.median(base))} [{_ms(min(base))}-{_ms(max(base))}]"
     )
+
+
+def _remote(engine: str, tracker: ContainerTracker, state_dir: str, repeat: int) -> list[str]:
+    """The same calls through ``containertracker serve`` (a separate process on loopback) and
+    the remote client, against the local tracker of the same session, interleaved."""
+    port = _free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "containertracker", "--backend", engine, "--engine-url",
+         URLS[engine], "--session", tracker._session, "serve", "--port", str(port)],
+        env={**os.environ, "CONTAINERTRACKER_STATE_DIR": state_dir},
+    )  # fmt: skip
+    try:
+        url = f"http://127.0.0.1:{port}"
+        _wait_until_serving(server, url)
+        with containertracker.new_job_tracker(
+            "remote", tracker._session, {"remote_url": url}
+        ) as remote:
+            calls = repeat * 4
+            pairs: dict[str, tuple[list[float], list[float]]] = {
+                name: ([], []) for name in ("add_job", "job_state", "job_info", "add_job+wait")
+            }
+            for _ in range(calls):
+                for name, work in (
+                    ("add_job", lambda t: t.add_job(_template("true"))),
+                    ("add_job+wait", lambda t: t.wait(t.add_job(_template("true")), 60)),
+                ):
+                    pairs[name][0].append(_timed(partial(work, remote)))
+                    pairs[name][1].append(_timed(partial(work, tracker)))
+            job_id = tracker.list_jobs()[0]
+            for _ in range(calls * 5):
+                for name in ("job_state", "job_info"):
+                    pairs[name][0].append(_timed(partial(getattr(remote, name), job_id)))
+                    pairs[name][1].append(_timed(partial(getattr(tracker, name), job_id)))
+            lines = [
+                _delta_line(f"remote {name} vs local", "remote", ours, "local", local)
+                for name, (ours, local) in pairs.items()
+            ]
+            latency = []
+            for _ in range(repeat):
+                job_id = remote.add_job(_template("sleep", "0.5"))
+                remote.wait(job_id, 60)
+                returned = datetime.now(UTC)
+                finished = tracker._engine.inspect(job_id).finished_at
+                latency.append((returned - finished).total_seconds())  # type: ignore[operator]
+            label = "remote wait latency after exit"
+            lines.append(f"{label:<38} {_ms(statistics.median(latency))} "
+                         f"[{_ms(min(latency))}-{_ms(max(latency))}]")  # fmt: skip
+            return lines
+    finally:
+        server.send_signal(signal.SIGINT)
+        server.wait(30)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait_until_serving(server: subprocess.Popen[bytes], url: str) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise RuntimeError(f"containertracker serve exited with {server.returncode}")
+        try:
+            httpx.get(url + "/openapi.json", timeout=1)
+            return
+        except httpx.TransportError:
+            time.sleep(0.05)
+    raise RuntimeError("containertracker serve did not answer within 60 s")
 
 
 def _tracker_array(tracker: ContainerTracker, size: int, limit: int) -> None:

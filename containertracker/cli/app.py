@@ -24,6 +24,7 @@ from containertracker import errors
 from containertracker.cli.parse import parse_array, parse_pairs, parse_state
 from containertracker.cli.render import (
     JobRow,
+    in_order,
     info_table,
     jobs_table,
     machines_table,
@@ -173,9 +174,7 @@ def _template(tracker: JobTracker, job_id: str) -> JobTemplate | None:
 
 
 def _rows(tracker: JobTracker, ids: list[str]) -> list[JobRow]:
-    rows = [JobRow(tracker.job_info(job_id), _template(tracker, job_id)) for job_id in ids]
-    rows.sort(key=lambda r: (r.info.submission_time is None, r.info.submission_time, r.task))
-    return rows
+    return in_order(JobRow(tracker.job_info(job_id), _template(tracker, job_id)) for job_id in ids)
 
 
 def _absolute(path: str | None) -> str:
@@ -322,12 +321,32 @@ def info(
 
 @app.command()
 def logs(
-    job: Annotated[str, typer.Argument(help="Job id or unique prefix.")],
+    jobs: Annotated[list[str] | None, typer.Argument(help="Job ids or unique prefixes.")] = None,
+    array: ArrayOption = None,
     stderr: Annotated[bool, typer.Option("--stderr", help="Show the error file.")] = False,
+    json_output: JsonFlag = False,
 ) -> None:
-    """Print a job's output file (its --output; --stderr: its --error), read on this host."""
+    """Print jobs' output files (their --output; --stderr: their --error), read on this host.
+
+    Several jobs (or an array) get a ``==> task N (id) <==`` header each, as ``tail`` does;
+    ``--json`` prints ``{job id: text}``.
+    """
     tracker = _opts().tracker()
-    (job_id,) = _resolve(tracker, [job], None)
+    ids = _resolve(tracker, jobs or [], array)
+    if json_output:
+        print_json(out, {job_id: _log_text(tracker, job_id, stderr) for job_id in ids})
+        return
+    for job_id in ids:
+        text = _log_text(tracker, job_id, stderr)
+        if len(ids) > 1:
+            task = (_template(tracker, job_id) or JobTemplate()).job_environment.get("TASK_ID")
+            out.print(f"==> {f'task {task} ' if task else ''}({job_id[:12]}) <==")
+        sys.stdout.write(text)
+        sys.stdout.flush()
+
+
+def _log_text(tracker: JobTracker, job_id: str, stderr: bool) -> str:
+    """The content of a job's output (or error) file, with the template's placeholders filled."""
     template = _template(tracker, job_id)
     if template is None:
         raise UnsupportedOperationError("this backend does not keep job templates")
@@ -340,7 +359,7 @@ def logs(
     path = path.replace("$DRMAA2_INDEX$", template.job_environment.get("TASK_ID", ""))
     path = path.replace("$DRMAA2_HOME_DIR$", str(Path.home()))
     try:
-        sys.stdout.write(Path(path).read_text(errors="replace"))
+        return Path(path).read_text(errors="replace")
     except OSError as exc:
         state = tracker.job_state(job_id)[0]
         raise InvalidArgumentError(

@@ -13,7 +13,7 @@ from rich.table import Table
 
 from containertracker.models import JobInfo, JobState, JobTemplate, Machine
 
-__all__ = ["JobRow", "info_table", "jobs_table", "machines_table", "print_json"]
+__all__ = ["JobRow", "in_order", "info_table", "jobs_table", "machines_table", "print_json"]
 
 _STATE_STYLE = {
     JobState.DONE: "green",
@@ -33,7 +33,14 @@ class JobRow:
 
     @property
     def task(self) -> str:
-        return self.template.job_environment.get("TASK_ID", "") if self.template else ""
+        task = self.info.extension.get("task_id")
+        if task is None and self.template is not None:
+            task = self.template.job_environment.get("TASK_ID")
+        return task or ""
+
+    @property
+    def array_id(self) -> str:
+        return self.info.extension.get("array_id", "")
 
     @property
     def runtime(self) -> timedelta | None:
@@ -56,6 +63,25 @@ class JobRow:
             "runtime_seconds": None if self.runtime is None else self.runtime.total_seconds(),
             "exit_status": self.info.exit_status,
         }
+
+
+def in_order(rows: Iterable[JobRow]) -> list[JobRow]:
+    """Rows in submission order, each array's tasks together in task-number order (at the
+    place of its first submitted task)."""
+    rows = list(rows)
+    never = datetime.max.replace(tzinfo=UTC)
+    first: dict[str, datetime] = {}
+    for row in rows:
+        if row.array_id:
+            submitted = row.info.submission_time or never
+            first[row.array_id] = min(first.get(row.array_id, never), submitted)
+
+    def key(row: JobRow) -> tuple[datetime, str, int, str]:
+        submitted = first.get(row.array_id) or row.info.submission_time or never
+        task = int(row.task) if row.task.lstrip("-").isdigit() else 0
+        return (submitted, row.array_id, task, row.info.id)
+
+    return sorted(rows, key=key)
 
 
 def print_json(console: Console, value: Any) -> None:
@@ -95,8 +121,15 @@ def _state(info: JobInfo) -> str:
 
 def jobs_table(rows: Sequence[JobRow], *, full_ids: bool = False) -> Table:
     table = Table(box=None, header_style="bold")
-    for column in ("ID", "NAME", "STATE", "TASK", "IMAGE", "STARTED", "RUNTIME", "EXIT"):
-        table.add_column(column, no_wrap=column in ("ID", "STATE"))
+    # Narrow terminals: ids, tasks, times and exits stay whole; the state's reason wraps;
+    # names and images shrink first, with an ellipsis.
+    table.add_column("ID", no_wrap=True, min_width=64 if full_ids else 12)
+    table.add_column("NAME", overflow="ellipsis", min_width=4)
+    table.add_column("STATE", min_width=9, max_width=28)
+    table.add_column("TASK", no_wrap=True, min_width=4, justify="right")
+    table.add_column("IMAGE", overflow="ellipsis", min_width=5)
+    for column, width in (("STARTED", 8), ("RUNTIME", 7), ("EXIT", 4)):
+        table.add_column(column, no_wrap=True, min_width=width)
     for row in rows:
         info, jt = row.info, row.template
         table.add_row(

@@ -460,5 +460,11 @@ def job_info_from_record(
             "workingdir": record.working_dir,
             "commandline": " ".join(record.command),
             "category": record.image,
+            # Array tasks say which array they belong to (the Go trackers cannot tell).
+            **{
+                key: labels[label]
+                for key, label in (("array_id", lb.ARRAY_ID), ("task_id", lb.TASK_ID))
+                if label in labels
+            },
         },
     )

@@ -13,10 +13,13 @@ Thread-safe: one client (one connection pool) can be shared by many threads.
 
 from __future__ import annotations
 
+import contextlib
 import ssl
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from concurrent import futures
+from concurrent.futures import Future
 from types import TracebackType
 from typing import Any, Final, Self
 from urllib.parse import quote
@@ -86,6 +89,8 @@ class RemoteTracker:
         self._url = url.rstrip("/")
         self._timeout = timeout
         self._closed = threading.Event()
+        self._closing: Future[None] = Future()
+        """Done once closed: what waits in :meth:`_interruptible` race against."""
         self._long_poll = True
         headers = {SESSION_HEADER: session}
         if token:
@@ -285,13 +290,35 @@ class RemoteTracker:
         while self._long_poll:
             left = _LONG_POLL if deadline is None else max(0.0, deadline - time.monotonic())
             try:
-                return self._wait_round(job_id, min(left, _LONG_POLL), wanted)
+                return self._interruptible(self._wait_round, job_id, min(left, _LONG_POLL), wanted)
             except WaitTimeoutError:
                 if deadline is not None and time.monotonic() >= deadline:
                     raise
             except _NoEndpoint:
                 self._long_poll = False  # a Go server: poll from now on
         return self._poll(job_id, deadline, timeout, wanted)
+
+    def _interruptible(self, call: Callable[..., JobState], *args: Any) -> JobState:
+        """``call(*args)`` in a daemon thread, returning early if the tracker is closed.
+
+        Why: a request blocked reading a socket cannot be woken from another thread (closing
+        the client does not interrupt it), so close() would otherwise leave a waiter hanging
+        for a whole long-poll round. The abandoned request ends by itself within the round.
+        """
+        result: Future[JobState] = Future()
+
+        def run() -> None:
+            try:
+                result.set_result(call(*args))
+            except BaseException as exc:  # handed to the caller's thread
+                result.set_exception(exc)
+
+        threading.Thread(target=run, name="containertracker-remote-wait", daemon=True).start()
+        either: list[Future[Any]] = [result, self._closing]
+        futures.wait(either, return_when=futures.FIRST_COMPLETED)
+        if not result.done():
+            raise InvalidStateError("the remote tracker was closed while waiting")
+        return result.result()
 
     def _wait_round(self, job_id: str, seconds: float, wanted: tuple[JobState, ...]) -> JobState:
         params: dict[str, Any] = {
@@ -388,6 +415,8 @@ class RemoteTracker:
     def close(self) -> None:
         """Close the connections; pending waits end with InvalidStateError. Idempotent."""
         self._closed.set()
+        with contextlib.suppress(futures.InvalidStateError):  # closed already
+            self._closing.set_result(None)
         self._http.close()
 
     def __enter__(self) -> Self:

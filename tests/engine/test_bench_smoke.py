@@ -41,6 +41,9 @@ def test_benchmark_runs(backend, open_tracker) -> None:
         "list_jobs at 5",
         "job_info at 5",
         "peak RSS tracking 5 jobs",
+        "remote add_job vs local",
+        "remote job_state vs local",
+        "remote wait latency after exit",
     ):
         assert figure in out, out
     leftovers = [

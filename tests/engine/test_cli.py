@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -74,6 +75,7 @@ def test_submit_wait_list_info_logs_delete(ct: Run, tmp_path: Path) -> None:
     assert info["info"]["exit_status"] == 0 and info["template"]["job_name"] == "hello"
     assert "exit status" in ct("info", job_id).stdout
     assert ct("logs", job_id).stdout == "hello world\n"
+    assert json.loads(ct("logs", job_id, "--json").stdout) == {job_id: "hello world\n"}
     assert ct("delete", job_id).stdout.strip() == job_id
     assert jobs(ct) == []
 
@@ -87,11 +89,14 @@ def test_array_job_with_progress(ct: Run, tmp_path: Path) -> None:
     # A terminal gets the live display: counts and a bar.
     waited = ct("wait", "--array", array_id, extra_env={"TTY_COMPATIBLE": "1"}).stdout
     assert "done 3" in waited and "3/3" in waited
+    assert {int(n) for n in re.findall(r"done (\d+)", waited)} <= {0, 1, 2, 3}  # never over-counted
     rows = jobs(ct, "--array", array_id)
     assert sorted(r["task"] for r in rows) == ["1", "3", "5"]
     assert {r["state"] for r in rows} == {"done"}
     task3 = next(r["id"] for r in rows if r["task"] == "3")
     assert ct("logs", task3).stdout == "task 3\n"
+    logs = ct("logs", "--array", array_id).stdout.splitlines()
+    assert logs[0].startswith("==> task 1 (") and logs[1::2] == ["task 1", "task 3", "task 5"]
     deleted = json.loads(ct("delete", "--array", array_id, "--json").stdout)
     assert [d["error"] for d in deleted] == [None, None, None]
 

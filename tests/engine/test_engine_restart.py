@@ -23,7 +23,7 @@ def test_daemon_restart_under_running_jobs(tracker, image) -> None:
     """After a dockerd restart, states are true (killed jobs FAILED) and a wait returns."""
     job_id = tracker.add_job(JobTemplate(remote_command="sleep", args=("300",), job_category=image))
     outcome: list[object] = []
-    waiter = threading.Thread(target=lambda: outcome.append(tracker.wait(job_id, 120)))
+    waiter = threading.Thread(target=lambda: outcome.append(tracker.wait(job_id, 120)), daemon=True)
     waiter.start()
     subprocess.run(["pkill", "-TERM", "-x", "dockerd"], check=True)
     # dockerd stops its containers (SIGTERM, SIGKILL after their grace) before it exits.
@@ -43,7 +43,7 @@ def test_service_restart_under_running_jobs(tracker, image) -> None:
     """The Podman service is stateless: jobs run on through its restart and a wait returns."""
     job_id = tracker.add_job(JobTemplate(remote_command="sleep", args=("5",), job_category=image))
     outcome: list[object] = []
-    waiter = threading.Thread(target=lambda: outcome.append(tracker.wait(job_id, 120)))
+    waiter = threading.Thread(target=lambda: outcome.append(tracker.wait(job_id, 120)), daemon=True)
     waiter.start()
     subprocess.run(["pkill", "-TERM", "-f", "[p]odman system service"], check=True)
     subprocess.run(

@@ -368,7 +368,7 @@ def test_long_polls_do_not_block_other_requests(serve, session_name) -> None:
             except Exception as exc:
                 outcomes.append(exc)
 
-        waiters = [threading.Thread(target=long_wait) for _ in range(8)]
+        waiters = [threading.Thread(target=long_wait, daemon=True) for _ in range(8)]
         for waiter in waiters:
             waiter.start()
         quick = JobTemplate(remote_command="true", job_category=TEST_IMAGE)
@@ -377,7 +377,8 @@ def test_long_polls_do_not_block_other_requests(serve, session_name) -> None:
             return tracker.wait(tracker.add_job(quick), 30)
 
         workers = [
-            threading.Thread(target=lambda: outcomes.append(submit_and_wait())) for _ in range(6)
+            threading.Thread(target=lambda: outcomes.append(submit_and_wait()), daemon=True)
+            for _ in range(6)
         ]
         for worker in workers:
             worker.start()
@@ -405,7 +406,7 @@ def test_server_shutdown_ends_pending_waits(serve, session_name) -> None:
             except BaseException as exc:
                 outcome.append(exc)
 
-        waiter = threading.Thread(target=wait)
+        waiter = threading.Thread(target=wait, daemon=True)
         waiter.start()
         tracker.wait(job_id, 10, JobState.RUNNING)
     waiter.join(30)

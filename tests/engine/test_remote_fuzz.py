@@ -19,7 +19,7 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 import containertracker
 from containertracker.remote import ServerThread, TrackerPool
-from containertracker.remote.server import openapi_document
+from containertracker.remote.app import openapi_document
 from containertracker.settings import ServerSettings
 from tests.conftest import SESSION_PREFIX, check_engine, engine_params, selected_engines
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -337,6 +338,13 @@ def test_job_info_from_record() -> None:
     assert info.wallclock_time == timedelta(seconds=3)
     assert (info.queue_name, info.job_owner, info.submission_machine) == ("q", "alice", "sub")
     assert info.extension == {"workingdir": "/w", "commandline": "sleep 9", "category": "img"}
+    task = job_info_from_record(
+        replace(record, labels={**record.labels, lb.ARRAY_ID: "a1", lb.TASK_ID: "7"}),
+        JobState.DONE,
+        "",
+        "host1",
+    )
+    assert (task.extension["array_id"], task.extension["task_id"]) == ("a1", "7")
     running = job_info_from_record(
         record, JobState.RUNNING, "", "host1", now=started + timedelta(seconds=2)
     )

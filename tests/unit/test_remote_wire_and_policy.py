@@ -12,7 +12,7 @@ from containertracker import errors
 from containertracker.errors import DeniedByDrmsError, InvalidArgumentError
 from containertracker.models import JobState, JobTemplate
 from containertracker.remote import Policy, check_exposure
-from containertracker.remote.server import PATHS, openapi_document
+from containertracker.remote.app import PATHS, openapi_document
 from containertracker.remote.wire import error_class_name, error_from_wire, parse_states
 from containertracker.settings import ServerSettings
 

@@ -1,0 +1,459 @@
+"""The server's ASGI application: any registered tracker over the drmaa2os v1 HTTP API.
+
+Wire compatibility with the Go server (reference section 5): the same paths under an optional
+base path, the same JSON shapes (``JobID``/``Error``, ``JobState``/``JobSubState``, JobInfo
+plus ``Error``, a JSON string for jobcontrol/deletejob, ``[]`` for empty lists), tracker errors
+as HTTP 200 with the message in the body, and 400 with Go's texts for missing parameters.
+
+What we add, all ignorable by a Go client: the error class in the ``X-ContainerTracker-Error``
+header; an ``Error`` key in jobstate answers; real HTTP errors (with ``{"Error": ...}``) where
+the Go server silently sent an empty list; the endpoints ``/wait`` (long poll),
+``/jobtemplate``, ``/monitor/*``; a session header; auth, TLS, a body size limit and an
+admission :class:`~containertracker.remote.policy.Policy`; ``/openapi.json``.
+
+Requests run concurrently: each tracker call runs in a worker thread, with no lock around
+engine calls (trackers are thread-safe).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any, TypeVar
+
+import anyio.to_thread
+import yaml
+from loguru import logger
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Mount, Route
+
+from containertracker.errors import (
+    ContainerTrackerError,
+    InternalError,
+    InvalidArgumentError,
+)
+from containertracker.models import JobInfo, JobState, JobTemplate
+from containertracker.remote.middleware import BearerOrBasicAuth, BodyLimit, BodyTooLarge
+from containertracker.remote.policy import Policy
+from containertracker.remote.pool import TrackerPool
+from containertracker.remote.wire import (
+    ERROR_CLASS_HEADER,
+    SESSION_HEADER,
+    STATUS_OF_ERROR,
+    error_class_name,
+    parse_states,
+)
+from containertracker.settings import ServerSettings
+from containertracker.tracker import JobTemplater, JobTracker, Monitorer, control_action
+
+__all__ = ["PATHS", "create_app", "openapi_document"]
+
+T = TypeVar("T")
+
+_WORKER_THREADS = 256
+"""Tracker calls in flight at once (long-poll waits each hold one thread)."""
+
+
+class _BadRequest(Exception):
+    """A request the server cannot parse: HTTP 400 with Go's plain-text message."""
+
+
+@dataclass(frozen=True)
+class _Context:
+    pool: TrackerPool
+    policy: Policy
+    max_wait: float
+
+
+def _context(request: Request) -> _Context:
+    ctx: _Context = request.app.state.ctx
+    return ctx
+
+
+# -- request parsing ---------------------------------------------------------------------------
+
+
+def _query(request: Request, name: str) -> str:
+    value = request.query_params.get(name, "")
+    if not value:
+        raise _BadRequest(f"Query argument {name} is required, but not found")
+    return value
+
+
+def _number(request: Request, name: str, default: float | None) -> float | None:
+    text = request.query_params.get(name)
+    if text is None:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        raise _BadRequest(f"Invalid format for parameter {name}: {text!r} is no number") from None
+    if not value >= 0 or value == float("inf"):
+        raise _BadRequest(f"Invalid format for parameter {name}: must be a finite number >= 0")
+    return value
+
+
+def _page(request: Request, ids: list[str]) -> list[str]:
+    """Apply the optional ``skip`` and ``limit`` parameters (the Go server ignores them)."""
+    bounds = []
+    for name in ("skip", "limit"):
+        text = request.query_params.get(name, "")
+        if text and not text.isdigit():
+            raise _BadRequest(f"Invalid format for parameter {name}: {text!r} is no integer >= 0")
+        bounds.append(int(text) if text else None)
+    skip, limit = bounds[0] or 0, bounds[1]
+    return ids[skip:] if limit is None else ids[skip : skip + limit]
+
+
+async def _json_object(request: Request) -> dict[str, Any]:
+    try:
+        data = json.loads(await request.body())
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise _BadRequest(f"can't unmarshal body: {exc}") from None
+    if not isinstance(data, dict):
+        raise _BadRequest("can't unmarshal body: expected a JSON object")
+    return data
+
+
+def _template(data: dict[str, Any]) -> JobTemplate:
+    try:
+        return JobTemplate.from_remote_dict(data)
+    except ValueError as exc:
+        raise _BadRequest(f"can't unmarshal body: {exc}") from None
+
+
+def _integer(data: dict[str, Any], key: str, default: int | None) -> int:
+    value = data.get(key)
+    if value is None:
+        if default is None:
+            raise _BadRequest(f"can't unmarshal body: {key} is required")
+        return default
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _BadRequest(f"can't unmarshal body: {key} must be an integer, not {value!r}")
+    return value
+
+
+# -- running tracker calls ---------------------------------------------------------------------
+
+
+async def _run(request: Request, work: Callable[[JobTracker], T]) -> T:
+    """``work(tracker of the request's session)`` in a worker thread."""
+    ctx = _context(request)
+    session = request.headers.get(SESSION_HEADER) or ctx.pool.default_session
+
+    def call() -> T:
+        with ctx.pool.using(session) as tracker:
+            return work(tracker)
+
+    return await anyio.to_thread.run_sync(call)
+
+
+def _error_headers(exc: ContainerTrackerError) -> dict[str, str]:
+    return {ERROR_CLASS_HEADER: error_class_name(exc)}
+
+
+def _with_error(body: Any, exc: ContainerTrackerError) -> JSONResponse:
+    """HTTP 200 carrying the error in the body, as the Go server does."""
+    logger.debug("request failed: {}: {}", type(exc).__name__, exc)
+    return JSONResponse(body, headers=_error_headers(exc))
+
+
+def _error_status(exc: ContainerTrackerError) -> JSONResponse:
+    """A real HTTP error where the Go shape has no place for one (the list endpoints)."""
+    status = next(code for cls, code in STATUS_OF_ERROR if isinstance(exc, cls))
+    logger.debug("request failed ({}): {}: {}", status, type(exc).__name__, exc)
+    return JSONResponse({"Error": str(exc)}, status_code=status, headers=_error_headers(exc))
+
+
+def _monitorer(tracker: JobTracker) -> Monitorer:
+    if not isinstance(tracker, Monitorer):
+        raise InvalidArgumentError("this server's tracker does not offer monitoring")
+    return tracker
+
+
+def _templater(tracker: JobTracker) -> JobTemplater:
+    if not isinstance(tracker, JobTemplater):
+        raise InvalidArgumentError("this server's tracker does not keep job templates")
+    return tracker
+
+
+# -- endpoints -----------------------------------------------------------------------------------
+
+
+async def list_jobs(request: Request) -> Response:
+    _page(request, [])  # reject bad paging before doing any work
+    try:
+        return JSONResponse(_page(request, await _run(request, lambda t: t.list_jobs())))
+    except ContainerTrackerError as exc:
+        return _error_status(exc)
+
+
+async def list_array_jobs(request: Request) -> Response:
+    array_id = _query(request, "arrayJobID")
+    _page(request, [])
+    try:
+        ids = await _run(request, lambda t: t.list_array_jobs(array_id))
+        return JSONResponse(_page(request, ids))
+    except ContainerTrackerError as exc:
+        return _error_status(exc)
+
+
+async def list_job_categories(request: Request) -> Response:
+    try:
+        return JSONResponse(await _run(request, lambda t: t.list_job_categories()))
+    except ContainerTrackerError as exc:
+        return _error_status(exc)
+
+
+async def add_job(request: Request) -> Response:
+    jt = _template(await _json_object(request))
+    policy = _context(request).policy
+
+    def work(tracker: JobTracker) -> str:
+        policy.check(jt)
+        return tracker.add_job(jt)
+
+    try:
+        return JSONResponse({"JobID": await _run(request, work), "Error": ""})
+    except ContainerTrackerError as exc:
+        return _with_error({"JobID": "", "Error": str(exc)}, exc)
+
+
+async def add_array_job(request: Request) -> Response:
+    data = await _json_object(request)
+    jt = _template(data)
+    begin, end = _integer(data, "begin", None), _integer(data, "end", None)
+    step, max_parallel = _integer(data, "step", 1), _integer(data, "maxParallel", 0)
+    policy = _context(request).policy
+
+    def work(tracker: JobTracker) -> str:
+        policy.check(jt)
+        return tracker.add_array_job(jt, begin, end, step, max_parallel)
+
+    try:
+        return JSONResponse({"JobID": await _run(request, work), "Error": ""})
+    except ContainerTrackerError as exc:
+        return _with_error({"JobID": "", "Error": str(exc)}, exc)
+
+
+def _state_body(state: JobState, sub_state: str, error: str = "") -> dict[str, str]:
+    return {"JobState": state.remote_name, "JobSubState": sub_state, "Error": error}
+
+
+async def job_state(request: Request) -> Response:
+    job_id = _query(request, "jobID")
+    try:
+        state, sub_state = await _run(request, lambda t: t.job_state(job_id))
+    except ContainerTrackerError as exc:
+        return _with_error(_state_body(JobState.UNDETERMINED, "", str(exc)), exc)
+    return JSONResponse(_state_body(state, sub_state))
+
+
+def _info_body(info: JobInfo, error: str = "") -> dict[str, Any]:
+    return {**info.to_remote_dict(), "Error": error}
+
+
+async def job_info(request: Request) -> Response:
+    job_id = _query(request, "jobID")
+    try:
+        info = await _run(request, lambda t: t.job_info(job_id))
+    except ContainerTrackerError as exc:
+        return _with_error(_info_body(JobInfo(), str(exc)), exc)
+    return JSONResponse(_info_body(info))
+
+
+async def job_control(request: Request) -> Response:
+    job_id = _query(request, "jobID")
+    try:
+        action = control_action(_query(request, "action"))
+    except InvalidArgumentError as exc:
+        raise _BadRequest(f"Invalid format for parameter action: {exc}") from None
+    try:
+        await _run(request, lambda t: t.job_control(job_id, action))
+    except ContainerTrackerError as exc:
+        return _with_error(str(exc), exc)
+    return JSONResponse("")
+
+
+async def delete_job(request: Request) -> Response:
+    job_id = _query(request, "jobID")
+    try:
+        await _run(request, lambda t: t.delete_job(job_id))
+    except ContainerTrackerError as exc:
+        return _with_error(str(exc), exc)
+    return JSONResponse("")
+
+
+async def wait(request: Request) -> Response:
+    """Long poll: block up to ``min(timeout, max_wait)`` seconds for the job to reach a state.
+
+    A timeout answers ``Error`` with class WaitTimeoutError; clients with a longer deadline
+    simply ask again.
+    """
+    job_id = _query(request, "jobID")
+    max_wait = _context(request).max_wait
+    timeout = _number(request, "timeout", max_wait)
+    assert timeout is not None
+    try:
+        states = parse_states(request.query_params.getlist("state"))
+    except ValueError as exc:
+        raise _BadRequest(f"Invalid format for parameter state: {exc}") from None
+
+    def work(tracker: JobTracker) -> tuple[JobState, str]:
+        reached = tracker.wait(job_id, min(timeout, max_wait), *states)
+        return reached, tracker.job_state(job_id)[1] if reached == JobState.FAILED else ""
+
+    try:
+        state, sub_state = await _run(request, work)
+    except ContainerTrackerError as exc:
+        return _with_error(_state_body(JobState.UNDETERMINED, "", str(exc)), exc)
+    return JSONResponse(_state_body(state, sub_state))
+
+
+async def job_template(request: Request) -> Response:
+    job_id = _query(request, "jobID")
+    try:
+        jt = await _run(request, lambda t: _templater(t).job_template(job_id))
+    except ContainerTrackerError as exc:
+        return _with_error({**JobTemplate().to_remote_dict(), "Error": str(exc)}, exc)
+    return JSONResponse({**jt.to_remote_dict(), "Error": ""})
+
+
+async def monitor_job_ids(request: Request) -> Response:
+    """Job ids matching a JobInfo filter; missing or null filter keys are unset (match all)."""
+    raw = await _json_object(request) if await request.body() else None
+    wanted = None
+    if raw is not None:
+        data = {**JobInfo().to_remote_dict(), **{k: v for k, v in raw.items() if v is not None}}
+        try:
+            parse_states([data["state"]])  # a typo must not become "undetermined"
+            wanted = JobInfo.from_remote_dict(data)
+        except (ValueError, TypeError) as exc:
+            raise _BadRequest(f"can't unmarshal body: {exc}") from None
+    try:
+        return JSONResponse(await _run(request, lambda t: _monitorer(t).get_all_job_ids(wanted)))
+    except ContainerTrackerError as exc:
+        return _error_status(exc)
+
+
+async def monitor_machines(request: Request) -> Response:
+    names = request.query_params.getlist("name") or None
+    try:
+        machines = await _run(request, lambda t: _monitorer(t).get_all_machines(names))
+    except ContainerTrackerError as exc:
+        return _error_status(exc)
+    return JSONResponse([m.to_go_dict() for m in machines])
+
+
+async def monitor_job_info(request: Request) -> Response:
+    job_id = _query(request, "jobID")
+    try:
+        info = await _run(request, lambda t: _monitorer(t).job_info_from_monitor(job_id))
+    except ContainerTrackerError as exc:
+        return _with_error(_info_body(JobInfo(), str(exc)), exc)
+    return JSONResponse(_info_body(info))
+
+
+@functools.cache
+def openapi_document() -> dict[str, Any]:
+    """The OpenAPI 3 document of what this server serves (shipped as ``openapi.yaml``)."""
+    text = resources.files("containertracker.remote").joinpath("openapi.yaml").read_text("utf-8")
+    document: dict[str, Any] = yaml.safe_load(text)
+    return document
+
+
+async def openapi_json(request: Request) -> Response:
+    document = dict(openapi_document())
+    document["servers"] = [{"url": request.app.state.base_path or "/"}]
+    return JSONResponse(document)
+
+
+_ROUTES: tuple[tuple[str, Callable[[Request], Awaitable[Response]], str], ...] = (
+    ("/listjobs", list_jobs, "GET"),
+    ("/listarrayjobs", list_array_jobs, "GET"),
+    ("/addjob", add_job, "POST"),
+    ("/addarrayjob", add_array_job, "POST"),
+    ("/jobstate", job_state, "GET"),
+    ("/jobinfo", job_info, "GET"),
+    ("/jobcontrol", job_control, "GET"),
+    ("/deletejob", delete_job, "GET"),
+    ("/listjobcategories", list_job_categories, "GET"),
+    ("/wait", wait, "GET"),
+    ("/jobtemplate", job_template, "GET"),
+    ("/monitor/jobids", monitor_job_ids, "POST"),
+    ("/monitor/machines", monitor_machines, "GET"),
+    ("/monitor/jobinfo", monitor_job_info, "GET"),
+    ("/openapi.json", openapi_json, "GET"),
+)
+PATHS = tuple(path for path, _, _ in _ROUTES)
+"""Every path the server serves (below its base path)."""
+
+
+async def _bad_request(request: Request, exc: Exception) -> Response:
+    return PlainTextResponse(str(exc), status_code=400)
+
+
+async def _too_large(request: Request, exc: Exception) -> Response:
+    return PlainTextResponse(str(exc), status_code=413)
+
+
+async def _unexpected(request: Request, exc: Exception) -> Response:
+    # A bug: log it with its traceback; the client gets the Go-style error object.
+    logger.opt(exception=exc).error("unexpected error serving {}", request.url.path)
+    error = InternalError(f"internal server error: {type(exc).__name__}: {exc}")
+    return JSONResponse({"Error": str(error)}, status_code=500, headers=_error_headers(error))
+
+
+# -- the application -----------------------------------------------------------------------------
+
+
+def create_app(pool: TrackerPool, settings: ServerSettings | None = None) -> Starlette:
+    """The ASGI application serving ``pool`` as ``settings`` say (defaults: ServerSettings()).
+
+    The app closes the pool's trackers when it shuts down.
+    """
+    settings = settings or ServerSettings()
+    base_path = settings.base_path.rstrip("/")
+    if base_path and not base_path.startswith("/"):
+        raise InvalidArgumentError(f"base_path must start with '/', not {settings.base_path!r}")
+    routes = [Route(path, endpoint, methods=[method]) for path, endpoint, method in _ROUTES]
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        anyio.to_thread.current_default_thread_limiter().total_tokens = _WORKER_THREADS
+        try:
+            yield
+        finally:
+            await anyio.to_thread.run_sync(pool.close)
+
+    app = Starlette(
+        routes=[Mount(base_path, routes=routes)] if base_path else routes,
+        exception_handlers={
+            _BadRequest: _bad_request,
+            BodyTooLarge: _too_large,
+            Exception: _unexpected,
+        },
+        lifespan=lifespan,
+    )
+    app.state.ctx = _Context(
+        pool=pool,
+        policy=Policy(
+            allow_privileged=settings.allow_privileged,
+            allow_host_namespaces=settings.allow_host_namespaces,
+            allowed_host_paths=tuple(settings.allowed_host_paths),
+        ),
+        max_wait=settings.max_wait,
+    )
+    app.state.base_path = base_path
+    token = settings.token.get_secret_value() if settings.token else None
+    password = settings.password.get_secret_value() if settings.password else None
+    if token or settings.user:
+        app.add_middleware(BearerOrBasicAuth, token=token, user=settings.user, password=password)
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    return app

@@ -1,0 +1,79 @@
+"""The command line's pure parts: option parsing and row ordering (no engine)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from containertracker import JobState
+from containertracker.cli.parse import ArraySpec, parse_array, parse_pairs, parse_state
+from containertracker.cli.render import JobRow, in_order
+from containertracker.errors import InvalidArgumentError
+from containertracker.models import JobInfo
+
+
+@pytest.mark.parametrize(
+    ("text", "spec"),
+    [
+        ("1-100:2", ArraySpec(1, 100, 2)),
+        ("1-8", ArraySpec(1, 8, 1)),
+        ("5", ArraySpec(5, 5, 1)),
+        (" 3-4 ", ArraySpec(3, 4, 1)),
+    ],
+)
+def test_array_specs(text: str, spec: ArraySpec) -> None:
+    assert parse_array(text) == spec
+
+
+@pytest.mark.parametrize("text", ["", "1-", "a-b", "1-10:x", "1..10", "1-10:2:3"])
+def test_bad_array_specs_say_the_format(text: str) -> None:
+    with pytest.raises(InvalidArgumentError, match="BEGIN-END"):
+        parse_array(text)
+
+
+def test_pairs_split_at_the_first_equals_sign() -> None:
+    assert parse_pairs(["A=1", "B=x=y", "C="], "--env") == {"A": "1", "B": "x=y", "C": ""}
+    for bad in ("A", "=1"):
+        with pytest.raises(InvalidArgumentError, match=r"--env .* must be KEY=VALUE"):
+            parse_pairs([bad], "--env")
+
+
+@pytest.mark.parametrize(
+    ("text", "state"),
+    [
+        ("done", JobState.DONE),
+        ("QueuedHeld", JobState.QUEUED_HELD),
+        ("queued_held", JobState.QUEUED_HELD),
+        ("Failed", JobState.FAILED),
+    ],
+)
+def test_states_by_any_spelling(text: str, state: JobState) -> None:
+    assert parse_state(text) is state
+
+
+def test_unknown_state_lists_the_valid_ones() -> None:
+    with pytest.raises(InvalidArgumentError, match=r"unknown state 'finished'; use one of .*done"):
+        parse_state("finished")
+
+
+def _row(job_id: str, submitted: datetime | None, array: str = "", task: str = "") -> JobRow:
+    extension = {"array_id": array, "task_id": task} if array else {}
+    return JobRow(JobInfo(id=job_id, submission_time=submitted, extension=extension), None)
+
+
+def test_rows_in_submission_order_with_each_array_together_by_task_number() -> None:
+    t = [datetime(2026, 1, 1, 0, 0, s, tzinfo=UTC) for s in range(6)]
+    rows = [
+        _row("late-single", t[5]),
+        _row("a-10", t[1], "a", "10"),
+        _row("b-1", t[2], "b", "1"),
+        _row("a-2", t[3], "a", "2"),  # created after b's task: still shown with array a
+        _row("early-single", t[0]),
+        _row("unsubmitted", None),
+        _row("a-1", t[4], "a", "1"),
+    ]
+    assert [r.info.id for r in in_order(rows)] == [
+        "early-single", "a-1", "a-2", "a-10", "b-1", "late-single", "unsubmitted",
+    ]  # fmt: skip
+    assert _row("x", t[0], "a", "-3").task == "-3"
