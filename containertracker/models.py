@@ -517,6 +517,16 @@ class _Reader:
             raise self._error(key, "a 64-bit integer", value)
         return value
 
+    def seconds(self, key: str) -> timedelta | None:
+        """A duration in whole seconds; 0 or missing is ``None``."""
+        value = self.integer(key)
+        if not value:
+            return None
+        try:
+            return timedelta(seconds=value)
+        except OverflowError:
+            raise self._error(key, "a duration of at most 999999999 days", value) from None
+
     def number(self, key: str) -> float:
         value = self.raw(key)
         if value is None:
@@ -1035,7 +1045,6 @@ class JobInfo(_Drmaa2Model):
             ValueError: wrong value types or invalid times.
         """
         reader = _Reader(data, "JobInfo")
-        wallclock = reader.integer("wallclockTime")
         return cls(
             id=reader.string("id"),
             exit_status=reader.integer("exitStatus"),
@@ -1048,7 +1057,7 @@ class JobInfo(_Drmaa2Model):
             job_owner=reader.string("jobOwner"),
             slots=reader.integer("slots"),
             queue_name=reader.string("queueName"),
-            wallclock_time=timedelta(seconds=wallclock) if wallclock else None,
+            wallclock_time=reader.seconds("wallclockTime"),
             cpu_time=reader.integer("cpuTime"),
             submission_time=reader.time("submissionTime", require_zone=False),
             dispatch_time=reader.time("dispatchTime", require_zone=False),

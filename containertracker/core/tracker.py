@@ -13,6 +13,7 @@ from __future__ import annotations
 import getpass
 import io
 import os
+import re
 import shutil
 import socket
 import tarfile
@@ -21,7 +22,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import CancelledError, ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
@@ -67,6 +68,8 @@ MAX_ARRAY_TASKS = 10_000
 _ACTIVE = frozenset({"running", "paused", "restarting"})
 _ENDED = frozenset({"exited", "dead"})
 _ORPHAN_AGE = 60.0
+_CONTAINER_REF = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+"""What an engine resolves to one container: an id, an id prefix or a name."""
 """A plain job still "created" this long after submission lost its submitter: start it."""
 _TERMINAL = (JobState.DONE, JobState.FAILED)
 
@@ -382,7 +385,7 @@ class ContainerTracker:
 
     def job_info_from_monitor(self, job_id: str) -> JobInfo:
         """JobInfo of any container on the engine, in or outside this session."""
-        return self._info_of(self._engine.inspect(job_id))
+        return self._info_of(self._inspect(job_id))
 
     def machine(self) -> Machine:
         """The engine's host as a DRMAA2 Machine."""
@@ -442,11 +445,24 @@ class ContainerTracker:
             max_parallel=max_parallel,
         )
 
+    def _inspect(self, job_id: str) -> ContainerRecord:
+        """Inspect any container by the id a caller gave.
+
+        Raises:
+            JobNotFoundError: no container has that id, or no container could (e.g. ``.``).
+        """
+        # Why check: the SDKs put the id into the URL path unescaped, so "." or "x/.." would
+        # address another endpoint (GET /containers/./json is the container list).
+        if not _CONTAINER_REF.fullmatch(job_id):
+            raise JobNotFoundError(
+                f"no job {job_id!r}: a job id is the hex id add_job returned "
+                "(letters, digits, '_', '.', '-')"
+            )
+        return self._engine.inspect(job_id)
+
     def _record(self, job_id: str) -> ContainerRecord:
         """Inspect a job of this session."""
-        if not job_id:
-            raise JobNotFoundError("empty job id")
-        record = self._engine.inspect(job_id)
+        record = self._inspect(job_id)
         if record.labels.get(lb.SESSION) != self._session:
             raise JobNotFoundError(f"no job {job_id!r} in session {self._session!r}")
         return record
@@ -524,18 +540,29 @@ class ContainerTracker:
         return self._engine.create(spec)
 
     def _create_all(self, specs: list[ContainerSpec], created: list[str]) -> None:
-        """Create containers in parallel (engines create faster so), appending their ids to
-        ``created`` as they come; the first error is raised after all calls returned."""
+        """Create containers, appending their ids to ``created`` as they come.
+
+        The first alone: a template the engine refuses (a missing image, say) then fails once,
+        not once per task. The rest in parallel (engines create faster so); after an error no
+        further creation starts, and the first error is raised when the running ones returned.
+        """
+        if not specs:
+            return
+        created.append(self._create(specs[0]))
         with ThreadPoolExecutor(
             max_workers=8, thread_name_prefix="containertracker-create"
         ) as pool:
-            futures = [pool.submit(self._create, spec) for spec in specs]
-            errors = []
+            futures = [pool.submit(self._create, spec) for spec in specs[1:]]
+            errors: list[ContainerTrackerError] = []
             for future in futures:
+                if errors:
+                    future.cancel()
                 try:
                     created.append(future.result())
                 except ContainerTrackerError as exc:
                     errors.append(exc)
+                except CancelledError:
+                    pass
         if errors:
             raise errors[0]
 

@@ -128,6 +128,10 @@ def _template(data: dict[str, Any]) -> JobTemplate:
         raise _BadRequest(f"can't unmarshal body: {exc}") from None
 
 
+_GO_INT = range(-(2**63), 2**63)
+"""The Go server's ``int``: 64-bit."""
+
+
 def _integer(data: dict[str, Any], key: str, default: int | None) -> int:
     value = data.get(key)
     if value is None:
@@ -136,6 +140,8 @@ def _integer(data: dict[str, Any], key: str, default: int | None) -> int:
         return default
     if isinstance(value, bool) or not isinstance(value, int):
         raise _BadRequest(f"can't unmarshal body: {key} must be an integer, not {value!r}")
+    if value not in _GO_INT:
+        raise _BadRequest(f"can't unmarshal body: {key} must be a 64-bit integer, not {value}")
     return value
 
 

@@ -27,6 +27,7 @@ from urllib.parse import quote
 import httpx
 from pydantic import ValidationError
 
+from containertracker.core.tracker import MAX_ARRAY_TASKS
 from containertracker.errors import (
     ContainerTrackerError,
     DeniedByDrmsError,
@@ -177,9 +178,9 @@ class RemoteTracker:
         except _NoEndpoint as exc:
             raise DrmCommunicationError(f"{exc}; is the URL's base path right?") from None
 
-    def _post(self, path: str, body: Any) -> httpx.Response:
+    def _post(self, path: str, body: Any, timeout: float | None = None) -> httpx.Response:
         try:
-            return self._request("POST", path, body=body)
+            return self._request("POST", path, body=body, timeout=timeout)
         except _NoEndpoint as exc:
             raise DrmCommunicationError(f"{exc}; is the URL's base path right?") from None
 
@@ -233,12 +234,18 @@ class RemoteTracker:
     def add_array_job(
         self, jt: JobTemplate, begin: int, end: int, step: int = 1, max_parallel: int = 0
     ) -> str:
-        """Submit an array job on the server; return the array id."""
+        """Submit an array job on the server; return the array id.
+
+        The request may take ``request_timeout`` plus 0.1 s per task: the server creates every
+        task's container before it answers, and a submission is never repeated, so giving up
+        early would leave the caller without the id of tasks that do exist.
+        """
         body = {**jt.to_remote_dict(), "begin": begin, "end": end}
         body["step"] = step  # always sent: the Go server would turn a missing step into 1
         if max_parallel:
             body["maxParallel"] = max_parallel
-        data = self._checked(self._post("addarrayjob", body))
+        tasks = min(max(0, (end - begin) // step + 1), MAX_ARRAY_TASKS) if step > 0 else 0
+        data = self._checked(self._post("addarrayjob", body, self._timeout + 0.1 * tasks))
         return _string(data.get("JobID"), "JobID")
 
     def job_state(self, job_id: str) -> tuple[JobState, str]:

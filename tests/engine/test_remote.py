@@ -185,6 +185,11 @@ def test_errors_on_the_wire(serve) -> None:
         )
         assert http.post("/addjob", content=b"{not json").status_code == 400
         assert http.post("/addjob", json={"args": 5}).status_code == 400
+        # Integers beyond Go's int64 are refused as the Go server's decoder would (fuzz find).
+        too_big = {"jobCategory": "x", "begin": 1, "end": 2, "step": 2**64}
+        assert http.post("/addarrayjob", json=too_big).status_code == 400
+        huge_wallclock = {"wallclockTime": 2**62}
+        assert http.post("/monitor/jobids", json=huge_wallclock).status_code == 400
         assert http.get("/nosuchpath").status_code == 404
         assert http.get("/addjob").status_code == 405
         # Where the Go server answered [] to an unknown array, we answer 404 and say why.

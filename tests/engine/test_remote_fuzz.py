@@ -7,6 +7,7 @@ an answer (status, content type, body) the document does not describe.
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -53,6 +54,8 @@ BREAKABLE = {
 # February 30 matches the document's pattern but is rightly refused (400), so for these
 # operations "valid data was rejected" is not a finding.
 WITH_TIMES = {"POST /addjob", "POST /addarrayjob", "POST /monitor/jobids"}
+# CT_FUZZ_EXAMPLES=500 scripts/test tests/engine/test_remote_fuzz.py digs deeper than CI.
+EXAMPLES = int(os.environ.get("CT_FUZZ_EXAMPLES", "25"))
 CASES = [
     (label, mode)
     for label in sorted(OPERATIONS)
@@ -69,7 +72,7 @@ def test_api_conforms_to_its_openapi_document(
 
     @given(case=OPERATIONS[label].as_strategy(generation_mode=mode))
     @settings(
-        max_examples=25,
+        max_examples=EXAMPLES,
         deadline=None,
         database=None,
         suppress_health_check=list(HealthCheck),

@@ -226,10 +226,16 @@ def test_delete_requires_end_state(tracker, image) -> None:
     ],
     ids=["job_state", "job_info", "job_template", "job_control", "wait", "delete", "array"],
 )
-def test_unknown_ids(tracker, call) -> None:
-    """Every call on an unknown id raises JobNotFoundError (Go said Undetermined or hung)."""
+@pytest.mark.parametrize("job_id", ["0" * 64, ".", "x/../.."], ids=["unknown", "dot", "path"])
+def test_unknown_ids(tracker, call, job_id) -> None:
+    """Every call on an unknown id raises JobNotFoundError (Go said Undetermined or hung).
+
+    Ids that would address another engine endpoint ("." lists containers) are unknown too.
+    """
     with pytest.raises(JobNotFoundError):
-        call(tracker, "0" * 64)
+        call(tracker, job_id)
+    with pytest.raises(JobNotFoundError):
+        tracker.job_info_from_monitor(job_id)
 
 
 def test_job_of_another_session_is_not_found(open_tracker, image, session_name, backend) -> None:

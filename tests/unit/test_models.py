@@ -599,6 +599,12 @@ def test_jobinfo_remote_round_trip() -> None:
     assert JobInfo.from_remote_dict(JobInfo().to_remote_dict()) == JobInfo()
 
 
+def test_jobinfo_remote_wallclock_beyond_timedelta_is_a_value_error() -> None:
+    """A wallclockTime no timedelta can hold is bad input, not an OverflowError (fuzz find)."""
+    with pytest.raises(ValueError, match="wallclockTime"):
+        JobInfo.from_remote_dict({"wallclockTime": 2**62})
+
+
 # ------------------------------------------------------------------------------ matches
 
 
