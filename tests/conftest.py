@@ -77,6 +77,32 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "local_only: not run through the remote client")
 
 
+# Tests must not litter the checkout (an engine helper once wrote files into its working
+# directory): anything new in the project root at the end fails the run.
+_ROOT = Path(__file__).resolve().parent.parent
+_ROOT_ENTRIES = pytest.StashKey[set[str]]()
+
+
+def _root_entries() -> set[str]:
+    return {name for name in os.listdir(_ROOT) if not name.startswith(".")}
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    session.config.stash[_ROOT_ENTRIES] = _root_entries()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    new = sorted(_root_entries() - session.config.stash[_ROOT_ENTRIES])
+    if new:
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.ensure_newline()
+            reporter.write_line(
+                f"ERROR: the tests left new files in {_ROOT}: {', '.join(new)}", red=True
+            )
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
 @pytest.fixture(autouse=True)
 def _clean_environ(monkeypatch: pytest.MonkeyPatch) -> None:
     """No CONTAINERTRACKER_* setting from the developer's shell leaks into a test."""
