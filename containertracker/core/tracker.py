@@ -68,9 +68,13 @@ MAX_ARRAY_TASKS = 10_000
 _ACTIVE = frozenset({"running", "paused", "restarting"})
 _ENDED = frozenset({"exited", "dead"})
 _ORPHAN_AGE = 60.0
+"""A plain job still "created" this long after submission lost its submitter: start it."""
+_RECENT = 60.0
+"""How long the scheduler trusts its own record of a start or a "die" over the engine's list."""
 _CONTAINER_REF = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 """What an engine resolves to one container: an id, an id prefix or a name."""
-"""A plain job still "created" this long after submission lost its submitter: start it."""
+_CREATE_THREADS = 8
+"""Parallel container creations per array submission (engines create faster so)."""
 _TERMINAL = (JobState.DONE, JobState.FAILED)
 
 
@@ -107,9 +111,16 @@ class ContainerTracker:
         self._kick = threading.Event()
         self._died: dict[str, float] = {}
         """Jobs whose "die" event this tracker saw recently (monotonic time)."""
-        self._starting: set[str] = set()
-        """Jobs this tracker's scheduler is starting right now (they hold array slots)."""
-        self._starting_lock = threading.Lock()
+        self._started: dict[str, float] = {}
+        """Jobs this tracker's scheduler started in the last minute (monotonic time). The
+        engine's list may still show them as created: they hold their slots, and they are
+        never started again (a second start would run an ended container anew)."""
+        self._owned: dict[str, str] = {}
+        """Tasks of throttled arrays this tracker started, by container id: their array id."""
+        self._waiting: dict[str, list[tuple[str, lb.Plan]]] = {}
+        """Per throttled array, the tasks the last pass would have started but for the limit,
+        in task order: the next to start when an owned task ends."""
+        self._scheduler_lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="containertracker-start")
         self._watcher = EventWatcher(engine, {lb.SESSION: session}, self._on_event)
         self._scheduler = threading.Thread(
@@ -161,7 +172,8 @@ class ContainerTracker:
 
         Each task gets ``TASK_ID`` as environment variable and label. At most ``max_parallel``
         tasks (0 = all) run at once; the others are QUEUED and started as slots free up.
-        Returns once the first tasks have started. On any error every task is removed again.
+        Returns once every task exists and the first have started. On any error every task
+        is removed again (tasks of a throttled array may have run by then).
 
         Raises:
             InvalidArgumentError: bad bounds, step or max_parallel, or a bad template.
@@ -189,13 +201,18 @@ class ContainerTracker:
                 spec, plan = template_to_spec(jt, ctx)
                 self._prepare_outputs(plan)
                 specs.append(spec)
-            # Under the session lock, so that no scheduler (of any tracker) starts these tasks
-            # before this call has seen whether the first ones start.
+            # The first tasks (all, without a limit) are created and started under the session
+            # lock, so that no scheduler (of any tracker) starts them before this call has seen
+            # whether they start.
+            first = max_parallel or len(specs)
             with self._store.lock(f"session-{self._session}"):
-                self._create_all(specs, created)
+                self._create_all(specs[:first], created)
                 failures = self._schedule_pass(background=False)[1]
             if failures:
                 raise failures[0]
+            # The rest of a throttled array is created while its first tasks run (as a plain
+            # thread-pool script would): the scheduler starts each one as a slot frees up.
+            self._create_all(specs[first:], created, kick_scheduler=True)
         except BaseException:
             self._discard(created)
             raise
@@ -539,22 +556,26 @@ class ContainerTracker:
         self._engine.pull(spec.image)
         return self._engine.create(spec)
 
-    def _create_all(self, specs: list[ContainerSpec], created: list[str]) -> None:
+    def _create_all(
+        self, specs: list[ContainerSpec], created: list[str], *, kick_scheduler: bool = False
+    ) -> None:
         """Create containers, appending their ids to ``created`` as they come.
 
         The first alone: a template the engine refuses (a missing image, say) then fails once,
         not once per task. The rest in parallel (engines create faster so); after an error no
         further creation starts, and the first error is raised when the running ones returned.
+        With ``kick_scheduler``, the scheduler is woken after every batch of new containers,
+        so that a slot freed before they existed is filled.
         """
         if not specs:
             return
         created.append(self._create(specs[0]))
         with ThreadPoolExecutor(
-            max_workers=8, thread_name_prefix="containertracker-create"
+            max_workers=_CREATE_THREADS, thread_name_prefix="containertracker-create"
         ) as pool:
             futures = [pool.submit(self._create, spec) for spec in specs[1:]]
             errors: list[ContainerTrackerError] = []
-            for future in futures:
+            for done, future in enumerate(futures, start=2):
                 if errors:
                     future.cancel()
                 try:
@@ -563,6 +584,8 @@ class ContainerTracker:
                     errors.append(exc)
                 except CancelledError:
                     pass
+                if kick_scheduler and (done % _CREATE_THREADS == 0 or done == len(specs)):
+                    self._kick.set()
         if errors:
             raise errors[0]
 
@@ -630,9 +653,30 @@ class ContainerTracker:
         # Only an ended or removed job frees a slot or needs its outputs written; kicking on
         # every event would add an engine call to every submission.
         if event.action in ("die", "destroy"):
-            with self._starting_lock:
+            with self._scheduler_lock:
                 self._died[event.container_id] = time.monotonic()
+                array_id = self._owned.pop(event.container_id, None)
+                successor = self._next_waiting(array_id) if array_id else None
+            if successor is not None:
+                # The slot is ours to refill: start the next task now rather than after the
+                # pass below, whose container list costs ~1 ms per container on Podman.
+                self._pool.submit(self._start_in_background, *successor)
             self._kick.set()
+
+    def _next_waiting(self, array_id: str) -> tuple[str, lb.Plan] | None:
+        """Take the next waiting task of ``array_id`` that may still start, marking it
+        started by us; None if there is none. Must hold ``_scheduler_lock``."""
+        waiting = self._waiting.get(array_id, [])
+        while waiting:
+            job_id, plan = waiting.pop(0)
+            marks = self._store.marks(job_id)
+            overdue = plan.deadline is not None and plan.deadline <= time.time()
+            if job_id in self._started or marks.failure or self._held(plan, marks) or overdue:
+                continue  # (the next pass records an overdue job's failure)
+            self._started[job_id] = time.monotonic()
+            self._owned[job_id] = array_id
+            return job_id, plan
+        return None
 
     def _schedule_loop(self) -> None:
         while not self._closed.is_set():
@@ -662,27 +706,29 @@ class ContainerTracker:
         next_wake = now + self._resync
         rows = self._engine.list_containers({lb.SESSION: self._session})
         managed = [row for row in rows if lb.MANAGED in row.labels]
-        with self._starting_lock:
+        with self._scheduler_lock:
             # The engine's container list lags behind its own "die" event by a moment; a job
             # we saw die no longer holds its slot, whatever the list says.
-            horizon = time.monotonic() - 60
+            horizon = time.monotonic() - _RECENT
             self._died = {cid: t for cid, t in self._died.items() if t > horizon}
             died = set(self._died)
+            self._started = {cid: t for cid, t in self._started.items() if t > horizon}
+            started = set(self._started)
         active = Counter(
             row.labels.get(lb.ARRAY_ID)
             for row in managed
             if row.status in _ACTIVE and row.id not in died
         )
         to_start: list[tuple[str, lb.Plan]] = []
+        waiting: dict[str, list[tuple[str, lb.Plan]]] = {}
+        owned: dict[str, str] = {}
         queued = sorted(
             (row for row in managed if row.status == "created"),
             key=lambda row: (row.labels.get(lb.ARRAY_ID, ""), int(row.labels.get(lb.TASK_ID, "0"))),
         )
-        with self._starting_lock:
-            starting = set(self._starting)
         for row in queued:
             array_id = row.labels.get(lb.ARRAY_ID)
-            if row.id in starting:  # our own start of it is still under way: it holds a slot
+            if row.id in started:  # we started it; the list has not caught up: it holds a slot
                 active[array_id] += 1
                 continue
             plan = lb.Plan.from_labels(row.labels)
@@ -700,9 +746,16 @@ class ContainerTracker:
                 continue
             limit = int(row.labels.get(lb.MAX_PARALLEL, "0"))
             if array_id is not None and limit and active[array_id] >= limit:
+                waiting.setdefault(array_id, []).append((row.id, plan))
                 continue
             active[array_id] += 1
             to_start.append((row.id, plan))
+            if array_id is not None and limit:
+                owned[row.id] = array_id
+        alive = {row.id for row in managed if row.status not in _ENDED}
+        with self._scheduler_lock:
+            self._waiting = waiting
+            self._owned = {cid: a for cid, a in (self._owned | owned).items() if cid in alive}
         errors = self._start_many(to_start, background=background)
         for row in managed:
             if row.status in _ACTIVE:
@@ -723,19 +776,21 @@ class ContainerTracker:
         In the foreground, wait and return the errors. In the background, return at once
         (so one slow start does not hold up the next pass) and record errors on the jobs.
         """
+        with self._scheduler_lock:
+            self._started.update((job_id, time.monotonic()) for job_id, _ in jobs)
         if background:
-            with self._starting_lock:
-                self._starting.update(job_id for job_id, _ in jobs)
             for job_id, plan in jobs:
                 self._pool.submit(self._start_in_background, job_id, plan)
             return []
         errors: list[ContainerTrackerError] = []
         futures = [(job_id, self._pool.submit(self._start, job_id, plan)) for job_id, plan in jobs]
-        for _, future in futures:
+        for job_id, future in futures:
             try:
                 future.result()
             except ContainerTrackerError as exc:
                 errors.append(exc)
+                with self._scheduler_lock:  # not started: the caller may try again
+                    self._started.pop(job_id, None)
         return errors
 
     def _start_in_background(self, job_id: str, plan: lb.Plan) -> None:
@@ -744,9 +799,6 @@ class ContainerTracker:
         except ContainerTrackerError as exc:
             self._store.update(job_id, failure=f"could not start: {exc}")
             self._kick.set()  # its slot is free again
-        finally:
-            with self._starting_lock:
-                self._starting.discard(job_id)
 
     def _enforce_limits(self, row: ContainerSummary, now: float) -> float:
         """Stop a job past its deadline or wall-clock limit; return when to check it again."""

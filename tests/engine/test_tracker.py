@@ -474,8 +474,13 @@ def test_array_max_parallel(tracker, image) -> None:
     ids = tracker.list_array_jobs(array_id)
     assert JobState.QUEUED in [tracker.job_state(i)[0] for i in ids]
     assert all(tracker.wait(i, 60) is DONE for i in ids)
-    # The engine's start and finish times say how many ran at once (sampling states one
-    # job at a time could see a task end and the next start within one sweep).
+    assert _most_running(tracker, ids) == 2
+
+
+def _most_running(tracker, ids: list[str]) -> int:
+    """How many of the ended jobs ``ids`` ran at once, from the engine's start and finish
+    times (sampling states one job at a time could see a task end and the next start within
+    one sweep)."""
     edges = []
     for info in map(tracker.job_info, ids):
         edges += [(info.dispatch_time, 1), (info.finish_time, -1)]
@@ -483,7 +488,26 @@ def test_array_max_parallel(tracker, image) -> None:
     for _, change in sorted(edges):  # at equal times, -1 sorts first
         running += change
         most_running = max(most_running, running)
-    assert most_running == 2
+    return most_running
+
+
+def test_array_max_parallel_with_two_schedulers(open_tracker, image, tmp_path) -> None:
+    """Two trackers of one session both schedule a throttled array of short tasks: still at
+    most max_parallel run at once, and every task runs exactly once."""
+    first, second = open_tracker(), open_tracker()
+    template = jt(
+        image,
+        "sh",
+        "-c",
+        "echo $TASK_ID; sleep 0.3",
+        output_path=str(tmp_path / "out.$DRMAA2_INDEX$"),
+    )
+    array_id = first.add_array_job(template, 1, 12, 1, max_parallel=3)
+    ids = second.list_array_jobs(array_id)
+    assert all(second.wait(i, 60) is DONE for i in ids)
+    assert _most_running(first, ids) == 3
+    for task_id in range(1, 13):  # a second start of an ended task would log twice
+        assert (tmp_path / f"out.{task_id}").read_text() == f"{task_id}\n"
 
 
 @pytest.mark.parametrize(
