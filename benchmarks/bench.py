@@ -246,19 +246,19 @@ def _delta_line(
 
 def _remote(engine: str, tracker: ContainerTracker, state_dir: str, repeat: int) -> list[str]:
     """The same calls through ``containertracker serve`` (a separate process on loopback) and
-    the remote client, against the local tracker of the same session, interleaved."""
+    the remote client, against the local tracker, interleaved. The server has a session of its
+    own, so that neither tracker reacts to (and slows down) the other's jobs."""
     port = _free_port()
+    session = f"{tracker._session}-remote"
     server = subprocess.Popen(
         [sys.executable, "-m", "containertracker", "--backend", engine, "--engine-url",
-         URLS[engine], "--session", tracker._session, "serve", "--port", str(port)],
+         URLS[engine], "--session", session, "serve", "--port", str(port)],
         env={**os.environ, "CONTAINERTRACKER_STATE_DIR": state_dir},
     )  # fmt: skip
     try:
         url = f"http://127.0.0.1:{port}"
         _wait_until_serving(server, url)
-        with containertracker.new_job_tracker(
-            "remote", tracker._session, {"remote_url": url}
-        ) as remote:
+        with containertracker.new_job_tracker("remote", session, {"remote_url": url}) as remote:
             calls = repeat * 4
             pairs: dict[str, tuple[list[float], list[float]]] = {
                 name: ([], []) for name in ("add_job", "job_state", "job_info", "add_job+wait")
@@ -270,11 +270,11 @@ def _remote(engine: str, tracker: ContainerTracker, state_dir: str, repeat: int)
                 ):
                     pairs[name][0].append(_timed(partial(work, remote)))
                     pairs[name][1].append(_timed(partial(work, tracker)))
-            job_id = tracker.list_jobs()[0]
+            remote_job, local_job = remote.list_jobs()[0], tracker.list_jobs()[0]
             for _ in range(calls * 5):
                 for name in ("job_state", "job_info"):
-                    pairs[name][0].append(_timed(partial(getattr(remote, name), job_id)))
-                    pairs[name][1].append(_timed(partial(getattr(tracker, name), job_id)))
+                    pairs[name][0].append(_timed(partial(getattr(remote, name), remote_job)))
+                    pairs[name][1].append(_timed(partial(getattr(tracker, name), local_job)))
             lines = [
                 _delta_line(f"remote {name} vs local", "remote", ours, "local", local)
                 for name, (ours, local) in pairs.items()
@@ -293,6 +293,8 @@ def _remote(engine: str, tracker: ContainerTracker, state_dir: str, repeat: int)
     finally:
         server.send_signal(signal.SIGINT)
         server.wait(30)
+        for row in tracker._engine.list_containers({lb.SESSION: session}):
+            tracker._engine.remove(row.id)
 
 
 def _free_port() -> int:
