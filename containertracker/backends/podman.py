@@ -19,6 +19,7 @@ import os
 import resource
 import socket
 import threading
+import time
 import urllib.parse
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -61,6 +62,8 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
     ) from exc
 
 _PODMAN_NPROC = 32768
+_INSPECT_ATTEMPTS = 3
+"""Tries of an inspect that meets libpod's race with a process that just exited."""
 _EVENT_READ_TIMEOUT = 2.0
 """The libpod event stream cannot be interrupted from another thread; it is re-opened this
 often (continuing after the last event seen) so that close() takes effect promptly."""
@@ -418,7 +421,13 @@ class PodmanEngine:
     def inspect(self, container_id: str) -> ContainerRecord:
         """See :meth:`Engine.inspect`."""
         with map_engine_errors():
-            response = self._api.get(f"/containers/{container_id}/json")
+            for attempt in range(_INSPECT_ATTEMPTS):
+                response = self._api.get(f"/containers/{container_id}/json")
+                # libpod reads /proc/PID/cgroup of a running container; when the process
+                # exits in between it answers 500 "...: no such process". A read: ask again.
+                if not (response.status_code == 500 and "no such process" in response.text):
+                    break
+                time.sleep(0.05 * (attempt + 1))
             data = self._checked_for(container_id, response).json()
         state = data.get("State") or {}
         config = data.get("Config") or {}

@@ -1,10 +1,12 @@
 """The little per-job state a container cannot carry, shared by every tracker on this host.
 
-Container labels are fixed at creation, so three facts that change later live in files under
-the state directory: a hold or release after submission, a failure recorded by a tracker
-(cancelled before start, a start or stage-out error) and "outputs written". Each job has one
-small JSON file written atomically; ``fcntl`` locks make several processes agree on who
-schedules a session and who writes a job's outputs (the kernel drops a dead process's locks).
+Container labels are fixed at creation, so the facts that change later live in files under
+the state directory: a hold or release after submission, a scheduler's claim to start the job,
+a failure recorded by a tracker (cancelled before start, a start or stage-out error) and
+"outputs written". Each job has one small JSON file written atomically; each session has a
+count of the starts its schedulers claimed; ``fcntl`` locks make several processes agree on
+who schedules a session and who writes a job's outputs (the kernel drops a dead process's
+locks).
 """
 
 from __future__ import annotations
@@ -15,11 +17,13 @@ import hashlib
 import json
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 __all__ = ["JobMarks", "StateStore"]
+
+_JOB_LOCK_STRIPES = 64
 
 
 @dataclass(frozen=True)
@@ -28,6 +32,8 @@ class JobMarks:
 
     hold: bool | None = None
     """None: as submitted (the plan's hold); True/False: held/released since."""
+    claimed_at: float | None = None
+    """When a scheduler took the job to start it (epoch seconds); no other scheduler starts it."""
     failure: str = ""
     """Why a tracker declared the job FAILED although its container did not say so."""
     finalized: bool = False
@@ -40,8 +46,9 @@ class StateStore:
     def __init__(self, root: Path) -> None:
         self._jobs = root / "jobs"
         self._locks = root / "locks"
-        self._jobs.mkdir(parents=True, exist_ok=True)
-        self._locks.mkdir(parents=True, exist_ok=True)
+        self._sessions = root / "sessions"
+        for directory in (self._jobs, self._locks, self._sessions):
+            directory.mkdir(parents=True, exist_ok=True)
         self._thread_locks: dict[str, threading.Lock] = {}
         self._guard = threading.Lock()
 
@@ -57,17 +64,44 @@ class StateStore:
 
     def update(self, job_id: str, **changes: object) -> JobMarks:
         """Change some marks of a job atomically and return the new marks."""
-        with self.lock(f"job-{job_id}"):
+        with self.job_lock("marks", job_id):
             marks = replace(self.marks(job_id), **changes)  # type: ignore[arg-type]
-            tmp = self._jobs / f".{job_id}.{os.getpid()}.{threading.get_ident()}"
-            tmp.write_text(json.dumps(asdict(marks)))
-            tmp.replace(self._jobs / job_id)
+            _write_atomically(self._jobs / job_id, json.dumps(asdict(marks)))
         return marks
+
+    def claim_count(self, session: str) -> int:
+        """How many job starts the schedulers of ``session`` have claimed so far."""
+        try:
+            return int((self._sessions / _file_name(session)).read_text())
+        except (OSError, ValueError):
+            return 0
+
+    def claim(self, session: str, job_ids: Iterable[str], now: float) -> int:
+        """Mark jobs of ``session`` as claimed at ``now`` and add them to its claim count.
+
+        Call with the session's lock held. Returns the new claim count.
+        """
+        count = self.claim_count(session)
+        for job_id in job_ids:
+            self.update(job_id, claimed_at=now)
+            count += 1
+        _write_atomically(self._sessions / _file_name(session), str(count))
+        return count
 
     def forget(self, job_id: str) -> None:
         """Drop a deleted job's marks."""
         with contextlib.suppress(FileNotFoundError):
             (self._jobs / job_id).unlink()
+
+    def job_lock(self, purpose: str, job_id: str) -> contextlib.AbstractContextManager[None]:
+        """An exclusive lock on one job for ``purpose``, across threads and processes.
+
+        Jobs share :data:`_JOB_LOCK_STRIPES` locks per purpose, so that lock files and thread
+        locks do not pile up with every job ever run (two jobs may wait for each other now and
+        then). Purposes never share a lock, so one purpose's lock may be taken inside another's.
+        """
+        stripe = int(_file_name(job_id)[:8], 16) % _JOB_LOCK_STRIPES
+        return self.lock(f"{purpose}-{stripe}")
 
     @contextlib.contextmanager
     def lock(self, name: str) -> Iterator[None]:
@@ -75,10 +109,21 @@ class StateStore:
         with self._guard:
             thread_lock = self._thread_locks.setdefault(name, threading.Lock())
         with thread_lock:
-            path = self._locks / hashlib.sha256(name.encode()).hexdigest()[:32]
+            path = self._locks / _file_name(name)
             fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX)
                 yield
             finally:
                 os.close(fd)
+
+
+def _file_name(name: str) -> str:
+    """A file name for any string (session names may hold any character)."""
+    return hashlib.sha256(name.encode()).hexdigest()[:32]
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}")
+    tmp.write_text(text)
+    tmp.replace(path)

@@ -20,7 +20,6 @@ import tarfile
 import threading
 import time
 import uuid
-from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import CancelledError, ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -43,10 +42,10 @@ from containertracker.core.engine import (
     ContainerSpec,
     ContainerSummary,
     Engine,
-    EngineEvent,
     ImageNotFoundError,
 )
-from containertracker.core.statestore import JobMarks, StateStore
+from containertracker.core.scheduler import Scheduler, held
+from containertracker.core.statestore import StateStore
 from containertracker.core.watch import EventWatcher
 from containertracker.errors import (
     ContainerTrackerError,
@@ -65,12 +64,6 @@ __all__ = ["MAX_ARRAY_TASKS", "ContainerTracker"]
 MAX_ARRAY_TASKS = 10_000
 """Most tasks one array job may have: each is a container on one host."""
 
-_ACTIVE = frozenset({"running", "paused", "restarting"})
-_ENDED = frozenset({"exited", "dead"})
-_ORPHAN_AGE = 60.0
-"""A plain job still "created" this long after submission lost its submitter: start it."""
-_RECENT = 60.0
-"""How long the scheduler trusts its own record of a start or a "die" over the engine's list."""
 _CONTAINER_REF = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 """What an engine resolves to one container: an id, an id prefix or a name."""
 _CREATE_THREADS = 8
@@ -108,25 +101,15 @@ class ContainerTracker:
         self._store = StateStore(state_dir)
         self._log = logger.bind(backend=engine.name, session=session)
         self._closed = threading.Event()
-        self._kick = threading.Event()
-        self._died: dict[str, float] = {}
-        """Jobs whose "die" event this tracker saw recently (monotonic time)."""
-        self._started: dict[str, float] = {}
-        """Jobs this tracker's scheduler started in the last minute (monotonic time). The
-        engine's list may still show them as created: they hold their slots, and they are
-        never started again (a second start would run an ended container anew)."""
-        self._owned: dict[str, str] = {}
-        """Tasks of throttled arrays this tracker started, by container id: their array id."""
-        self._waiting: dict[str, list[tuple[str, lb.Plan]]] = {}
-        """Per throttled array, the tasks the last pass would have started but for the limit,
-        in task order: the next to start when an owned task ends."""
-        self._scheduler_lock = threading.Lock()
-        self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="containertracker-start")
-        self._watcher = EventWatcher(engine, {lb.SESSION: session}, self._on_event)
-        self._scheduler = threading.Thread(
-            target=self._schedule_loop, name="containertracker-scheduler", daemon=True
+        self._scheduler = Scheduler(
+            engine,
+            session,
+            self._store,
+            finalize=self._finalize_quietly,
+            resync_interval=resync_interval,
+            stop_grace=stop_grace,
         )
-        self._scheduler.start()
+        self._watcher = EventWatcher(engine, {lb.SESSION: session}, self._scheduler.on_event)
 
     # -- JobTracker ---------------------------------------------------------------------------
 
@@ -159,7 +142,7 @@ class ContainerTracker:
         job_id = self._create(spec)
         if not (plan.hold or plan.start_at):
             try:
-                self._start(job_id, plan)
+                self._scheduler.start(job_id, plan)
             except BaseException:
                 self._discard([job_id])
                 raise
@@ -205,9 +188,9 @@ class ContainerTracker:
             # lock, so that no scheduler (of any tracker) starts them before this call has seen
             # whether they start.
             first = max_parallel or len(specs)
-            with self._store.lock(f"session-{self._session}"):
-                self._create_all(specs[:first], created)
-                failures = self._schedule_pass(background=False)[1]
+            failures = self._scheduler.create_and_start(
+                lambda: self._create_all(specs[:first], created)
+            )
             if failures:
                 raise failures[0]
             # The rest of a throttled array is created while its first tasks run (as a plain
@@ -274,7 +257,7 @@ class ContainerTracker:
             case "release":
                 self._require(job_id, action, state, JobState.QUEUED_HELD)
                 self._store.update(record.id, hold=False)
-                self._schedule_now()
+                self._scheduler.schedule_now()
             case "terminate":
                 self._terminate(record, state)
             case _:
@@ -427,10 +410,8 @@ class ContainerTracker:
         if self._closed.is_set():
             return
         self._closed.set()
-        self._kick.set()
         self._watcher.close()
-        self._scheduler.join(timeout=10)
-        self._pool.shutdown(wait=True)
+        self._scheduler.close()
         self._engine.close()
 
     def __enter__(self) -> Self:
@@ -488,11 +469,6 @@ class ContainerTracker:
         rows = self._engine.list_containers({lb.SESSION: self._session, lb.ARRAY_ID: array_id})
         return sorted(rows, key=lambda row: int(row.labels.get(lb.TASK_ID, "0")))
 
-    @staticmethod
-    def _held(plan: lb.Plan, marks: JobMarks) -> bool:
-        """Held as submitted, unless a hold or release since says otherwise."""
-        return plan.hold if marks.hold is None else marks.hold
-
     def _state_of(self, record: ContainerRecord) -> tuple[JobState, str]:
         marks = self._store.marks(record.id)
         plan = lb.Plan.from_labels(record.labels)
@@ -500,7 +476,7 @@ class ContainerTracker:
             record.status,
             record.exit_code,
             record.oom_killed,
-            held=self._held(plan, marks),
+            held=held(plan, marks),
             failure=marks.failure,
         )
         if state is JobState.QUEUED and plan.start_at and plan.start_at > time.time():
@@ -528,14 +504,15 @@ class ContainerTracker:
             raise InvalidStateError(
                 f"cannot terminate job {record.id}: it already ended {state.name}"
             )
-        if state in (JobState.QUEUED, JobState.QUEUED_HELD):
-            with self._store.lock(f"session-{self._session}"):
-                if self._engine.inspect(record.id).status == "created":
-                    self._store.update(record.id, failure="terminated before it started")
-                    return
         previous = self._store.marks(record.id).failure
-        self._store.update(record.id, failure="terminated")
         try:
+            if state in (JobState.QUEUED, JobState.QUEUED_HELD):
+                # Marked before looking: a scheduler starting the job right now reads the mark
+                # after its start and stops the job itself, so it never runs on.
+                self._store.update(record.id, failure="terminated before it started")
+                if self._engine.inspect(record.id).status == "created":
+                    return
+            self._store.update(record.id, failure="terminated")
             self._engine.stop(record.id, self._stop_grace)
         except BaseException:
             self._store.update(record.id, failure=previous)
@@ -585,13 +562,9 @@ class ContainerTracker:
                 except CancelledError:
                     pass
                 if kick_scheduler and (done % _CREATE_THREADS == 0 or done == len(specs)):
-                    self._kick.set()
+                    self._scheduler.kick()
         if errors:
             raise errors[0]
-
-    def _start(self, job_id: str, plan: lb.Plan) -> None:
-        stdin = Path(plan.stdin_path).read_bytes() if plan.stdin_path else None
-        self._engine.start(job_id, stdin)
 
     def _discard(self, job_ids: list[str]) -> None:
         """Remove containers of a failed submission (best effort, errors logged)."""
@@ -623,7 +596,7 @@ class ContainerTracker:
         plan = lb.Plan.from_labels(record.labels)
         if not plan.needs_finalizing or self._store.marks(record.id).finalized:
             return False
-        with self._store.lock(f"finalize-{record.id}"):
+        with self._store.job_lock("finalize", record.id):
             if self._store.marks(record.id).finalized:
                 return False
             failure = ""
@@ -638,6 +611,14 @@ class ContainerTracker:
             self._store.update(record.id, **changes)
         return True
 
+    def _finalize_quietly(self, job_id: str) -> None:
+        """Finalize an ended job in the background (errors are logged, and retried by the
+        next scheduler pass or wait)."""
+        try:
+            self._finalize(self._engine.inspect(job_id))
+        except ContainerTrackerError as exc:
+            self._log.debug("finalizing {} failed: {}", job_id, exc)
+
     def _write_outputs(self, job_id: str, plan: lb.Plan) -> None:
         if plan.stdout_path:
             data = self._engine.logs(job_id, stdout=True, stderr=plan.join_files)
@@ -646,180 +627,6 @@ class ContainerTracker:
             _write_file(plan.stderr_path, self._engine.logs(job_id, stdout=False, stderr=True))
         for source, destination in plan.stage_out.items():
             _extract(self._engine.copy_from(job_id, source), source, destination)
-
-    # -- scheduler ----------------------------------------------------------------------------
-
-    def _on_event(self, event: EngineEvent) -> None:
-        # Only an ended or removed job frees a slot or needs its outputs written; kicking on
-        # every event would add an engine call to every submission.
-        if event.action in ("die", "destroy"):
-            with self._scheduler_lock:
-                self._died[event.container_id] = time.monotonic()
-                array_id = self._owned.pop(event.container_id, None)
-                successor = self._next_waiting(array_id) if array_id else None
-            if successor is not None:
-                # The slot is ours to refill: start the next task now rather than after the
-                # pass below, whose container list costs ~1 ms per container on Podman.
-                self._pool.submit(self._start_in_background, *successor)
-            self._kick.set()
-
-    def _next_waiting(self, array_id: str) -> tuple[str, lb.Plan] | None:
-        """Take the next waiting task of ``array_id`` that may still start, marking it
-        started by us; None if there is none. Must hold ``_scheduler_lock``."""
-        waiting = self._waiting.get(array_id, [])
-        while waiting:
-            job_id, plan = waiting.pop(0)
-            marks = self._store.marks(job_id)
-            overdue = plan.deadline is not None and plan.deadline <= time.time()
-            if job_id in self._started or marks.failure or self._held(plan, marks) or overdue:
-                continue  # (the next pass records an overdue job's failure)
-            self._started[job_id] = time.monotonic()
-            self._owned[job_id] = array_id
-            return job_id, plan
-        return None
-
-    def _schedule_loop(self) -> None:
-        while not self._closed.is_set():
-            next_wake = time.time() + self._resync
-            try:
-                with self._store.lock(f"session-{self._session}"):
-                    next_wake = min(next_wake, self._schedule_pass(background=True)[0])
-            except ContainerTrackerError as exc:
-                self._log.debug("scheduler pass failed: {}", exc)
-            except Exception as exc:  # keep scheduling whatever happens
-                self._log.opt(exception=exc).warning("scheduler pass crashed")
-            self._kick.wait(max(0.0, next_wake - time.time()))
-            self._kick.clear()
-
-    def _schedule_now(self) -> list[ContainerTrackerError]:
-        """Run a scheduling pass in the caller's thread; return the start errors it met."""
-        with self._store.lock(f"session-{self._session}"):
-            return self._schedule_pass(background=False)[1]
-
-    def _schedule_pass(self, *, background: bool) -> tuple[float, list[ContainerTrackerError]]:
-        """Start what may start, stop what is overdue, finalize what ended.
-
-        Must hold the session lock. Returns when to run next and the start errors met; in
-        the background such errors are recorded on the job (FAILED) instead.
-        """
-        now = time.time()
-        next_wake = now + self._resync
-        rows = self._engine.list_containers({lb.SESSION: self._session})
-        managed = [row for row in rows if lb.MANAGED in row.labels]
-        with self._scheduler_lock:
-            # The engine's container list lags behind its own "die" event by a moment; a job
-            # we saw die no longer holds its slot, whatever the list says.
-            horizon = time.monotonic() - _RECENT
-            self._died = {cid: t for cid, t in self._died.items() if t > horizon}
-            died = set(self._died)
-            self._started = {cid: t for cid, t in self._started.items() if t > horizon}
-            started = set(self._started)
-        active = Counter(
-            row.labels.get(lb.ARRAY_ID)
-            for row in managed
-            if row.status in _ACTIVE and row.id not in died
-        )
-        to_start: list[tuple[str, lb.Plan]] = []
-        waiting: dict[str, list[tuple[str, lb.Plan]]] = {}
-        owned: dict[str, str] = {}
-        queued = sorted(
-            (row for row in managed if row.status == "created"),
-            key=lambda row: (row.labels.get(lb.ARRAY_ID, ""), int(row.labels.get(lb.TASK_ID, "0"))),
-        )
-        for row in queued:
-            array_id = row.labels.get(lb.ARRAY_ID)
-            if row.id in started:  # we started it; the list has not caught up: it holds a slot
-                active[array_id] += 1
-                continue
-            plan = lb.Plan.from_labels(row.labels)
-            marks = self._store.marks(row.id)
-            deferred = plan.hold or plan.start_at is not None or array_id is not None
-            if marks.failure or self._held(plan, marks):
-                continue
-            if not deferred and now - row.created < _ORPHAN_AGE:
-                continue  # its add_job is starting it right now
-            if plan.deadline is not None and plan.deadline <= now:
-                self._store.update(row.id, failure="deadline passed before the job could start")
-                continue
-            if plan.start_at is not None and plan.start_at > now:
-                next_wake = min(next_wake, plan.start_at)
-                continue
-            limit = int(row.labels.get(lb.MAX_PARALLEL, "0"))
-            if array_id is not None and limit and active[array_id] >= limit:
-                waiting.setdefault(array_id, []).append((row.id, plan))
-                continue
-            active[array_id] += 1
-            to_start.append((row.id, plan))
-            if array_id is not None and limit:
-                owned[row.id] = array_id
-        alive = {row.id for row in managed if row.status not in _ENDED}
-        with self._scheduler_lock:
-            self._waiting = waiting
-            self._owned = {cid: a for cid, a in (self._owned | owned).items() if cid in alive}
-        errors = self._start_many(to_start, background=background)
-        for row in managed:
-            if row.status in _ACTIVE:
-                next_wake = min(next_wake, self._enforce_limits(row, now))
-            elif (
-                row.status in _ENDED
-                and lb.Plan.from_labels(row.labels).needs_finalizing
-                and not self._store.marks(row.id).finalized
-            ):
-                self._pool.submit(self._finalize_quietly, row.id)
-        return next_wake, errors
-
-    def _start_many(
-        self, jobs: list[tuple[str, lb.Plan]], *, background: bool
-    ) -> list[ContainerTrackerError]:
-        """Start jobs in parallel.
-
-        In the foreground, wait and return the errors. In the background, return at once
-        (so one slow start does not hold up the next pass) and record errors on the jobs.
-        """
-        with self._scheduler_lock:
-            self._started.update((job_id, time.monotonic()) for job_id, _ in jobs)
-        if background:
-            for job_id, plan in jobs:
-                self._pool.submit(self._start_in_background, job_id, plan)
-            return []
-        errors: list[ContainerTrackerError] = []
-        futures = [(job_id, self._pool.submit(self._start, job_id, plan)) for job_id, plan in jobs]
-        for job_id, future in futures:
-            try:
-                future.result()
-            except ContainerTrackerError as exc:
-                errors.append(exc)
-                with self._scheduler_lock:  # not started: the caller may try again
-                    self._started.pop(job_id, None)
-        return errors
-
-    def _start_in_background(self, job_id: str, plan: lb.Plan) -> None:
-        try:
-            self._start(job_id, plan)
-        except ContainerTrackerError as exc:
-            self._store.update(job_id, failure=f"could not start: {exc}")
-            self._kick.set()  # its slot is free again
-
-    def _enforce_limits(self, row: ContainerSummary, now: float) -> float:
-        """Stop a job past its deadline or wall-clock limit; return when to check it again."""
-        plan = lb.Plan.from_labels(row.labels)
-        due = plan.deadline if plan.deadline is not None else float("inf")
-        if plan.wallclock_limit is not None:
-            started = self._engine.inspect(row.id).started_at
-            if started is not None:
-                due = min(due, started.timestamp() + plan.wallclock_limit)
-        if due > now:
-            return due
-        reason = "deadline reached" if due == plan.deadline else "wall-clock limit reached"
-        self._store.update(row.id, failure=f"terminated: {reason}")
-        self._pool.submit(self._engine.stop, row.id, self._stop_grace)
-        return now + self._resync
-
-    def _finalize_quietly(self, job_id: str) -> None:
-        try:
-            self._finalize(self._engine.inspect(job_id))
-        except ContainerTrackerError as exc:
-            self._log.debug("finalizing {} failed: {}", job_id, exc)
 
 
 def _write_file(path: str, data: bytes) -> None:

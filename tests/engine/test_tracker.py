@@ -533,6 +533,27 @@ def test_array_hold_release_and_terminate_each(tracker, image) -> None:
     assert [tracker.job_state(i)[0] for i in ids[1:]] == [FAILED, FAILED]
 
 
+def test_terminating_a_throttled_array_stops_every_task(tracker, image, engine) -> None:
+    """Terminating each task of a throttled array while its freed slots are being refilled:
+    every task ends FAILED and none runs on (a task terminated while a scheduler was starting
+    it is stopped again by that scheduler)."""
+    template = jt(image, "sh", "-c", "trap 'exit 143' TERM; sleep 60 & wait")
+    array_id = tracker.add_array_job(template, 1, 16, 1, max_parallel=4)
+    ids = tracker.list_array_jobs(array_id)
+    # Each running task, then at once the queued task its freed slot is given to.
+    for job_id in (ids[k + offset] for k in (0, 1, 2, 3, 8, 9, 10, 11) for offset in (0, 4)):
+        tracker.job_control(job_id, "terminate")
+    assert all(tracker.wait(i, 30) is FAILED for i in ids)
+    give_up = time.monotonic() + 15
+    while time.monotonic() < give_up and _running(engine, ids):
+        time.sleep(0.2)
+    assert _running(engine, ids) == []
+
+
+def _running(engine, ids: list[str]) -> list[str]:
+    return [i for i in ids if engine.inspect(i).status == "running"]
+
+
 # -- bad input leaves nothing behind ---------------------------------------------------------
 
 

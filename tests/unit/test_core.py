@@ -413,6 +413,27 @@ def test_lock_excludes_a_second_holder(tmp_path: Path) -> None:
     b.join()
 
 
+def test_claims_mark_jobs_and_count_per_session(tmp_path: Path) -> None:
+    """A claim marks each job with its time and advances only its own session's count."""
+    store = StateStore(tmp_path)
+    assert store.claim_count("s") == 0
+    assert store.claim("s", ["a", "b"], now=100.0) == 2
+    assert store.claim("s", iter(["c"]), now=101.0) == 3
+    assert store.claim_count("s") == 3 and store.claim_count("other/session") == 0
+    assert store.marks("a").claimed_at == 100.0 and store.marks("c").claimed_at == 101.0
+    assert store.marks("d").claimed_at is None
+
+
+def test_job_locks_do_not_pile_up(tmp_path: Path) -> None:
+    """Marks of many jobs leave a bounded number of lock files behind."""
+    store = StateStore(tmp_path)
+    for n in range(500):
+        store.update(f"job{n}", hold=True)
+        with store.job_lock("finalize", f"job{n}"):
+            pass
+    assert len(list((tmp_path / "locks").iterdir())) <= 2 * 64
+
+
 # -- public surface ---------------------------------------------------------------------------
 
 

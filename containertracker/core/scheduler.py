@@ -1,0 +1,358 @@
+"""The scheduler of one session: it starts queued jobs when they may start, stops jobs past
+their deadline or wall-clock limit, and has ended jobs' outputs written.
+
+Every tracker runs one, and several schedulers of a session (trackers in any process on this
+host) share the work with no coordinator. What keeps them from starting a job twice or more
+tasks of an array than its ``max_parallel``:
+
+* Decisions are taken under the session's lock, and every start is *claimed* first: the job
+  gets a claim mark in the state store and the session's claim count goes up. A claimed job
+  holds its slot while its start is under way (the engine's list may show it as created for a
+  moment yet), and no other scheduler starts it again (a second start of a job that has ended
+  would run it anew).
+* A pass lists the session's containers before it takes the lock (on Podman the list is the
+  slow part). A job another scheduler claimed since may be missing from that list, so when
+  the claim count moved by more than this scheduler's own claims, the pass lists again, under
+  the lock.
+* When a throttled task this scheduler started ends, its slot goes to the next task the last
+  pass left waiting, at once and without a list, unless another scheduler has claimed a start
+  since that pass: then the slot may be taken already, and a pass decides.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from loguru import logger
+
+from containertracker.core import labels as lb
+from containertracker.core.engine import ContainerSummary, Engine, EngineEvent
+from containertracker.core.statestore import JobMarks, StateStore
+from containertracker.errors import ContainerTrackerError
+
+__all__ = ["Scheduler", "held"]
+
+_ACTIVE = frozenset({"running", "paused", "restarting"})
+_ENDED = frozenset({"exited", "dead"})
+_ORPHAN_AGE = 60.0
+"""A plain job still "created" this long after submission lost its submitter: start it."""
+_RECENT = 60.0
+"""How long a claim or a seen "die" event is trusted over the engine's list; a job claimed
+longer ago and still "created" lost the scheduler that claimed it, and may be claimed anew."""
+
+Start = tuple[str, lb.Plan]
+"""A job to start: its container id and plan."""
+
+
+def held(plan: lb.Plan, marks: JobMarks) -> bool:
+    """Held as submitted, unless a hold or release since says otherwise."""
+    return plan.hold if marks.hold is None else marks.hold
+
+
+@dataclass
+class _Decision:
+    """What a pass decided, from one view of the session."""
+
+    next_wake: float
+    to_start: list[Start] = field(default_factory=list)
+    waiting: dict[str, list[Start]] = field(default_factory=dict)
+    """Per throttled array, the tasks that would start but for the limit, in task order."""
+    owned: dict[str, str] = field(default_factory=dict)
+    """The throttled tasks in ``to_start``: their array id."""
+
+
+class Scheduler:
+    """Runs the scheduling thread of one session; thread-safe."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        session: str,
+        store: StateStore,
+        *,
+        finalize: Callable[[str], None],
+        resync_interval: float,
+        stop_grace: float,
+    ) -> None:
+        """Start the scheduling thread; ``finalize(job_id)`` writes an ended job's outputs."""
+        self._engine = engine
+        self._session = session
+        self._store = store
+        self._finalize = finalize
+        self._resync = resync_interval
+        self._stop_grace = stop_grace
+        self._lock_name = f"session-{session}"
+        self._log = logger.bind(backend=engine.name, session=session)
+        self._closed = threading.Event()
+        self._kick = threading.Event()
+        self._died_lock = threading.Lock()
+        self._died: dict[str, float] = {}
+        """Jobs whose "die" event this scheduler saw recently (monotonic time): the engine's
+        list lags behind its own events, and such a job no longer holds its slot."""
+        # The rest is only touched with the session lock held.
+        self._own_claims = 0
+        """How many starts this scheduler has claimed."""
+        self._claims_seen = -1
+        """The session's claim count when this scheduler last had an exact view (after its
+        last pass, and its own claims since); -1: never."""
+        self._owned: dict[str, str] = {}
+        """Throttled tasks this scheduler started, not seen ended yet: their array id."""
+        self._waiting: dict[str, list[Start]] = {}
+        """The last pass's waiting tasks per throttled array: the next to take a freed slot."""
+        self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="containertracker-start")
+        self._thread = threading.Thread(
+            target=self._loop, name="containertracker-scheduler", daemon=True
+        )
+        self._thread.start()
+
+    def kick(self) -> None:
+        """Run a pass soon (something may start now)."""
+        self._kick.set()
+
+    def schedule_now(self) -> list[ContainerTrackerError]:
+        """Run a pass in the caller's thread and wait for its starts; return their errors."""
+        return self._pass(background=False)[1]
+
+    def create_and_start(self, create: Callable[[], None]) -> list[ContainerTrackerError]:
+        """Call ``create`` (which creates containers) and run a pass in the caller's thread,
+        both under the session lock, so that no scheduler of any tracker starts the new jobs
+        before this pass: their start errors are the caller's. Returns those errors."""
+        return self._pass(background=False, create=create)[1]
+
+    def start(self, job_id: str, plan: lb.Plan) -> None:
+        """Start a job now, unless it was terminated meanwhile.
+
+        A job terminated while its start was under way is stopped again at once, so that a
+        job terminated before it started never runs on.
+
+        Raises:
+            ContainerTrackerError: the engine refused the start.
+        """
+        if self._store.marks(job_id).failure:
+            return
+        stdin = Path(plan.stdin_path).read_bytes() if plan.stdin_path else None
+        self._engine.start(job_id, stdin)
+        if self._store.marks(job_id).failure:
+            self._engine.stop(job_id, self._stop_grace)
+
+    def on_event(self, event: EngineEvent) -> None:
+        """Take note of a container event of the session (called by the event thread)."""
+        # Only an ended or removed job frees a slot or needs its outputs written; a pass on
+        # every event would add an engine call to every submission.
+        if event.action not in ("die", "destroy"):
+            return
+        with self._died_lock:
+            self._died[event.container_id] = time.monotonic()
+        # Read without the session lock: a task enters _owned before it is started, so it is
+        # there by the time it can die; _refill checks again under the lock.
+        if event.container_id in self._owned:
+            self._pool.submit(self._refill, event.container_id)
+        else:
+            self._kick.set()
+
+    def close(self) -> None:
+        """Stop the scheduling thread and wait for starts under way."""
+        self._closed.set()
+        self._kick.set()
+        self._thread.join(timeout=10)
+        self._pool.shutdown(wait=True)
+
+    # -- passes -------------------------------------------------------------------------------
+
+    def _loop(self) -> None:
+        while not self._closed.is_set():
+            next_wake = time.time() + self._resync
+            try:
+                next_wake = min(next_wake, self._pass(background=True)[0])
+            except ContainerTrackerError as exc:
+                self._log.debug("scheduler pass failed: {}", exc)
+            except Exception as exc:  # keep scheduling whatever happens
+                self._log.opt(exception=exc).warning("scheduler pass crashed")
+            self._kick.wait(max(0.0, next_wake - time.time()))
+            self._kick.clear()
+
+    def _pass(
+        self, *, background: bool, create: Callable[[], None] | None = None
+    ) -> tuple[float, list[ContainerTrackerError]]:
+        """Start what may start, stop what is overdue, finalize what ended.
+
+        Returns when to run next and the start errors met; in the background such errors are
+        recorded on the job (FAILED) instead.
+        """
+        rows: list[ContainerSummary] | None = None
+        if create is None:
+            with self._store.lock(self._lock_name):
+                before = self._store.claim_count(self._session) - self._own_claims
+            rows = self._list()
+        with self._store.lock(self._lock_name):
+            count = self._store.claim_count(self._session)
+            if create is not None:
+                create()
+            if rows is None or count - self._own_claims != before:
+                rows = self._list()  # another scheduler claimed starts: they may be unlisted
+            died = self._recently_died()
+            decision = self._decide(rows, died, time.time())
+            self._claims_seen = self._claim(decision.to_start, count)
+            self._waiting = decision.waiting
+            alive = {row.id for row in rows if row.status not in _ENDED and row.id not in died}
+            self._owned = {
+                cid: array for cid, array in (self._owned | decision.owned).items() if cid in alive
+            }
+        errors = self._start_claimed(decision.to_start, background=background)
+        return self._look_after(rows, decision.next_wake), errors
+
+    def _list(self) -> list[ContainerSummary]:
+        rows = self._engine.list_containers({lb.SESSION: self._session})
+        return [row for row in rows if lb.MANAGED in row.labels]
+
+    def _recently_died(self) -> set[str]:
+        horizon = time.monotonic() - _RECENT
+        with self._died_lock:
+            self._died = {cid: t for cid, t in self._died.items() if t > horizon}
+            return set(self._died)
+
+    def _decide(self, rows: list[ContainerSummary], died: set[str], now: float) -> _Decision:
+        """Which created jobs start now. Must hold the session lock (it reads claims)."""
+        decision = _Decision(next_wake=now + self._resync)
+        active = Counter(
+            row.labels.get(lb.ARRAY_ID)
+            for row in rows
+            if row.status in _ACTIVE and row.id not in died
+        )
+        queued = sorted(
+            (row for row in rows if row.status == "created"),
+            key=lambda row: (row.labels.get(lb.ARRAY_ID, ""), int(row.labels.get(lb.TASK_ID, "0"))),
+        )
+        for row in queued:
+            array_id = row.labels.get(lb.ARRAY_ID)
+            marks = self._store.marks(row.id)
+            if marks.failure:
+                continue  # it will never run
+            if marks.claimed_at is not None and now - marks.claimed_at < _RECENT:
+                active[array_id] += 1  # being started: it holds its slot
+                continue
+            plan = lb.Plan.from_labels(row.labels)
+            if held(plan, marks):
+                continue
+            deferred = plan.hold or plan.start_at is not None or array_id is not None
+            if not deferred and now - row.created < _ORPHAN_AGE:
+                continue  # its add_job is starting it right now
+            if plan.deadline is not None and plan.deadline <= now:
+                self._store.update(row.id, failure="deadline passed before the job could start")
+                continue
+            if plan.start_at is not None and plan.start_at > now:
+                decision.next_wake = min(decision.next_wake, plan.start_at)
+                continue
+            limit = int(row.labels.get(lb.MAX_PARALLEL, "0"))
+            if array_id is not None and limit and active[array_id] >= limit:
+                decision.waiting.setdefault(array_id, []).append((row.id, plan))
+                continue
+            active[array_id] += 1
+            decision.to_start.append((row.id, plan))
+            if array_id is not None and limit:
+                decision.owned[row.id] = array_id
+        return decision
+
+    def _claim(self, starts: list[Start], count: int) -> int:
+        """Claim ``starts``, the claim count being ``count``; return the new count. Must hold
+        the session lock."""
+        if not starts:
+            return count
+        self._own_claims += len(starts)
+        return self._store.claim(self._session, (job_id for job_id, _ in starts), time.time())
+
+    def _look_after(self, rows: list[ContainerSummary], next_wake: float) -> float:
+        """Stop overdue jobs and have ended ones finalized; return when to look again."""
+        now = time.time()
+        for row in rows:
+            if row.status in _ACTIVE:
+                next_wake = min(next_wake, self._enforce_limits(row, now))
+            elif (
+                row.status in _ENDED
+                and lb.Plan.from_labels(row.labels).needs_finalizing
+                and not self._store.marks(row.id).finalized
+            ):
+                self._pool.submit(self._finalize, row.id)
+        return next_wake
+
+    def _enforce_limits(self, row: ContainerSummary, now: float) -> float:
+        """Stop a job past its deadline or wall-clock limit; return when to check it again."""
+        plan = lb.Plan.from_labels(row.labels)
+        due = plan.deadline if plan.deadline is not None else float("inf")
+        if plan.wallclock_limit is not None:
+            started = self._engine.inspect(row.id).started_at
+            if started is not None:
+                due = min(due, started.timestamp() + plan.wallclock_limit)
+        if due > now:
+            return due
+        reason = "deadline reached" if due == plan.deadline else "wall-clock limit reached"
+        self._store.update(row.id, failure=f"terminated: {reason}")
+        self._pool.submit(self._engine.stop, row.id, self._stop_grace)
+        return now + self._resync
+
+    # -- starting -----------------------------------------------------------------------------
+
+    def _refill(self, ended: str) -> None:
+        """Give the slot of ``ended``, a throttled task this scheduler started, to the next
+        waiting task of its array."""
+        try:
+            with self._store.lock(self._lock_name):
+                successor = self._take_slot(ended)
+            if successor is not None:
+                self._start_in_background(*successor)
+        finally:
+            self._kick.set()  # the ended job's outputs; and a pass if the slot is still free
+
+    def _take_slot(self, ended: str) -> Start | None:
+        """Claim the next waiting task for the slot ``ended`` held; None if there is none or
+        another scheduler claimed starts since our last pass. Must hold the session lock."""
+        array_id = self._owned.pop(ended, None)
+        count = self._store.claim_count(self._session)
+        if array_id is None or count != self._claims_seen:
+            return None
+        waiting = self._waiting.get(array_id, [])
+        now = time.time()
+        while waiting:
+            job_id, plan = waiting.pop(0)
+            marks = self._store.marks(job_id)
+            overdue = plan.deadline is not None and plan.deadline <= now
+            if marks.claimed_at is not None or marks.failure or held(plan, marks) or overdue:
+                continue  # (a pass records an overdue job's failure)
+            self._claims_seen = self._claim([(job_id, plan)], count)
+            self._owned[job_id] = array_id
+            return job_id, plan
+        return None
+
+    def _start_claimed(self, jobs: list[Start], *, background: bool) -> list[ContainerTrackerError]:
+        """Start claimed jobs in parallel.
+
+        In the foreground, wait and return the errors (a job that did not start is no longer
+        claimed). In the background, return at once (so one slow start does not hold up the
+        next pass) and record errors on the jobs.
+        """
+        if background:
+            for job_id, plan in jobs:
+                self._pool.submit(self._start_in_background, job_id, plan)
+            return []
+        errors: list[ContainerTrackerError] = []
+        futures = [(job_id, self._pool.submit(self.start, job_id, plan)) for job_id, plan in jobs]
+        for job_id, future in futures:
+            try:
+                future.result()
+            except ContainerTrackerError as exc:
+                errors.append(exc)
+                self._store.update(job_id, claimed_at=None)
+        return errors
+
+    def _start_in_background(self, job_id: str, plan: lb.Plan) -> None:
+        try:
+            self.start(job_id, plan)
+        except ContainerTrackerError as exc:
+            self._store.update(job_id, failure=f"could not start: {exc}")
+            self._kick.set()  # its slot is free again
