@@ -16,7 +16,10 @@ tasks of an array than its ``max_parallel``:
   the lock.
 * When a throttled task this scheduler started ends, its slot goes to the next task the last
   pass left waiting, at once and without a list, unless another scheduler has claimed a start
-  since that pass: then the slot may be taken already, and a pass decides.
+  since that pass, or that pass saw the array over its limit (its list lagging behind a task
+  that ended and was replaced): then the slot may be taken already, and a pass decides.
+* A claim is renewed just before the start; a claim older than a minute on a job still
+  "created" is taken to be lost (its scheduler died), and the job may be claimed anew.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ from loguru import logger
 from containertracker.core import labels as lb
 from containertracker.core.engine import ContainerSummary, Engine, EngineEvent
 from containertracker.core.statestore import JobMarks, StateStore
-from containertracker.errors import ContainerTrackerError
+from containertracker.errors import ContainerTrackerError, InvalidArgumentError
 
 __all__ = ["Scheduler", "held"]
 
@@ -65,6 +68,9 @@ class _Decision:
     """Per throttled array, the tasks that would start but for the limit, in task order."""
     owned: dict[str, str] = field(default_factory=dict)
     """The throttled tasks in ``to_start``: their array id."""
+    overfull: set[str] = field(default_factory=set)
+    """Throttled arrays seen with more active tasks than their limit: this view of them is
+    stale, so their freed slots wait for a pass."""
 
 
 class Scheduler:
@@ -105,6 +111,10 @@ class Scheduler:
         """Throttled tasks this scheduler started, not seen ended yet: their array id."""
         self._waiting: dict[str, list[Start]] = {}
         """The last pass's waiting tasks per throttled array: the next to take a freed slot."""
+        self._busy_lock = threading.Lock()
+        self._busy: set[str] = set()
+        """Background work under way (a job's stop or finalization), so passes do not queue
+        it again while it runs."""
         self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="containertracker-start")
         self._thread = threading.Thread(
             target=self._loop, name="containertracker-scheduler", daemon=True
@@ -125,21 +135,24 @@ class Scheduler:
         before this pass: their start errors are the caller's. Returns those errors."""
         return self._pass(background=False, create=create)[1]
 
-    def start(self, job_id: str, plan: lb.Plan) -> None:
-        """Start a job now, unless it was terminated meanwhile.
+    def start(self, job_id: str, plan: lb.Plan, claimed_at: float | None = None) -> None:
+        """Start a job now, unless it was terminated meanwhile, or (given ``claimed_at``, the
+        time of this scheduler's claim) another scheduler has claimed it since.
 
         A job terminated while its start was under way is stopped again at once, so that a
         job terminated before it started never runs on.
 
         Raises:
+            InvalidArgumentError: the job's input file cannot be read.
             ContainerTrackerError: the engine refused the start.
         """
+        if claimed_at is not None and not self._store.renew_claim(job_id, claimed_at, time.time()):
+            return  # the claim was lost (it aged while waiting here): the job is someone else's
         if self._store.marks(job_id).failure:
             return
-        stdin = Path(plan.stdin_path).read_bytes() if plan.stdin_path else None
-        self._engine.start(job_id, stdin)
-        if self._store.marks(job_id).failure:
-            self._engine.stop(job_id, self._stop_grace)
+        self._engine.start(job_id, _read_input(plan))
+        if self._store.marks(job_id).terminated:
+            self._stop(job_id)  # (if this fails, the next pass stops it)
 
     def on_event(self, event: EngineEvent) -> None:
         """Take note of a container event of the session (called by the event thread)."""
@@ -197,14 +210,22 @@ class Scheduler:
             if rows is None or count - self._own_claims != before:
                 rows = self._list()  # another scheduler claimed starts: they may be unlisted
             died = self._recently_died()
-            decision = self._decide(rows, died, time.time())
-            self._claims_seen = self._claim(decision.to_start, count)
+            now = time.time()
+            decision = self._decide(rows, died, now)
+            self._claims_seen = self._claim(decision.to_start, count, now)
             self._waiting = decision.waiting
             alive = {row.id for row in rows if row.status not in _ENDED and row.id not in died}
             self._owned = {
-                cid: array for cid, array in (self._owned | decision.owned).items() if cid in alive
+                cid: array
+                for cid, array in (self._owned | decision.owned).items()
+                if cid in alive and array not in decision.overfull
             }
-        errors = self._start_claimed(decision.to_start, background=background)
+        errors = self._start_claimed(decision.to_start, now, background=background)
+        if not background:
+            # Stops and finalizations are the background pass's: a foreground caller wants
+            # its starts, not errors about other jobs (say, one deleted meanwhile).
+            self._kick.set()
+            return decision.next_wake, errors
         return self._look_after(rows, decision.next_wake), errors
 
     def _list(self) -> list[ContainerSummary]:
@@ -229,8 +250,10 @@ class Scheduler:
             (row for row in rows if row.status == "created"),
             key=lambda row: (row.labels.get(lb.ARRAY_ID, ""), int(row.labels.get(lb.TASK_ID, "0"))),
         )
+        limits: dict[str | None, int] = {}
         for row in queued:
             array_id = row.labels.get(lb.ARRAY_ID)
+            limits[array_id] = int(row.labels.get(lb.MAX_PARALLEL, "0"))
             marks = self._store.marks(row.id)
             if marks.failure:
                 continue  # it will never run
@@ -249,7 +272,7 @@ class Scheduler:
             if plan.start_at is not None and plan.start_at > now:
                 decision.next_wake = min(decision.next_wake, plan.start_at)
                 continue
-            limit = int(row.labels.get(lb.MAX_PARALLEL, "0"))
+            limit = limits[array_id]
             if array_id is not None and limit and active[array_id] >= limit:
                 decision.waiting.setdefault(array_id, []).append((row.id, plan))
                 continue
@@ -257,32 +280,46 @@ class Scheduler:
             decision.to_start.append((row.id, plan))
             if array_id is not None and limit:
                 decision.owned[row.id] = array_id
+        decision.overfull = {
+            array_id
+            for array_id, limit in limits.items()
+            if array_id is not None and limit and active[array_id] > limit
+        }
         return decision
 
-    def _claim(self, starts: list[Start], count: int) -> int:
-        """Claim ``starts``, the claim count being ``count``; return the new count. Must hold
-        the session lock."""
+    def _claim(self, starts: list[Start], count: int, now: float) -> int:
+        """Claim ``starts`` at ``now``, the claim count being ``count``; return the new count.
+        Must hold the session lock."""
         if not starts:
             return count
         self._own_claims += len(starts)
-        return self._store.claim(self._session, (job_id for job_id, _ in starts), time.time())
+        return self._store.claim(self._session, (job_id for job_id, _ in starts), now)
 
     def _look_after(self, rows: list[ContainerSummary], next_wake: float) -> float:
-        """Stop overdue jobs and have ended ones finalized; return when to look again."""
+        """Stop overdue jobs and terminated jobs that still run (terminated during their start,
+        a stop that failed), and have ended jobs finalized; return when to look again."""
         now = time.time()
         for row in rows:
-            if row.status in _ACTIVE:
-                next_wake = min(next_wake, self._enforce_limits(row, now))
-            elif (
-                row.status in _ENDED
-                and lb.Plan.from_labels(row.labels).needs_finalizing
-                and not self._store.marks(row.id).finalized
-            ):
-                self._pool.submit(self._finalize, row.id)
+            try:
+                if row.status in _ACTIVE:
+                    due = None if self._store.marks(row.id).terminated else self._due(row, now)
+                    if due is None:
+                        self._in_background(f"stop {row.id}", self._stop, row.id)
+                    else:
+                        next_wake = min(next_wake, due)
+                elif (
+                    row.status in _ENDED
+                    and lb.Plan.from_labels(row.labels).needs_finalizing
+                    and not self._store.marks(row.id).finalized
+                ):
+                    self._in_background(f"finalize {row.id}", self._finalize, row.id)
+            except ContainerTrackerError as exc:  # e.g. deleted since the list: next job
+                self._log.debug("looking after {} failed: {}", row.id, exc)
         return next_wake
 
-    def _enforce_limits(self, row: ContainerSummary, now: float) -> float:
-        """Stop a job past its deadline or wall-clock limit; return when to check it again."""
+    def _due(self, row: ContainerSummary, now: float) -> float | None:
+        """When the job's deadline or wall-clock limit is reached; None when it is now, and
+        then its termination is recorded (the caller stops it)."""
         plan = lb.Plan.from_labels(row.labels)
         due = plan.deadline if plan.deadline is not None else float("inf")
         if plan.wallclock_limit is not None:
@@ -293,8 +330,29 @@ class Scheduler:
             return due
         reason = "deadline reached" if due == plan.deadline else "wall-clock limit reached"
         self._store.update(row.id, failure=f"terminated: {reason}")
-        self._pool.submit(self._engine.stop, row.id, self._stop_grace)
-        return now + self._resync
+        return None
+
+    def _in_background(self, key: str, work: Callable[[str], None], job_id: str) -> None:
+        """Run ``work(job_id)`` in the pool unless work ``key`` is under way already."""
+        with self._busy_lock:
+            if key in self._busy:
+                return
+            self._busy.add(key)
+
+        def run() -> None:
+            try:
+                work(job_id)
+            finally:
+                with self._busy_lock:
+                    self._busy.discard(key)
+
+        self._pool.submit(run)
+
+    def _stop(self, job_id: str) -> None:
+        try:
+            self._engine.stop(job_id, self._stop_grace)
+        except ContainerTrackerError as exc:
+            self._log.warning("could not stop job {}: {}", job_id, exc)
 
     # -- starting -----------------------------------------------------------------------------
 
@@ -309,7 +367,7 @@ class Scheduler:
         finally:
             self._kick.set()  # the ended job's outputs; and a pass if the slot is still free
 
-    def _take_slot(self, ended: str) -> Start | None:
+    def _take_slot(self, ended: str) -> tuple[str, lb.Plan, float] | None:
         """Claim the next waiting task for the slot ``ended`` held; None if there is none or
         another scheduler claimed starts since our last pass. Must hold the session lock."""
         array_id = self._owned.pop(ended, None)
@@ -324,13 +382,15 @@ class Scheduler:
             overdue = plan.deadline is not None and plan.deadline <= now
             if marks.claimed_at is not None or marks.failure or held(plan, marks) or overdue:
                 continue  # (a pass records an overdue job's failure)
-            self._claims_seen = self._claim([(job_id, plan)], count)
+            self._claims_seen = self._claim([(job_id, plan)], count, now)
             self._owned[job_id] = array_id
-            return job_id, plan
+            return job_id, plan, now
         return None
 
-    def _start_claimed(self, jobs: list[Start], *, background: bool) -> list[ContainerTrackerError]:
-        """Start claimed jobs in parallel.
+    def _start_claimed(
+        self, jobs: list[Start], claimed_at: float, *, background: bool
+    ) -> list[ContainerTrackerError]:
+        """Start jobs claimed at ``claimed_at`` in parallel.
 
         In the foreground, wait and return the errors (a job that did not start is no longer
         claimed). In the background, return at once (so one slow start does not hold up the
@@ -338,10 +398,13 @@ class Scheduler:
         """
         if background:
             for job_id, plan in jobs:
-                self._pool.submit(self._start_in_background, job_id, plan)
+                self._pool.submit(self._start_in_background, job_id, plan, claimed_at)
             return []
         errors: list[ContainerTrackerError] = []
-        futures = [(job_id, self._pool.submit(self.start, job_id, plan)) for job_id, plan in jobs]
+        futures = [
+            (job_id, self._pool.submit(self.start, job_id, plan, claimed_at))
+            for job_id, plan in jobs
+        ]
         for job_id, future in futures:
             try:
                 future.result()
@@ -350,9 +413,24 @@ class Scheduler:
                 self._store.update(job_id, claimed_at=None)
         return errors
 
-    def _start_in_background(self, job_id: str, plan: lb.Plan) -> None:
+    def _start_in_background(self, job_id: str, plan: lb.Plan, claimed_at: float) -> None:
         try:
-            self.start(job_id, plan)
-        except ContainerTrackerError as exc:
-            self._store.update(job_id, failure=f"could not start: {exc}")
+            self.start(job_id, plan, claimed_at)
+        except Exception as exc:  # whatever it was, the job must not stay queued for ever
+            if not isinstance(exc, ContainerTrackerError):
+                self._log.opt(exception=exc).warning("starting job {} crashed", job_id)
+            if not self._store.marks(job_id).failure:  # a termination says it better
+                self._store.update(job_id, failure=f"could not start: {exc}")
             self._kick.set()  # its slot is free again
+
+
+def _read_input(plan: lb.Plan) -> bytes | None:
+    """The job's standard input, from its input file."""
+    if not plan.stdin_path:
+        return None
+    try:
+        return Path(plan.stdin_path).read_bytes()
+    except OSError as exc:
+        raise InvalidArgumentError(
+            f"cannot read input file {plan.stdin_path}: {exc.strerror}"
+        ) from exc

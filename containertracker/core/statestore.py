@@ -39,6 +39,12 @@ class JobMarks:
     finalized: bool = False
     """Output files and stage-out copies have been written."""
 
+    @property
+    def terminated(self) -> bool:
+        """A tracker terminated the job, or found it overdue (such failures read
+        "terminated..."): it must not run."""
+        return self.failure.startswith("terminated")
+
 
 class StateStore:
     """Job marks and cross-process locks under ``root``."""
@@ -87,6 +93,20 @@ class StateStore:
             count += 1
         _write_atomically(self._sessions / _file_name(session), str(count))
         return count
+
+    def renew_claim(self, job_id: str, claimed_at: float, now: float) -> bool:
+        """Renew a claim made at ``claimed_at`` to ``now``, if it is still that claim.
+
+        False when the claim was dropped, or another scheduler claimed the job since.
+        """
+        with self.job_lock("marks", job_id):
+            marks = self.marks(job_id)
+            if marks.claimed_at != claimed_at:
+                return False
+            _write_atomically(
+                self._jobs / job_id, json.dumps(asdict(replace(marks, claimed_at=now)))
+            )
+        return True
 
     def forget(self, job_id: str) -> None:
         """Drop a deleted job's marks."""

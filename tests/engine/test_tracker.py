@@ -205,6 +205,18 @@ def test_terminate_held_job(tracker, image) -> None:
     tracker.delete_job(job_id)
 
 
+def test_released_job_whose_input_file_is_gone_fails(tracker, image, tmp_path) -> None:
+    """A held job whose input file disappears before its release reads FAILED, saying why
+    (the release itself succeeds: the job is no longer held)."""
+    source = tmp_path / "in.txt"
+    source.write_text("x\n")
+    job_id = tracker.add_job(jt(image, "cat", input_path=str(source), submit_as_hold=True))
+    source.unlink()
+    tracker.job_control(job_id, "release")
+    assert tracker.wait(job_id, 30) is FAILED
+    assert "cannot read input file" in tracker.job_info(job_id).annotation
+
+
 def test_delete_requires_end_state(tracker, image) -> None:
     """delete_job refuses a running job and leaves it alone."""
     job_id = tracker.add_job(jt(image, "sleep", "30"))

@@ -28,7 +28,7 @@ from containertracker.core.convert import (
     template_to_spec,
 )
 from containertracker.core.engine import Bind, ContainerRecord, EngineInfo, PortBinding, Ulimit
-from containertracker.core.statestore import StateStore
+from containertracker.core.statestore import JobMarks, StateStore
 
 ENGINE = EngineInfo("host1", "x86_64", 2, 8 << 30, "linux", "5.10.0-1-amd64", "20.10.24")
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
@@ -422,6 +422,26 @@ def test_claims_mark_jobs_and_count_per_session(tmp_path: Path) -> None:
     assert store.claim_count("s") == 3 and store.claim_count("other/session") == 0
     assert store.marks("a").claimed_at == 100.0 and store.marks("c").claimed_at == 101.0
     assert store.marks("d").claimed_at is None
+
+
+def test_a_claim_is_renewed_only_by_its_claimer(tmp_path: Path) -> None:
+    """renew_claim succeeds for the claim's own time and fails once the job was claimed anew
+    or its claim dropped."""
+    store = StateStore(tmp_path)
+    store.claim("s", ["a"], now=100.0)
+    assert store.renew_claim("a", 100.0, now=150.0)
+    assert store.marks("a").claimed_at == 150.0
+    assert not store.renew_claim("a", 100.0, now=160.0)
+    store.update("a", claimed_at=None)
+    assert not store.renew_claim("a", 150.0, now=170.0)
+
+
+def test_only_termination_marks_mean_terminated() -> None:
+    """A job must be stopped for its marks only when a tracker terminated it."""
+    assert JobMarks(failure="terminated before it started").terminated
+    assert JobMarks(failure="terminated: deadline reached").terminated
+    assert not JobMarks(failure="stage-out failed: gone").terminated
+    assert not JobMarks().terminated
 
 
 def test_job_locks_do_not_pile_up(tmp_path: Path) -> None:
