@@ -82,7 +82,12 @@ class _DockerEvents:
                 container_id = actor.get("ID") or raw.get("id", "")
                 action = str(raw.get("Action") or raw.get("status") or "")
                 time_ns = raw.get("timeNano") or int(raw.get("time", 0)) * 1_000_000_000
-                yield EngineEvent(container_id, action.split(":")[0], time_ns / 1e9)
+                yield EngineEvent(
+                    container_id,
+                    action.split(":")[0],
+                    time_ns / 1e9,
+                    dict(actor.get("Attributes") or {}),
+                )
 
     def close(self) -> None:
         with contextlib.suppress(Exception):

@@ -164,6 +164,7 @@ class _PodmanEvents:
                             actor.get("ID") or raw.get("ID", ""),
                             "die" if action == "died" else action,
                             time_ns / 1e9,
+                            dict(actor.get("Attributes") or {}),
                         )
                 except requests.exceptions.ConnectionError as exc:
                     if "timed out" not in str(exc).lower() and not isinstance(

@@ -129,6 +129,9 @@ class EngineEvent:
     container_id: str
     action: str
     time: float
+    attributes: Mapping[str, str] = field(default_factory=dict)
+    """The event's attributes: on both engines the container's labels, plus keys of the
+    engine's own (``image``, ``name``, the exit code)."""
 
 
 @dataclass(frozen=True)

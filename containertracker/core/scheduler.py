@@ -27,7 +27,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -68,6 +68,8 @@ class _Decision:
     """Per throttled array, the tasks that would start but for the limit, in task order."""
     owned: dict[str, str] = field(default_factory=dict)
     """The throttled tasks in ``to_start``: their array id."""
+    holders: set[str] = field(default_factory=set)
+    """The jobs this view counts as holding a slot (active, being started, or to start)."""
     overfull: set[str] = field(default_factory=set)
     """Throttled arrays seen with more active tasks than their limit: this view of them is
     stale, so their freed slots wait for a pass."""
@@ -125,14 +127,18 @@ class Scheduler:
         """Run a pass soon (something may start now)."""
         self._kick.set()
 
-    def schedule_now(self) -> list[ContainerTrackerError]:
-        """Run a pass in the caller's thread and wait for its starts; return their errors."""
-        return self._pass(background=False)[1]
+    def schedule_now(self) -> None:
+        """Run a pass in the caller's thread and wait for its starts (a start error is
+        recorded on its job, which then reads FAILED)."""
+        self._pass(background=False)
 
-    def create_and_start(self, create: Callable[[], None]) -> list[ContainerTrackerError]:
-        """Call ``create`` (which creates containers) and run a pass in the caller's thread,
-        both under the session lock, so that no scheduler of any tracker starts the new jobs
-        before this pass: their start errors are the caller's. Returns those errors."""
+    def create_and_start(
+        self, create: Callable[[], Collection[str]]
+    ) -> list[ContainerTrackerError]:
+        """Call ``create``, which creates containers and returns their ids, and run a pass in
+        the caller's thread, both under the session lock, so that no scheduler of any tracker
+        starts the new jobs before this pass: their start errors are the caller's, and are
+        returned (other jobs' start errors are recorded on them)."""
         return self._pass(background=False, create=create)[1]
 
     def start(self, job_id: str, plan: lb.Plan, claimed_at: float | None = None) -> None:
@@ -146,8 +152,13 @@ class Scheduler:
             InvalidArgumentError: the job's input file cannot be read.
             ContainerTrackerError: the engine refused the start.
         """
-        if claimed_at is not None and not self._store.renew_claim(job_id, claimed_at, time.time()):
-            return  # the claim was lost (it aged while waiting here): the job is someone else's
+        if claimed_at is not None:
+            # Under the session lock, which claims are made under: a pass either sees the
+            # renewed claim or has claimed the job anew, and then the renewal fails.
+            with self._store.lock(self._lock_name):
+                renewed = self._store.renew_claim(job_id, claimed_at, time.time())
+            if not renewed:
+                return  # the claim aged while waiting here and the job is someone else's now
         if self._store.marks(job_id).failure:
             return
         self._engine.start(job_id, _read_input(plan))
@@ -155,17 +166,28 @@ class Scheduler:
             self._stop(job_id)  # (if this fails, the next pass stops it)
 
     def on_event(self, event: EngineEvent) -> None:
-        """Take note of a container event of the session (called by the event thread)."""
-        # Only an ended or removed job frees a slot or needs its outputs written; a pass on
-        # every event would add an engine call to every submission.
-        if event.action not in ("die", "destroy"):
+        """Take note of a container event of the session (called by the event thread).
+
+        Only an ended job matters here: it may free a slot of a throttled array, and its
+        outputs are to be written. Both are done without a pass where possible, since a pass
+        lists every container of the session and an array's tasks end many times a second.
+        """
+        if event.action != "die":
             return
+        job_id, labels = event.container_id, event.attributes
         with self._died_lock:
-            self._died[event.container_id] = time.monotonic()
+            self._died[job_id] = time.monotonic()
+        if lb.MANAGED not in labels:  # an engine that sends no labels with its events
+            self._kick.set()
+            return
+        if lb.Plan.from_labels(labels).needs_finalizing:
+            self._in_background(f"finalize {job_id}", self._finalize, job_id)
+        if labels.get(lb.MAX_PARALLEL, "0") == "0":
+            return  # no slot freed
         # Read without the session lock: a task enters _owned before it is started, so it is
         # there by the time it can die; _refill checks again under the lock.
-        if event.container_id in self._owned:
-            self._pool.submit(self._refill, event.container_id)
+        if job_id in self._owned:
+            self._pool.submit(self._refill, job_id)
         else:
             self._kick.set()
 
@@ -191,13 +213,14 @@ class Scheduler:
             self._kick.clear()
 
     def _pass(
-        self, *, background: bool, create: Callable[[], None] | None = None
+        self, *, background: bool, create: Callable[[], Collection[str]] | None = None
     ) -> tuple[float, list[ContainerTrackerError]]:
         """Start what may start, stop what is overdue, finalize what ended.
 
-        Returns when to run next and the start errors met; in the background such errors are
-        recorded on the job (FAILED) instead.
+        Returns when to run next and the start errors of the jobs ``create`` made; other
+        start errors are recorded on their jobs (FAILED).
         """
+        created: Collection[str] = ()
         rows: list[ContainerSummary] | None = None
         if create is None:
             with self._store.lock(self._lock_name):
@@ -206,7 +229,7 @@ class Scheduler:
         with self._store.lock(self._lock_name):
             count = self._store.claim_count(self._session)
             if create is not None:
-                create()
+                created = create()
             if rows is None or count - self._own_claims != before:
                 rows = self._list()  # another scheduler claimed starts: they may be unlisted
             died = self._recently_died()
@@ -214,13 +237,14 @@ class Scheduler:
             decision = self._decide(rows, died, now)
             self._claims_seen = self._claim(decision.to_start, count, now)
             self._waiting = decision.waiting
-            alive = {row.id for row in rows if row.status not in _ENDED and row.id not in died}
             self._owned = {
                 cid: array
                 for cid, array in (self._owned | decision.owned).items()
-                if cid in alive and array not in decision.overfull
+                if cid in decision.holders and array not in decision.overfull
             }
-        errors = self._start_claimed(decision.to_start, now, background=background)
+        errors = self._start_claimed(
+            decision.to_start, now, wait=not background, report=frozenset(created)
+        )
         if not background:
             # Stops and finalizations are the background pass's: a foreground caller wants
             # its starts, not errors about other jobs (say, one deleted meanwhile).
@@ -241,11 +265,9 @@ class Scheduler:
     def _decide(self, rows: list[ContainerSummary], died: set[str], now: float) -> _Decision:
         """Which created jobs start now. Must hold the session lock (it reads claims)."""
         decision = _Decision(next_wake=now + self._resync)
-        active = Counter(
-            row.labels.get(lb.ARRAY_ID)
-            for row in rows
-            if row.status in _ACTIVE and row.id not in died
-        )
+        running = [row for row in rows if row.status in _ACTIVE and row.id not in died]
+        decision.holders = {row.id for row in running}
+        active = Counter(row.labels.get(lb.ARRAY_ID) for row in running)
         queued = sorted(
             (row for row in rows if row.status == "created"),
             key=lambda row: (row.labels.get(lb.ARRAY_ID, ""), int(row.labels.get(lb.TASK_ID, "0"))),
@@ -259,6 +281,7 @@ class Scheduler:
                 continue  # it will never run
             if marks.claimed_at is not None and now - marks.claimed_at < _RECENT:
                 active[array_id] += 1  # being started: it holds its slot
+                decision.holders.add(row.id)
                 continue
             plan = lb.Plan.from_labels(row.labels)
             if held(plan, marks):
@@ -277,6 +300,7 @@ class Scheduler:
                 decision.waiting.setdefault(array_id, []).append((row.id, plan))
                 continue
             active[array_id] += 1
+            decision.holders.add(row.id)
             decision.to_start.append((row.id, plan))
             if array_id is not None and limit:
                 decision.owned[row.id] = array_id
@@ -359,13 +383,15 @@ class Scheduler:
     def _refill(self, ended: str) -> None:
         """Give the slot of ``ended``, a throttled task this scheduler started, to the next
         waiting task of its array."""
+        successor = None
         try:
             with self._store.lock(self._lock_name):
                 successor = self._take_slot(ended)
             if successor is not None:
-                self._start_in_background(*successor)
+                self._start_or_record(*successor)
         finally:
-            self._kick.set()  # the ended job's outputs; and a pass if the slot is still free
+            if successor is None:
+                self._kick.set()  # the slot is still free: a pass decides
 
     def _take_slot(self, ended: str) -> tuple[str, lb.Plan, float] | None:
         """Claim the next waiting task for the slot ``ended`` held; None if there is none or
@@ -388,24 +414,29 @@ class Scheduler:
         return None
 
     def _start_claimed(
-        self, jobs: list[Start], claimed_at: float, *, background: bool
+        self, jobs: list[Start], claimed_at: float, *, wait: bool, report: Collection[str]
     ) -> list[ContainerTrackerError]:
         """Start jobs claimed at ``claimed_at`` in parallel.
 
-        In the foreground, wait and return the errors (a job that did not start is no longer
-        claimed). In the background, return at once (so one slow start does not hold up the
-        next pass) and record errors on the jobs.
+        A start error is recorded on its job (it reads FAILED), except for the jobs in
+        ``report``: their errors are returned and their claims dropped, for the caller to deal
+        with. With ``wait``, return when every start is done; otherwise at once (so that one
+        slow start does not hold up the next pass).
         """
-        if background:
-            for job_id, plan in jobs:
-                self._pool.submit(self._start_in_background, job_id, plan, claimed_at)
-            return []
-        errors: list[ContainerTrackerError] = []
         futures = [
-            (job_id, self._pool.submit(self.start, job_id, plan, claimed_at))
+            (
+                job_id,
+                self._pool.submit(
+                    self.start if job_id in report else self._start_or_record,
+                    job_id,
+                    plan,
+                    claimed_at,
+                ),
+            )
             for job_id, plan in jobs
         ]
-        for job_id, future in futures:
+        errors: list[ContainerTrackerError] = []
+        for job_id, future in futures if wait else ():
             try:
                 future.result()
             except ContainerTrackerError as exc:
@@ -413,7 +444,8 @@ class Scheduler:
                 self._store.update(job_id, claimed_at=None)
         return errors
 
-    def _start_in_background(self, job_id: str, plan: lb.Plan, claimed_at: float) -> None:
+    def _start_or_record(self, job_id: str, plan: lb.Plan, claimed_at: float) -> None:
+        """Start a claimed job; record a start error on the job."""
         try:
             self.start(job_id, plan, claimed_at)
         except Exception as exc:  # whatever it was, the job must not stay queued for ever

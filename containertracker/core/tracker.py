@@ -188,9 +188,12 @@ class ContainerTracker:
             # lock, so that no scheduler (of any tracker) starts them before this call has seen
             # whether they start.
             first = max_parallel or len(specs)
-            failures = self._scheduler.create_and_start(
-                lambda: self._create_all(specs[:first], created)
-            )
+
+            def create_first() -> list[str]:
+                self._create_all(specs[:first], created)
+                return created
+
+            failures = self._scheduler.create_and_start(create_first)
             if failures:
                 raise failures[0]
             # The rest of a throttled array is created while its first tasks run (as a plain
@@ -307,7 +310,10 @@ class ContainerTracker:
                 )
                 continue
             state, _ = self._state_of(record)
-            if state.terminal and self._finalize(record):
+            if state.terminal:
+                # Outputs first (written here, or waited for if a scheduler is writing them);
+                # then the state again, as a failed stage-out makes the job FAILED.
+                self._finalize(record)
                 state, _ = self._state_of(record)
             if state in wanted:
                 return state
@@ -588,17 +594,15 @@ class ContainerTracker:
                         f"cannot create output file {path}: {exc.strerror}"
                     ) from exc
 
-    def _finalize(self, record: ContainerRecord) -> bool:
-        """Write output files and stage-out copies of an ended job, once.
-
-        Returns True when this call did the work (so the caller re-reads the state).
-        """
+    def _finalize(self, record: ContainerRecord) -> None:
+        """Write output files and stage-out copies of an ended job, once; return when they
+        are written (by this call or another, in any process)."""
         plan = lb.Plan.from_labels(record.labels)
         if not plan.needs_finalizing or self._store.marks(record.id).finalized:
-            return False
+            return
         with self._store.job_lock("finalize", record.id):
             if self._store.marks(record.id).finalized:
-                return False
+                return
             failure = ""
             try:
                 self._write_outputs(record.id, plan)
@@ -609,7 +613,6 @@ class ContainerTracker:
             if failure and not self._store.marks(record.id).failure:
                 changes["failure"] = failure
             self._store.update(record.id, **changes)
-        return True
 
     def _finalize_quietly(self, job_id: str) -> None:
         """Finalize an ended job in the background (errors are logged, and retried by the
