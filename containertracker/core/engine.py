@@ -15,6 +15,8 @@ from datetime import datetime
 from typing import Protocol
 
 __all__ = [
+    "ACTIVE_STATUSES",
+    "ENDED_STATUSES",
     "Bind",
     "ContainerRecord",
     "ContainerSpec",
@@ -27,6 +29,12 @@ __all__ = [
     "PortBinding",
     "Ulimit",
 ]
+
+
+ACTIVE_STATUSES = frozenset({"running", "paused", "restarting"})
+"""Statuses of a container whose job is under way: its process runs, or will again."""
+ENDED_STATUSES = frozenset({"exited", "dead"})
+"""Statuses of a container whose process has ended for good."""
 
 
 @dataclass(frozen=True)

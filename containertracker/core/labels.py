@@ -67,10 +67,14 @@ class Plan:
 
     @classmethod
     def from_labels(cls, labels: Mapping[str, str]) -> Plan:
-        """The plan of a container; containers made by other tools have the empty plan."""
+        """The plan of a container; containers made by other tools, and a label that is not
+        a plan (edited by hand, say), give the empty plan: one bad container must not stop
+        the scheduling of its session."""
         raw = labels.get(PLAN)
         if not raw:
             return cls()
-        data: dict[str, Any] = json.loads(raw)
-        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
-        return cls(**known)
+        try:
+            data: dict[str, Any] = json.loads(raw)
+            return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
+        except (ValueError, TypeError, AttributeError):
+            return cls()

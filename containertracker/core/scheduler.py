@@ -35,14 +35,18 @@ from pathlib import Path
 from loguru import logger
 
 from containertracker.core import labels as lb
-from containertracker.core.engine import ContainerSummary, Engine, EngineEvent
+from containertracker.core.engine import (
+    ACTIVE_STATUSES,
+    ENDED_STATUSES,
+    ContainerSummary,
+    Engine,
+    EngineEvent,
+)
 from containertracker.core.statestore import JobMarks, StateStore
-from containertracker.errors import ContainerTrackerError, InvalidArgumentError
+from containertracker.errors import ContainerTrackerError, InvalidArgumentError, JobNotFoundError
 
 __all__ = ["Scheduler", "held"]
 
-_ACTIVE = frozenset({"running", "paused", "restarting"})
-_ENDED = frozenset({"exited", "dead"})
 _ORPHAN_AGE = 60.0
 """A plain job still "created" this long after submission lost its submitter: start it."""
 _RECENT = 60.0
@@ -141,9 +145,10 @@ class Scheduler:
         returned (other jobs' start errors are recorded on them)."""
         return self._pass(background=False, create=create)[1]
 
-    def start(self, job_id: str, plan: lb.Plan, claimed_at: float | None = None) -> None:
+    def start(self, job_id: str, plan: lb.Plan, claimed_at: float | None = None) -> bool:
         """Start a job now, unless it was terminated meanwhile, or (given ``claimed_at``, the
-        time of this scheduler's claim) another scheduler has claimed it since.
+        time of this scheduler's claim) another scheduler has claimed it since. Returns
+        whether it started.
 
         A job terminated while its start was under way is stopped again at once, so that a
         job terminated before it started never runs on.
@@ -158,12 +163,13 @@ class Scheduler:
             with self._store.lock(self._lock_name):
                 renewed = self._store.renew_claim(job_id, claimed_at, time.time())
             if not renewed:
-                return  # the claim aged while waiting here and the job is someone else's now
+                return False  # the claim aged while waiting here: the job is someone else's
         if self._store.marks(job_id).failure:
-            return
+            return False
         self._engine.start(job_id, _read_input(plan))
         if self._store.marks(job_id).terminated:
             self._stop(job_id)  # (if this fails, the next pass stops it)
+        return True
 
     def on_event(self, event: EngineEvent) -> None:
         """Take note of a container event of the session (called by the event thread).
@@ -180,16 +186,15 @@ class Scheduler:
         if lb.MANAGED not in labels:  # an engine that sends no labels with its events
             self._kick.set()
             return
+        if labels.get(lb.MAX_PARALLEL, "0") != "0":  # a throttled task: a slot is free
+            # Read without the session lock: a task enters _owned before it is started, so
+            # it is there by the time it can die; _refill checks again under the lock.
+            if job_id in self._owned:
+                self._pool.submit(self._refill, job_id)  # before the slower output copies
+            else:
+                self._kick.set()
         if lb.Plan.from_labels(labels).needs_finalizing:
             self._in_background(f"finalize {job_id}", self._finalize, job_id)
-        if labels.get(lb.MAX_PARALLEL, "0") == "0":
-            return  # no slot freed
-        # Read without the session lock: a task enters _owned before it is started, so it is
-        # there by the time it can die; _refill checks again under the lock.
-        if job_id in self._owned:
-            self._pool.submit(self._refill, job_id)
-        else:
-            self._kick.set()
 
     def close(self) -> None:
         """Stop the scheduling thread and wait for starts under way."""
@@ -265,7 +270,7 @@ class Scheduler:
     def _decide(self, rows: list[ContainerSummary], died: set[str], now: float) -> _Decision:
         """Which created jobs start now. Must hold the session lock (it reads claims)."""
         decision = _Decision(next_wake=now + self._resync)
-        running = [row for row in rows if row.status in _ACTIVE and row.id not in died]
+        running = [row for row in rows if row.status in ACTIVE_STATUSES and row.id not in died]
         decision.holders = {row.id for row in running}
         active = Counter(row.labels.get(lb.ARRAY_ID) for row in running)
         queued = sorted(
@@ -325,14 +330,14 @@ class Scheduler:
         now = time.time()
         for row in rows:
             try:
-                if row.status in _ACTIVE:
+                if row.status in ACTIVE_STATUSES:
                     due = None if self._store.marks(row.id).terminated else self._due(row, now)
                     if due is None:
                         self._in_background(f"stop {row.id}", self._stop, row.id)
                     else:
                         next_wake = min(next_wake, due)
                 elif (
-                    row.status in _ENDED
+                    row.status in ENDED_STATUSES
                     and lb.Plan.from_labels(row.labels).needs_finalizing
                     and not self._store.marks(row.id).finalized
                 ):
@@ -383,35 +388,41 @@ class Scheduler:
     def _refill(self, ended: str) -> None:
         """Give the slot of ``ended``, a throttled task this scheduler started, to the next
         waiting task of its array."""
-        successor = None
+        settled = False
         try:
             with self._store.lock(self._lock_name):
-                successor = self._take_slot(ended)
+                successor, settled = self._take_slot(ended)
             if successor is not None:
-                self._start_or_record(*successor)
+                settled = self._start_or_record(*successor) and settled
         finally:
-            if successor is None:
-                self._kick.set()  # the slot is still free: a pass decides
+            if not settled:
+                self._kick.set()  # a pass decides (the slot is free, or a timer is due)
 
-    def _take_slot(self, ended: str) -> tuple[str, lb.Plan, float] | None:
-        """Claim the next waiting task for the slot ``ended`` held; None if there is none or
-        another scheduler claimed starts since our last pass. Must hold the session lock."""
+    def _take_slot(self, ended: str) -> tuple[tuple[str, lb.Plan, float] | None, bool]:
+        """Claim the next waiting task for the slot ``ended`` held. Returns it (None if there
+        is none, or another scheduler claimed starts since our last pass) and whether no pass
+        is needed for it. Must hold the session lock."""
         array_id = self._owned.pop(ended, None)
         count = self._store.claim_count(self._session)
         if array_id is None or count != self._claims_seen:
-            return None
+            return None, False
         waiting = self._waiting.get(array_id, [])
         now = time.time()
+        settled = True
         while waiting:
             job_id, plan = waiting.pop(0)
             marks = self._store.marks(job_id)
-            overdue = plan.deadline is not None and plan.deadline <= now
-            if marks.claimed_at is not None or marks.failure or held(plan, marks) or overdue:
-                continue  # (a pass records an overdue job's failure)
+            if plan.deadline is not None and plan.deadline <= now:
+                settled = False  # a pass records its failure
+                continue
+            if marks.claimed_at is not None or marks.failure or held(plan, marks):
+                continue
             self._claims_seen = self._claim([(job_id, plan)], count, now)
             self._owned[job_id] = array_id
-            return job_id, plan, now
-        return None
+            # A pass sets the timer of a job with a deadline or wall-clock limit.
+            timed = plan.deadline is not None or plan.wallclock_limit is not None
+            return (job_id, plan, now), settled and not timed
+        return None, False
 
     def _start_claimed(
         self, jobs: list[Start], claimed_at: float, *, wait: bool, report: Collection[str]
@@ -444,16 +455,21 @@ class Scheduler:
                 self._store.update(job_id, claimed_at=None)
         return errors
 
-    def _start_or_record(self, job_id: str, plan: lb.Plan, claimed_at: float) -> None:
-        """Start a claimed job; record a start error on the job."""
+    def _start_or_record(self, job_id: str, plan: lb.Plan, claimed_at: float) -> bool:
+        """Start a claimed job; record a start error on the job. Returns whether it started."""
         try:
-            self.start(job_id, plan, claimed_at)
+            return self.start(job_id, plan, claimed_at)
+        except JobNotFoundError:  # deleted since it was claimed: no marks for it
+            self._store.forget(job_id)
+            self._kick.set()
+            return False
         except Exception as exc:  # whatever it was, the job must not stay queued for ever
             if not isinstance(exc, ContainerTrackerError):
                 self._log.opt(exception=exc).warning("starting job {} crashed", job_id)
             if not self._store.marks(job_id).failure:  # a termination says it better
                 self._store.update(job_id, failure=f"could not start: {exc}")
             self._kick.set()  # its slot is free again
+            return False
 
 
 def _read_input(plan: lb.Plan) -> bytes | None:

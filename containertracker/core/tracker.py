@@ -38,6 +38,7 @@ from containertracker.core.convert import (
     template_to_spec,
 )
 from containertracker.core.engine import (
+    ACTIVE_STATUSES,
     ContainerRecord,
     ContainerSpec,
     ContainerSummary,
@@ -310,14 +311,17 @@ class ContainerTracker:
                 )
                 continue
             state, _ = self._state_of(record)
-            if state.terminal:
+            stopping = state.terminal and record.status in ACTIVE_STATUSES
+            if state.terminal and not stopping:
                 # Outputs first (written here, or waited for if a scheduler is writing them);
                 # then the state again, as a failed stage-out makes the job FAILED.
                 self._finalize(record)
                 state, _ = self._state_of(record)
-            if state in wanted:
+            if stopping:
+                pass  # terminated or overdue, but its outputs come when its container ends
+            elif state in wanted:
                 return state
-            if state.terminal:
+            elif state.terminal:
                 raise InvalidStateError(
                     f"job {job_id} ended {state.name}, so it can never reach "
                     f"{'/'.join(sorted(s.name for s in wanted))}"
@@ -567,8 +571,10 @@ class ContainerTracker:
                     errors.append(exc)
                 except CancelledError:
                     pass
-                if kick_scheduler and (done % _CREATE_THREADS == 0 or done == len(specs)):
+                if kick_scheduler and done % _CREATE_THREADS == 0:
                     self._scheduler.kick()
+        if kick_scheduler:
+            self._scheduler.kick()
         if errors:
             raise errors[0]
 
@@ -598,6 +604,8 @@ class ContainerTracker:
         """Write output files and stage-out copies of an ended job, once; return when they
         are written (by this call or another, in any process)."""
         plan = lb.Plan.from_labels(record.labels)
+        if record.status in ACTIVE_STATUSES:
+            return  # not over yet (a stop under way, a restart due): outputs come at its end
         if not plan.needs_finalizing or self._store.marks(record.id).finalized:
             return
         with self._store.job_lock("finalize", record.id):

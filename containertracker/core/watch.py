@@ -82,7 +82,10 @@ class EventWatcher:
                     backoff = 0.1
                     self._bump(event.container_id)
                     if self._on_event is not None:
-                        self._on_event(event)
+                        try:
+                            self._on_event(event)
+                        except Exception as exc:  # the stream must go on whatever it was
+                            logger.opt(exception=exc).warning("handling {} failed", event)
             except ContainerTrackerError as exc:
                 logger.debug("event stream broke: {}", exc)
             except Exception as exc:  # the thread must survive anything the SDK throws

@@ -454,6 +454,20 @@ def test_deadline_and_wallclock(tracker, image) -> None:
     assert tracker.job_state(by_wallclock)[1] == "terminated: wall-clock limit reached"
 
 
+def test_output_of_a_job_stopped_at_its_wallclock_limit_is_complete(
+    tracker, image, tmp_path
+) -> None:
+    """A job stopped at its limit reads FAILED at once, but wait returns only when its
+    container has ended, with what it wrote while stopping in its output file."""
+    out = tmp_path / "out"
+    script = "trap 'sleep 0.5; echo bye; exit 143' TERM; echo hi; sleep 60 & wait"
+    job_id = tracker.add_job(
+        jt(image, "sh", "-c", script, output_path=str(out), resource_limits={"WALLCLOCK_TIME": "1"})
+    )
+    assert tracker.wait(job_id, 30) is FAILED
+    assert out.read_text() == "hi\nbye\n"
+
+
 # -- arrays (D-8, R-8) -----------------------------------------------------------------------
 
 

@@ -360,6 +360,8 @@ def test_plan_label_round_trip() -> None:
     plan = lb.Plan(hold=True, deadline=5.0, stage_out={"/a": "/b"})
     assert lb.Plan.from_labels({lb.PLAN: plan.to_label()}) == plan
     assert lb.Plan.from_labels({}) == lb.Plan()
+    for not_a_plan in ("{", "[1]", '"x"', "null"):
+        assert lb.Plan.from_labels({lb.PLAN: not_a_plan}) == lb.Plan()
     assert not lb.Plan().needs_finalizing and lb.Plan(stdout_path="/o").needs_finalizing
 
 
