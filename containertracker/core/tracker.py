@@ -10,6 +10,7 @@ job, its state, template, array membership and hold state, and catches up on the
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import io
 import os
@@ -65,6 +66,8 @@ __all__ = ["MAX_ARRAY_TASKS", "ContainerTracker"]
 MAX_ARRAY_TASKS = 10_000
 """Most tasks one array job may have: each is a container on one host."""
 
+_STOP_SLACK = 10.0
+"""How much longer than the stop grace a stop may take (the engine's own work)."""
 _CONTAINER_REF = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 """What an engine resolves to one container: an id, an id prefix or a name."""
 _CREATE_THREADS = 8
@@ -110,7 +113,12 @@ class ContainerTracker:
             resync_interval=resync_interval,
             stop_grace=stop_grace,
         )
-        self._watcher = EventWatcher(engine, {lb.SESSION: session}, self._scheduler.on_event)
+        self._watcher = EventWatcher(
+            engine,
+            {lb.SESSION: session},
+            on_event=self._scheduler.on_event,
+            on_reconnect=self._scheduler.kick,  # job ends may have been missed
+        )
 
     # -- JobTracker ---------------------------------------------------------------------------
 
@@ -335,7 +343,8 @@ class ContainerTracker:
             self._watcher.wait_for_change(job_id, seen, min(remaining, self._resync))
 
     def delete_job(self, job_id: str) -> None:
-        """Remove a finished job's container (after its outputs are written).
+        """Remove a finished job's container, after its outputs are written (a job that reads
+        FAILED while its container is still stopping is waited for, up to the stop grace).
 
         Raises:
             InvalidStateError: the job is not DONE or FAILED.
@@ -347,6 +356,11 @@ class ContainerTracker:
             raise InvalidStateError(
                 f"job is not in an end-state: job {job_id} is {state.name}; terminate it first"
             )
+        if record.status in ACTIVE_STATUSES:
+            # FAILED (terminated, overdue) but still stopping: its outputs come at its end.
+            with contextlib.suppress(WaitTimeoutError):
+                self.wait(job_id, self._stop_grace + _STOP_SLACK)
+            record = self._record(job_id)
         self._finalize(record)
         self._engine.remove(record.id)
         self._store.forget(record.id)

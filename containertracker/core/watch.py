@@ -30,10 +30,15 @@ class EventWatcher:
         engine: Engine,
         labels: Mapping[str, str],
         on_event: Callable[[EngineEvent], None] | None = None,
+        on_reconnect: Callable[[], None] | None = None,
     ) -> None:
+        """Open the stream of events of containers with ``labels``: each is passed to
+        ``on_event`` (in the event thread), and ``on_reconnect`` is called whenever the stream
+        is open again after it broke (events may have been missed meanwhile)."""
         self._engine = engine
         self._labels = dict(labels)
         self._on_event = on_event
+        self._on_reconnect = on_reconnect
         self._cond = threading.Condition()
         self._generations: dict[str, int] = {}
         self._closed = threading.Event()
@@ -69,6 +74,7 @@ class EventWatcher:
     def _run(self) -> None:
         since = time.time()
         backoff = 0.1
+        reconnecting = False
         while not self._closed.is_set():
             try:
                 self._stream = self._engine.events(self._labels, since)
@@ -77,6 +83,9 @@ class EventWatcher:
                     break
                 # After a reconnect, something may have happened unseen: wake everybody.
                 self._bump(_ANY)
+                if reconnecting and self._on_reconnect is not None:
+                    self._on_reconnect()
+                reconnecting = True
                 for event in self._stream:
                     since = max(since, event.time)
                     backoff = 0.1

@@ -468,6 +468,22 @@ def test_output_of_a_job_stopped_at_its_wallclock_limit_is_complete(
     assert out.read_text() == "hi\nbye\n"
 
 
+def test_deleting_a_job_still_stopping_keeps_its_output(tracker, image, tmp_path) -> None:
+    """delete_job of a job that reads FAILED while its container is still stopping waits for
+    the stop, so the output file is complete and the job gone."""
+    out = tmp_path / "out"
+    script = "trap 'sleep 0.5; echo bye; exit 143' TERM; echo hi; sleep 60 & wait"
+    job_id = tracker.add_job(
+        jt(image, "sh", "-c", script, output_path=str(out), resource_limits={"WALLCLOCK_TIME": "1"})
+    )
+    give_up = time.monotonic() + 30
+    while tracker.job_state(job_id)[0] is not FAILED and time.monotonic() < give_up:
+        time.sleep(0.05)
+    tracker.delete_job(job_id)
+    assert out.read_text() == "hi\nbye\n"
+    assert job_id not in tracker.list_jobs()
+
+
 # -- arrays (D-8, R-8) -----------------------------------------------------------------------
 
 
