@@ -156,10 +156,11 @@ def _tracker(engine: str, session: str, state_dir: str) -> ContainerTracker:
     return tracker
 
 
-def _clear(tracker: ContainerTracker) -> None:
-    ids = tracker.list_jobs()
+def _clear(tracker: ContainerTracker, session: str | None = None) -> None:
+    """Remove the containers of the tracker's session (or of ``session``, on its engine)."""
+    rows = tracker._engine.list_containers({lb.SESSION: session or tracker._session})
     with ThreadPoolExecutor(8) as pool:
-        list(pool.map(tracker._engine.remove, ids))
+        list(pool.map(tracker._engine.remove, [row.id for row in rows]))
 
 
 def bench_engine(engine: str, repeat: int, array_size: int, scale: int) -> list[str]:
@@ -293,8 +294,7 @@ def _remote(engine: str, tracker: ContainerTracker, state_dir: str, repeat: int)
     finally:
         server.send_signal(signal.SIGINT)
         server.wait(30)
-        for row in tracker._engine.list_containers({lb.SESSION: session}):
-            tracker._engine.remove(row.id)
+        _clear(tracker, session)
 
 
 def _free_port() -> int:

@@ -72,7 +72,7 @@ class StateStore:
         """Change some marks of a job atomically and return the new marks."""
         with self.job_lock("marks", job_id):
             marks = replace(self.marks(job_id), **changes)  # type: ignore[arg-type]
-            _write_atomically(self._jobs / job_id, json.dumps(asdict(marks)))
+            self._save(job_id, marks)
         return marks
 
     def claim_count(self, session: str) -> int:
@@ -103,10 +103,12 @@ class StateStore:
             marks = self.marks(job_id)
             if marks.claimed_at != claimed_at:
                 return False
-            _write_atomically(
-                self._jobs / job_id, json.dumps(asdict(replace(marks, claimed_at=now)))
-            )
+            self._save(job_id, replace(marks, claimed_at=now))
         return True
+
+    def _save(self, job_id: str, marks: JobMarks) -> None:
+        """Write a job's marks; hold its marks lock."""
+        _write_atomically(self._jobs / job_id, json.dumps(asdict(marks)))
 
     def forget(self, job_id: str) -> None:
         """Drop a deleted job's marks."""

@@ -319,21 +319,21 @@ class ContainerTracker:
                 )
                 continue
             state, _ = self._state_of(record)
-            stopping = state.terminal and record.status in ACTIVE_STATUSES
-            if state.terminal and not stopping:
-                # Outputs first (written here, or waited for if a scheduler is writing them);
-                # then the state again, as a failed stage-out makes the job FAILED.
-                self._finalize(record)
-                state, _ = self._state_of(record)
-            if stopping:
-                pass  # terminated or overdue, but its outputs come when its container ends
-            elif state in wanted:
-                return state
-            elif state.terminal:
-                raise InvalidStateError(
-                    f"job {job_id} ended {state.name}, so it can never reach "
-                    f"{'/'.join(sorted(s.name for s in wanted))}"
-                )
+            # A job that reads FAILED (terminated, overdue) while its container is still
+            # stopping is not over: its outputs come when the container has ended.
+            if not (state.terminal and record.status in ACTIVE_STATUSES):
+                if state.terminal:
+                    # Outputs first (written here, or waited for if a scheduler is writing
+                    # them); then the state again, as a failed stage-out makes the job FAILED.
+                    self._finalize(record)
+                    state, _ = self._state_of(record)
+                if state in wanted:
+                    return state
+                if state.terminal:
+                    raise InvalidStateError(
+                        f"job {job_id} ended {state.name}, so it can never reach "
+                        f"{'/'.join(sorted(s.name for s in wanted))}"
+                    )
             remaining = self._resync if deadline is None else deadline - time.monotonic()
             if remaining <= 0:
                 raise WaitTimeoutError(
@@ -617,9 +617,9 @@ class ContainerTracker:
     def _finalize(self, record: ContainerRecord) -> None:
         """Write output files and stage-out copies of an ended job, once; return when they
         are written (by this call or another, in any process)."""
-        plan = lb.Plan.from_labels(record.labels)
         if record.status in ACTIVE_STATUSES:
             return  # not over yet (a stop under way, a restart due): outputs come at its end
+        plan = lb.Plan.from_labels(record.labels)
         if not plan.needs_finalizing or self._store.marks(record.id).finalized:
             return
         with self._store.job_lock("finalize", record.id):
