@@ -163,7 +163,9 @@ def _clear(tracker: ContainerTracker, session: str | None = None) -> None:
         list(pool.map(tracker._engine.remove, [row.id for row in rows]))
 
 
-def bench_engine(engine: str, repeat: int, array_size: int, scale: int) -> list[str]:
+def bench_engine(
+    engine: str, repeat: int, array_size: int, scale: int, output_size: int = 1 << 30
+) -> list[str]:
     """All local figures for one engine; returns the printed lines."""
     session = f"bench-{uuid.uuid4().hex[:8]}"
     state_dir = tempfile.mkdtemp(prefix="ct-bench-")
@@ -205,6 +207,7 @@ def bench_engine(engine: str, repeat: int, array_size: int, scale: int) -> list[
                 lines.append(Figure(name, ours, theirs).line())
             lines += _listing(tracker, raw, repeat, scale)
             lines.append(_memory(engine, session, state_dir, scale))
+            lines.append(_output_memory(engine, session, state_dir, output_size))
         finally:
             _clear(tracker)
             raw.cleanup()
@@ -393,6 +396,46 @@ def _memory(engine: str, session: str, state_dir: str, scale: int) -> str:
     return f"{label:<38} {int(kib) / 1024:7.1f} MiB (bare python {int(baseline) / 1024:.1f} MiB)"
 
 
+def _output_memory(engine: str, session: str, state_dir: str, size: int) -> str:
+    """Peak RSS of a fresh process whose job writes ``size`` bytes to stdout (into an output
+    file) and stages out a file of ``size`` bytes: both are streamed, so this stays flat
+    whatever ``size`` (before, both sat in memory whole: 783 MB more for a 400 MB copy)."""
+    command = f"head -c {size} /dev/zero > /big; head -c {size} /dev/zero | tr '\\0' x"
+    with tempfile.TemporaryDirectory(prefix="ct-bench-out-") as out_dir:
+        template = JobTemplate(
+            job_category=IMAGE,
+            remote_command="sh",
+            args=("-c", command),
+            output_path=f"{out_dir}/stdout",
+            stage_out_files={"/big": f"{out_dir}/big"},
+        )
+        script = (
+            _PEAK + "import containertracker, os\n"
+            "from containertracker import JobTemplate\n"
+            f"t = containertracker.new_job_tracker({engine!r}, {session!r}, "
+            f"{{'engine_url': {URLS[engine]!r}, 'state_dir': {state_dir!r}}})\n"
+            f"job = t.add_job(JobTemplate.from_go_json({template.to_go_json()!r}))\n"
+            "state = t.wait(job, None)\n"
+            f"sizes = [os.path.getsize(os.path.join({out_dir!r}, n)) for n in ('stdout', 'big')]\n"
+            f"assert state.name == 'DONE' and sizes == [{size}, {size}], (state, sizes)\n"
+            "t.delete_job(job)\n"
+            "print(_peak_kib())\n"
+            "t.close()\n"
+        )
+        out = subprocess.run(
+            [sys.executable, "-c", script], check=True, capture_output=True, text=True
+        )
+    label = f"peak RSS, job output + stage-out {_size(size)}"
+    return f"{label:<38} {int(out.stdout.strip()) / 1024:7.1f} MiB"
+
+
+def _size(size: int) -> str:
+    for unit, factor in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if size >= factor:
+            return f"{size / factor:g} {unit}"
+    return f"{size} B"
+
+
 def main(argv: list[str] | None = None) -> int:
     """Parse arguments, run the benchmark on each engine, print the figures."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -400,11 +443,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--array-size", type=int, default=200)
     parser.add_argument("--scale", type=int, default=1000)
+    parser.add_argument(
+        "--output-size",
+        type=int,
+        default=1 << 30,
+        help="bytes a job writes to stdout and stages out, for the memory row (default 1 GiB)",
+    )
     parser.add_argument("--json", action="store_true", help="print the lines as a JSON list")
     args = parser.parse_args(argv)
     lines = [f"containertracker benchmark, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC"]
     for engine in args.engine or sorted(URLS):
-        lines += bench_engine(engine, args.repeat, args.array_size, args.scale)
+        lines += bench_engine(engine, args.repeat, args.array_size, args.scale, args.output_size)
         if not args.json:
             print("\n".join(lines), flush=True)
             lines = []

@@ -14,7 +14,14 @@ from pathlib import Path
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["DEFAULT_REMOTE_URL", "PullPolicy", "ServerSettings", "Settings", "default_state_dir"]
+__all__ = [
+    "DEFAULT_REMOTE_URL",
+    "MIN_TOKEN_LENGTH",
+    "PullPolicy",
+    "ServerSettings",
+    "Settings",
+    "default_state_dir",
+]
 
 DEFAULT_REMOTE_URL = "http://localhost:32321"
 """Where the remote client looks for a server by default (the Go project's HTTP port)."""
@@ -80,8 +87,23 @@ class Settings(BaseSettings):
             "event was missed (the engine's event stream drives everything else)."
         ),
     )
+    host_path_roots: list[Path] | None = Field(
+        default=None,
+        description=(
+            "Directories below which every host path of a job must resolve (input, output "
+            "and error files, stage-in sources, stage-out destinations; symlinks and '..' "
+            "resolved per task); unset: any host path; []: none (/dev/null always works)."
+        ),
+    )
     log_level: str = Field(
         default="WARNING", description="Log level for the CLI and server (the library is silent)."
+    )
+    monitor_all_containers: bool = Field(
+        default=True,
+        description=(
+            "Monitoring (get_all_job_ids, job_info_from_monitor) sees every container on the "
+            "engine; false: only containers of trackers (a server's default)."
+        ),
     )
     remote_url: str = Field(
         default=DEFAULT_REMOTE_URL,
@@ -100,6 +122,10 @@ class Settings(BaseSettings):
         default=None,
         description="Remote backend: CA bundle that signs the server's TLS certificate.",
     )
+
+
+MIN_TOKEN_LENGTH = 16
+"""Shortest bearer token the server accepts (guessing must be hopeless)."""
 
 
 class ServerSettings(BaseSettings):
@@ -127,7 +153,20 @@ class ServerSettings(BaseSettings):
         description="Session served to clients that name none (the Go client never does).",
     )
     token: SecretStr | None = Field(
-        default=None, description="Require 'Authorization: Bearer <token>' on every request."
+        default=None,
+        description=(
+            f"Require 'Authorization: Bearer <token>' on every request (any session; at "
+            f"least {MIN_TOKEN_LENGTH} characters). Prefer "
+            "token_file or the environment: a command-line argument is visible in ps."
+        ),
+    )
+    token_file: Path | None = Field(
+        default=None,
+        description=(
+            "File of bearer tokens, one per line: 'TOKEN' (every session) or 'TOKEN SESSION "
+            "...' (only these sessions; shell-style patterns like team-a-* allowed). Blank "
+            "lines and lines starting with # are ignored."
+        ),
     )
     user: str | None = Field(default=None, description="Require HTTP basic auth as this user.")
     password: SecretStr | None = Field(default=None, description="Password for basic auth.")
@@ -156,4 +195,105 @@ class ServerSettings(BaseSettings):
             "Host directories under which jobs may read and write input/output/error paths "
             "and stage files; empty: no host paths at all."
         ),
+    )
+    allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description=(
+            "Host header names accepted besides the bound address (and, bound to loopback, "
+            "localhost/127.0.0.1/[::1]); '*.example.org' patterns allowed. Bound to a wildcard "
+            "address (0.0.0.0, ::) with none given: any Host (credentials are required there)."
+        ),
+    )
+    allowed_origins: list[str] = Field(
+        default_factory=list,
+        description=(
+            "Browser origins (scheme://host[:port]) whose cross-site requests are accepted; "
+            "empty: any request carrying a foreign Origin or Sec-Fetch-Site is refused."
+        ),
+    )
+    allow_host_ports: bool = Field(
+        default=False, description="Let jobs publish ports on the host (extension exposedPorts)."
+    )
+    allow_networks: bool = Field(
+        default=False,
+        description="Let jobs join networks other than bridge/none/default (extension net).",
+    )
+    monitor_all_containers: bool = Field(
+        default=False,
+        description=(
+            "Let the /monitor endpoints show every container on the engine, not only those "
+            "a tracker created."
+        ),
+    )
+    default_pids_limit: int | None = Field(
+        default=1024,
+        gt=0,
+        description="pids-limit of jobs whose template sets none (None: no default).",
+    )
+    max_pids_limit: int | None = Field(
+        default=8192,
+        gt=0,
+        description="Largest pids-limit a template may ask for (None: no maximum).",
+    )
+    default_memory: int | None = Field(
+        default=2 << 30,
+        gt=0,
+        description=(
+            "Memory limit (bytes) of jobs whose template sets no VIRTUAL_MEMORY (None: no default)."
+        ),
+    )
+    max_memory: int | None = Field(
+        default=16 << 30,
+        gt=0,
+        description="Largest VIRTUAL_MEMORY a template may ask for (None: no maximum).",
+    )
+    max_shm_size: int | None = Field(
+        default=1 << 30,
+        gt=0,
+        description="Largest shm-size (bytes) a template may ask for (None: no maximum).",
+    )
+    max_restarts: int = Field(
+        default=10,
+        ge=0,
+        description="Largest N of restart=on-failure:N (restarting forever is never allowed).",
+    )
+    max_array_bytes: int = Field(
+        default=64 << 20,
+        gt=0,
+        description=(
+            "Largest template size times task count of one array submission (each task "
+            "stores its template)."
+        ),
+    )
+    max_waiters: int = Field(
+        default=64,
+        gt=0,
+        description=(
+            "Concurrent /wait long polls; beyond, /wait answers TryLaterError at once (the "
+            "client then polls /jobstate)."
+        ),
+    )
+    worker_threads: int = Field(
+        default=32,
+        gt=0,
+        description="Threads serving all other requests (a reserve long polls cannot take).",
+    )
+    max_connections: int = Field(
+        default=512,
+        gt=0,
+        description="Open connections and requests in flight; beyond, requests answer 503.",
+    )
+    header_timeout: float = Field(
+        default=10.0,
+        gt=0,
+        description=(
+            "Seconds a connection may take to send a request's headers (from its opening, "
+            "or the end of its previous request); then it is closed."
+        ),
+    )
+    body_timeout: float = Field(
+        default=30.0, gt=0, description="Seconds a request may take to send its body (408)."
+    )
+    keep_alive: int = Field(
+        default=30, gt=0, description="Seconds an idle kept-alive connection stays open."
     )

@@ -7,10 +7,13 @@ methods is a tracker; ``isinstance(t, Monitorer)`` tells whether a tracker offer
 
 from __future__ import annotations
 
+import functools
+import inspect
+from collections.abc import Callable
 from types import TracebackType
-from typing import Final, Literal, Protocol, Self, get_args, runtime_checkable
+from typing import Any, Final, Literal, Protocol, Self, TypeVar, get_args, runtime_checkable
 
-from containertracker.errors import InvalidArgumentError
+from containertracker.errors import InvalidArgumentError, InvalidStateError
 from containertracker.models import JobInfo, JobState, JobTemplate, Machine
 
 __all__ = [
@@ -27,6 +30,7 @@ __all__ = [
     "JobTracker",
     "Monitorer",
     "control_action",
+    "refuse_calls_when_closed",
 ]
 
 ControlAction = Literal["terminate", "suspend", "resume", "hold", "release"]
@@ -137,6 +141,36 @@ class Closer(Protocol):
     def close(self) -> None:
         """Release connections and background threads; jobs keep running."""
         ...
+
+
+_Class = TypeVar("_Class", bound=type)
+
+
+def refuse_calls_when_closed(cls: _Class) -> _Class:
+    """Class decorator for a Closer: once closed, every public method but ``close`` raises.
+
+    The instances must have a ``_closed`` :class:`threading.Event` that ``close`` sets. A call
+    after ``close()`` raises :class:`~containertracker.errors.InvalidStateError` (it is the
+    tracker's state that forbids it) saying the tracker is closed; ``close`` itself stays
+    idempotent. Methods are wrapped once, when the class is defined.
+    """
+    for name, member in list(vars(cls).items()):
+        if not name.startswith("_") and name != "close" and inspect.isfunction(member):
+            setattr(cls, name, _refusing_when_closed(member))
+    return cls
+
+
+def _refusing_when_closed(method: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(method)
+    def guarded(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if self._closed.is_set():
+            raise InvalidStateError(
+                f"the tracker is closed: {method.__name__}() cannot be called after close(); "
+                "open a new tracker with new_job_tracker()"
+            )
+        return method(self, *args, **kwargs)
+
+    return guarded
 
 
 @runtime_checkable

@@ -183,6 +183,15 @@ def remote_url(engine: str, state_dir: Path) -> str:
             allow_privileged=True,
             allow_host_namespaces=True,
             allowed_host_paths=[Path("/")],
+            allow_host_ports=True,
+            allow_networks=True,
+            default_pids_limit=None,
+            max_pids_limit=None,
+            default_memory=None,
+            max_memory=None,
+            max_shm_size=None,
+            max_restarts=1_000_000,
+            monitor_all_containers=True,
         )
         server = ServerThread(pool, settings)
         _servers[engine] = (server, server.__enter__())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import re
 import socket
+import struct
 from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -26,6 +27,7 @@ from containertracker.settings import Settings
 __all__ = [
     "error_for_status",
     "feed_stdin",
+    "frame_payloads",
     "parse_time",
     "tracker_from_params",
     "translating",
@@ -100,7 +102,41 @@ def tracker_from_params(
         stop_grace=settings.stop_grace,
         pull_policy=settings.pull_policy,
         resync_interval=settings.resync_interval,
+        host_path_roots=settings.host_path_roots,
+        monitor_all_containers=settings.monitor_all_containers,
     )
+
+
+_LOG_CHUNK = 1 << 16
+"""Largest piece of a job's output read at a time."""
+
+
+def _read_exactly(raw: Any, size: int) -> bytes:
+    data = b""
+    while len(data) < size:
+        more = raw.read(size - len(data))
+        if not more:
+            break
+        data += more
+    return data
+
+
+def frame_payloads(raw: Any, engine: str) -> Iterator[bytes]:
+    """The payloads of an engine's multiplexed log stream (8-byte frame headers: stream,
+    size) read from the file-like ``raw``, in pieces of at most 64 KiB: a job's output never
+    sits in memory whole (the SDKs hold a whole body, or a whole frame, which a line without
+    newlines can make as large as the log). A stream cut short is an InternalError, never a
+    silently truncated output file."""
+    while header := _read_exactly(raw, 8):
+        if len(header) < 8:
+            raise InternalError(f"the {engine}'s log stream ended inside a frame header")
+        (remaining,) = struct.unpack_from(">xxxxL", header)
+        while remaining:
+            data = raw.read(min(remaining, _LOG_CHUNK))
+            if not data:
+                raise InternalError(f"the {engine}'s log stream ended inside a frame")
+            remaining -= len(data)
+            yield data
 
 
 def feed_stdin(sock: Any, data: bytes) -> None:

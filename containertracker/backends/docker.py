@@ -15,6 +15,7 @@ from typing import Any
 from containertracker.backends._common import (
     error_for_status,
     feed_stdin,
+    frame_payloads,
     parse_time,
     tracker_from_params,
     translating,
@@ -130,6 +131,7 @@ class DockerEngine:
                 or None,
                 nano_cpus=spec.nano_cpus,
                 mem_limit=spec.mem_limit,
+                pids_limit=spec.pids_limit,
                 ulimits=[
                     docker.types.Ulimit(name=u.name, soft=u.soft, hard=u.hard) for u in spec.ulimits
                 ]
@@ -142,6 +144,7 @@ class DockerEngine:
                 pid_mode=spec.pid_mode,
                 restart_policy=_restart_policy(spec.restart_policy),
                 auto_remove=spec.auto_remove,
+                init=spec.init or None,
                 port_bindings=bindings or None,
                 device_requests=(
                     [
@@ -251,11 +254,29 @@ class DockerEngine:
             for row in rows
         ]
 
-    def logs(self, container_id: str, *, stdout: bool, stderr: bool) -> bytes:
-        """See :meth:`Engine.logs`."""
+    def logs(self, container_id: str, *, stdout: bool, stderr: bool) -> Iterator[bytes]:
+        """See :meth:`Engine.logs`.
+
+        Read with the session's own GET: docker-py's streaming ``logs`` takes the read
+        timeout off the pooled connection and ends silently when the stream breaks.
+        """
+        url = f"{self._api.base_url}/v{self._api.api_version}/containers/{container_id}/logs"
         with map_engine_errors():
-            data = self._api.logs(container_id, stdout=stdout, stderr=stderr, stream=False)
-        return bytes(data)
+            response = self._api.get(
+                url,
+                params={"stdout": int(stdout), "stderr": int(stderr)},
+                stream=True,
+                timeout=self._timeout,
+            )
+            try:
+                if response.status_code >= 400:
+                    explanation = response.text.strip()
+                    with contextlib.suppress(ValueError, AttributeError):
+                        explanation = response.json()["message"]
+                    raise error_for_status("docker engine", response.status_code, explanation)
+                yield from frame_payloads(response.raw, "docker engine")
+            finally:
+                response.close()
 
     def copy_from(self, container_id: str, path: str) -> Iterator[bytes]:
         """See :meth:`Engine.copy_from`."""

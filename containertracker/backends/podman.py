@@ -7,7 +7,8 @@ Install with ``pip install containertracker[podman]``. The engine is found at
 Differences from Docker absorbed here: libpod names the exit event ``died``; a paused
 container reports Running false (we read Status); list rows carry times as strings; a missing
 image is a 500 on create; CPU limits go through quota/period (podman-py drops ``nano_cpus``);
-giving any rlimit replaces the service's default rlimits, so the others are filled in.
+giving any rlimit replaces the service's default rlimits, so the others are filled in; a
+working directory the image lacks is refused unless libpod is asked to create it.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from typing import Any
 from containertracker.backends._common import (
     error_for_status,
     feed_stdin,
+    frame_payloads,
     parse_time,
     tracker_from_params,
     translating,
@@ -55,7 +57,6 @@ try:
     import podman
     import podman.errors
     import requests.exceptions
-    from podman.api import frames
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     raise ImportError(
         "the podman backend needs podman-py: pip install 'containertracker[podman]'"
@@ -263,6 +264,7 @@ class PodmanEngine:
             "privileged": spec.privileged,
             "remove": spec.auto_remove,
             "stdin": spec.open_stdin,
+            "init": spec.init,
         }
         optional = {
             "command": list(spec.command) if spec.command is not None else None,
@@ -273,11 +275,17 @@ class PodmanEngine:
             "shm_size": spec.shm_size,
         }
         body.update({k: v for k, v in optional.items() if v is not None})
+        if spec.working_dir:
+            # libpod refuses a working directory the image lacks ("workdir does not exist");
+            # Docker creates it, and so do we.
+            body["create_working_dir"] = True
         limits: dict[str, Any] = {}
         if spec.nano_cpus:
             limits["cpu"] = {"quota": spec.nano_cpus // 10_000, "period": 100_000}
         if spec.mem_limit:
             limits["memory"] = {"limit": spec.mem_limit}
+        if spec.pids_limit:
+            limits["pids"] = {"limit": spec.pids_limit}
         if limits:
             body["resource_limits"] = limits
         if spec.ulimits:
@@ -472,16 +480,21 @@ class PodmanEngine:
             )
         return summaries
 
-    def logs(self, container_id: str, *, stdout: bool, stderr: bool) -> bytes:
+    def logs(self, container_id: str, *, stdout: bool, stderr: bool) -> Iterator[bytes]:
         """See :meth:`Engine.logs`."""
         with map_engine_errors():
             response = self._checked_for(
                 container_id,
                 self._api.get(
-                    f"/containers/{container_id}/logs", params={"stdout": stdout, "stderr": stderr}
+                    f"/containers/{container_id}/logs",
+                    params={"stdout": stdout, "stderr": stderr},
+                    stream=True,
                 ),
             )
-        return b"".join(frames(response))
+            try:
+                yield from frame_payloads(response.raw, "podman service")
+            finally:
+                response.close()
 
     def copy_from(self, container_id: str, path: str) -> Iterator[bytes]:
         """See :meth:`Engine.copy_from`."""

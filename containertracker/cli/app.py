@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -65,6 +66,8 @@ EXIT_CODES: Final[tuple[tuple[type[BaseException], int], ...]] = (
 """Exit status per error class, first match wins. 0 is success, 1 "a job failed" (wait),
 2 also covers usage errors the argument parser finds."""
 JOB_FAILED: Final = 1
+_PARALLEL_ACTIONS: Final = 8
+"""Jobs that ``control`` and ``delete`` act on at once."""
 
 app = typer.Typer(
     name="containertracker",
@@ -406,7 +409,8 @@ def control(
     array: ArrayOption = None,
     json_output: JsonFlag = False,
 ) -> None:
-    """Suspend, resume, hold, release or terminate jobs (or every task of an array)."""
+    """Suspend, resume, hold, release or terminate jobs (or every task of an array), up to
+    8 at a time."""
     checked = control_action(action)
     tracker = _opts().tracker()
     _each(
@@ -435,14 +439,29 @@ def delete(
 
 
 def _each(ids: list[str], act: Callable[[str], None], json_output: bool) -> None:
-    """Apply ``act`` to every job, report each outcome, then fail with the first error."""
-    outcomes: list[tuple[str, ContainerTrackerError | None]] = []
-    for job_id in ids:
+    """Apply ``act`` to every job (each once), up to ``_PARALLEL_ACTIONS`` at a time; report
+    each outcome in the order of ``ids``, then fail with the first error.
+
+    Why in parallel: a call may wait for its job (a terminate for the container to stop, a
+    delete for a stopping job's outputs), and an array's tasks should not wait in line.
+    """
+    unique = list(dict.fromkeys(ids))
+
+    def attempt(job_id: str) -> ContainerTrackerError | None:
         try:
             act(job_id)
-            outcomes.append((job_id, None))
         except ContainerTrackerError as exc:
-            outcomes.append((job_id, exc))
+            return exc
+        return None
+
+    pool = ThreadPoolExecutor(
+        max_workers=max(1, min(_PARALLEL_ACTIONS, len(unique))),
+        thread_name_prefix="containertracker-cli",
+    )
+    try:
+        outcomes = list(zip(unique, pool.map(attempt, unique), strict=True))
+    finally:
+        pool.shutdown(cancel_futures=True)  # after Ctrl-C: start no further job
     if json_output:
         print_json(out, [{"id": j, "error": None if e is None else str(e)} for j, e in outcomes])
     else:
@@ -482,7 +501,15 @@ def serve(
     port: Annotated[int | None, typer.Option(help="TCP port [32321].")] = None,
     base_path: Annotated[str | None, typer.Option(help="Path prefix of every endpoint.")] = None,
     token: Annotated[
-        str | None, typer.Option(help="Require this bearer token (CONTAINERTRACKER_SERVER_TOKEN).")
+        str | None,
+        typer.Option(
+            help="Require this bearer token; visible in ps: prefer --token-file or "
+            "CONTAINERTRACKER_SERVER_TOKEN."
+        ),
+    ] = None,
+    token_file: Annotated[
+        Path | None,
+        typer.Option(help="Bearer tokens, one per line: 'TOKEN [SESSION ...]'."),
     ] = None,
     user: Annotated[str | None, typer.Option(help="Require basic auth as this user.")] = None,
     password: Annotated[str | None, typer.Option(help="Basic-auth password.")] = None,
@@ -500,6 +527,40 @@ def serve(
         list[Path] | None,
         typer.Option("--allow-host-path", help="Allow host paths below DIR (repeatable)."),
     ] = None,
+    allow_host_ports: Annotated[
+        bool, typer.Option("--allow-host-ports", help="Allow exposedPorts (host ports).")
+    ] = False,
+    allow_networks: Annotated[
+        bool, typer.Option("--allow-networks", help="Allow net=<other network>.")
+    ] = False,
+    allowed_host: Annotated[
+        list[str] | None,
+        typer.Option("--allowed-host", help="Also answer this Host name (repeatable)."),
+    ] = None,
+    allowed_origin: Annotated[
+        list[str] | None,
+        typer.Option("--allowed-origin", help="Accept this browser origin (repeatable)."),
+    ] = None,
+    monitor_all_containers: Annotated[
+        bool,
+        typer.Option(
+            "--monitor-all-containers", help="/monitor shows containers of no tracker too."
+        ),
+    ] = False,
+    default_pids_limit: Annotated[
+        int | None, typer.Option(help="pids-limit of jobs setting none [1024].")
+    ] = None,
+    max_pids_limit: Annotated[int | None, typer.Option(help="Largest pids-limit [8192].")] = None,
+    default_memory: Annotated[
+        int | None, typer.Option(help="Memory limit (bytes) of jobs setting none [2 GiB].")
+    ] = None,
+    max_memory: Annotated[
+        int | None, typer.Option(help="Largest VIRTUAL_MEMORY (bytes) [16 GiB].")
+    ] = None,
+    max_waiters: Annotated[int | None, typer.Option(help="Concurrent /wait polls [64].")] = None,
+    max_connections: Annotated[
+        int | None, typer.Option(help="Connections and requests at once [512].")
+    ] = None,
 ) -> None:
     """Serve the backend's tracker over the drmaa2os remote HTTP API (Ctrl-C stops)."""
     from containertracker.remote.server import serve as run_server
@@ -507,11 +568,20 @@ def serve(
     opts = _opts()
     if opts.backend == "remote":
         raise InvalidArgumentError("serve a local backend (docker or podman), not remote")
+    if token is not None:
+        err.print(
+            Text("warning: ", style="yellow")
+            + Text(
+                "--token is visible to every user of this host (ps); use --token-file or "
+                "CONTAINERTRACKER_SERVER_TOKEN"
+            )
+        )
     given: dict[str, Any] = {
         "host": host,
         "port": port,
         "base_path": base_path,
         "token": token,
+        "token_file": token_file,
         "user": user,
         "password": password,
         "tls_certfile": tls_certfile,
@@ -521,6 +591,17 @@ def serve(
         "allow_privileged": allow_privileged or None,
         "allow_host_namespaces": allow_host_namespaces or None,
         "allowed_host_paths": allow_host_path or None,
+        "allow_host_ports": allow_host_ports or None,
+        "allow_networks": allow_networks or None,
+        "allowed_hosts": allowed_host or None,
+        "allowed_origins": allowed_origin or None,
+        "monitor_all_containers": monitor_all_containers or None,
+        "default_pids_limit": default_pids_limit,
+        "max_pids_limit": max_pids_limit,
+        "default_memory": default_memory,
+        "max_memory": max_memory,
+        "max_waiters": max_waiters,
+        "max_connections": max_connections,
     }
     try:
         settings = ServerSettings(
@@ -530,12 +611,7 @@ def serve(
         )
     except ValidationError as exc:
         raise InvalidArgumentError(f"invalid server settings: {exc}") from None
-    scheme = "https" if settings.tls_certfile else "http"
-    err.print(
-        f"serving {settings.backend} (session {settings.session}) on "
-        f"{scheme}://{settings.host}:{settings.port}{settings.base_path}"
-    )
-    run_server(settings, opts.params)
+    run_server(settings, opts.params, announce=err.print)
 
 
 # -- entry point ---------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from containertracker.core import extensions as ext
+from containertracker.core import hostfs
 from containertracker.core import labels as lb
 from containertracker.core.engine import Bind, ContainerRecord, ContainerSpec, EngineInfo, Ulimit
 from containertracker.errors import InvalidArgumentError, UnsupportedAttributeError
@@ -21,7 +22,9 @@ __all__ = [
     "RESOURCE_LIMITS",
     "SubmitContext",
     "container_state",
+    "host_paths",
     "job_info_from_record",
+    "parse_pids_limit",
     "template_to_spec",
 ]
 
@@ -55,6 +58,7 @@ EXTENSION_KEYS = frozenset(
         "rm",
         "shm-size",
         "ulimit",
+        "pids-limit",
         "gpus",
         "entrypoint",
     ]
@@ -97,8 +101,26 @@ def _substitute(value: str, ctx: SubmitContext, *, host_side: bool, what: str) -
 
 
 def _host_path(value: str, ctx: SubmitContext, what: str) -> str:
+    """The host path ``value`` names for this task: every placeholder substituted, then
+    resolved (symlinks and ``..``, as the kernel would) to the one path that is checked,
+    stored in the plan and used from then on (see :mod:`containertracker.core.hostfs`)."""
     path = _substitute(value, ctx, host_side=True, what=what)
-    return path if path.startswith("/dev/") else os.path.normpath(os.path.join(ctx.cwd, path))
+    if "\0" in path:
+        raise InvalidArgumentError(f"{what} {path!r} contains a NUL byte")
+    return hostfs.resolve(path, ctx.cwd)
+
+
+def host_paths(jt: JobTemplate, ctx: SubmitContext) -> list[tuple[str, str]]:
+    """Every host path ``jt`` names for the task of ``ctx``, resolved as
+    :func:`template_to_spec` puts it in the plan, with the field that named it."""
+    named = [
+        ("input_path", jt.input_path),
+        ("output_path", jt.output_path),
+        ("error_path", "" if jt.join_files else jt.error_path),
+    ]
+    named += [(f"stage_in_files[{host}]", host) for host in jt.stage_in_files]
+    named += [(f"stage_out_files[{c}]", host) for c, host in jt.stage_out_files.items()]
+    return [(what, _host_path(value, ctx, what)) for what, value in named if value]
 
 
 def _timestamp(t: datetime | None) -> float | None:
@@ -266,7 +288,8 @@ def template_to_spec(jt: JobTemplate, ctx: SubmitContext) -> tuple[ContainerSpec
             raise InvalidArgumentError(
                 f"stage_in_files destination {dst!r} must be an absolute container path"
             )
-        binds.append(Bind(src, dst))
+        # Stage-in is input: read-only, so a job cannot change the host through it.
+        binds.append(Bind(src, dst, read_only=True))
     stage_out = {}
     for container, host in jt.stage_out_files.items():
         src = _substitute(container, ctx, host_side=False, what=f"stage_out_files[{container}]")
@@ -305,6 +328,7 @@ def template_to_spec(jt: JobTemplate, ctx: SubmitContext) -> tuple[ContainerSpec
         stderr_path=stderr_path,
         join_files=jt.join_files,
         stage_out=stage_out,
+        stage_in=[bind.host_path for bind in binds],
     )
     if spec_ext.get("auto_remove") and (plan.needs_finalizing or ctx.array_id):
         raise InvalidArgumentError(
@@ -346,9 +370,24 @@ def template_to_spec(jt: JobTemplate, ctx: SubmitContext) -> tuple[ContainerSpec
         mem_limit=memory,
         ulimits=tuple(ulimits),
         open_stdin=stdin_path is not None,
+        # Under an init, SIGTERM reaches the command (terminate takes effect at once); in a
+        # shared PID namespace (the pid extension) the command is not PID 1 anyway.
+        init=not spec_ext.get("pid_mode"),
         **spec_ext,  # type: ignore[arg-type]
     )
     return spec, plan
+
+
+def parse_pids_limit(value: str) -> int:
+    """The ``pids-limit`` extension: most processes (threads count) the job may have at once.
+
+    Raises:
+        InvalidArgumentError: not a positive integer.
+    """
+    text = value.strip()
+    if not text.isdigit() or int(text) <= 0:
+        raise InvalidArgumentError(f"pids-limit must be a positive integer, not {value!r}")
+    return int(text)
 
 
 def _extension_options(extension: Mapping[str, str]) -> tuple[dict[str, object], list[Ulimit]]:
@@ -383,6 +422,8 @@ def _extension_options(extension: Mapping[str, str]) -> tuple[dict[str, object],
                 options["shm_size"] = ext.parse_size("shm-size", value)
             case "ulimit":
                 ulimits = ext.parse_ulimits(value) if value else []
+            case "pids-limit":
+                options["pids_limit"] = parse_pids_limit(value)
             case "gpus":
                 options["gpus"] = ext.parse_gpus(value)
             case "entrypoint":
@@ -428,18 +469,25 @@ def job_info_from_record(
     host_name: str,
     now: datetime | None = None,
 ) -> JobInfo:
-    """A JobInfo from an inspected container and its already-derived state."""
+    """A JobInfo from an inspected container and its already-derived state.
+
+    Its times never run backwards: submission <= dispatch <= finish (see :func:`_in_order`).
+    """
     labels = record.labels
     finished = state.terminal
     exit_status = record.exit_code if finished else None
     signal = ""
     if finished and exit_status is not None and exit_status > 128:
         signal = _SIGNALS.get(exit_status - 128, f"SIG{exit_status - 128}")
+    submitted, dispatched, ended = _in_order(
+        record.created, record.started_at, record.finished_at if finished else None
+    )
     wallclock = None
-    if record.started_at is not None:
-        end = record.finished_at if record.finished_at else (now or datetime.now(UTC))
-        if record.finished_at or state in (JobState.RUNNING, JobState.SUSPENDED):
-            wallclock = max(end - record.started_at, timedelta(0))
+    if dispatched is not None:
+        if ended is not None:
+            wallclock = ended - dispatched
+        elif state in (JobState.RUNNING, JobState.SUSPENDED):
+            wallclock = max((now or datetime.now(UTC)) - dispatched, timedelta(0))
     return JobInfo(
         id=record.id,
         exit_status=exit_status,
@@ -453,9 +501,9 @@ def job_info_from_record(
         slots=max(1, record.nano_cpus // 1_000_000_000),
         queue_name=labels.get(lb.QUEUE, ""),
         wallclock_time=wallclock,
-        submission_time=record.created,
-        dispatch_time=record.started_at,
-        finish_time=record.finished_at if finished else None,
+        submission_time=submitted,
+        dispatch_time=dispatched,
+        finish_time=ended,
         extension={
             "workingdir": record.working_dir,
             "commandline": " ".join(record.command),
@@ -468,3 +516,23 @@ def job_info_from_record(
             },
         },
     )
+
+
+def _in_order(
+    submitted: datetime | None, dispatched: datetime | None, finished: datetime | None
+) -> tuple[datetime | None, datetime | None, datetime | None]:
+    """The engine's creation, start and finish times made monotone (None: not yet).
+
+    Why: an engine stamps StartedAt after launching the process, so for a job that exits at
+    once it can read a millisecond after FinishedAt. The creation and exit stamps are taken
+    at the events themselves, so the start is what moves (into [submitted, finished]); a
+    finish before the creation (a clock step) is moved up to it.
+    """
+    if submitted is not None and finished is not None:
+        finished = max(finished, submitted)
+    if dispatched is not None:
+        if submitted is not None:
+            dispatched = max(dispatched, submitted)
+        if finished is not None:
+            dispatched = min(dispatched, finished)
+    return submitted, dispatched, finished

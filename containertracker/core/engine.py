@@ -75,10 +75,12 @@ class ContainerSpec:
     environment: Mapping[str, str] = field(default_factory=dict)
     name: str | None = None
     working_dir: str | None = None
+    """Created in the container if the image lacks it (Docker's behaviour, on every engine)."""
     user: str | None = None
     binds: tuple[Bind, ...] = ()
     nano_cpus: int | None = None
     mem_limit: int | None = None
+    pids_limit: int | None = None
     ulimits: tuple[Ulimit, ...] = ()
     shm_size: int | None = None
     privileged: bool = False
@@ -94,6 +96,10 @@ class ContainerSpec:
     """Number of GPUs to request from the nvidia driver; -1 = all; None = none."""
     open_stdin: bool = False
     """Keep stdin open until the data given to :meth:`Engine.start` has been written."""
+    init: bool = False
+    """Run the command under the engine's init (docker-init, catatonit) as PID 1, which
+    forwards signals to it and reaps zombies: a command that is PID 1 itself ignores SIGTERM
+    unless it installs a handler. Needs a private PID namespace."""
 
 
 @dataclass(frozen=True)
@@ -204,11 +210,14 @@ class Engine(Protocol):
     def list_containers(self, labels: Mapping[str, str]) -> list[ContainerSummary]:
         """List all containers (any status) carrying every ``labels`` pair, in one API call."""
 
-    def logs(self, container_id: str, *, stdout: bool, stderr: bool) -> bytes:
-        """The container's output so far, of the chosen streams (interleaved if both)."""
+    def logs(self, container_id: str, *, stdout: bool, stderr: bool) -> Iterator[bytes]:
+        """The container's output so far, of the chosen streams (interleaved if both), as
+        chunks of bounded size read from the engine as they are consumed (never whole in
+        memory); the iteration ends at the end of the output (no follow)."""
 
     def copy_from(self, container_id: str, path: str) -> Iterator[bytes]:
-        """A tar archive of ``path`` inside the container, as chunks (works after exit)."""
+        """A tar archive of ``path`` inside the container, as chunks of bounded size read as
+        they are consumed (works after exit)."""
 
     def events(self, labels: Mapping[str, str], since: float) -> EventStream:
         """Container events since ``since`` (epoch seconds) for containers with ``labels``."""

@@ -16,6 +16,7 @@ __all__ = [
     "MAX_PARALLEL",
     "PLAN",
     "SESSION",
+    "SUBMISSION",
     "TASK_ID",
     "TEMPLATE",
     "Plan",
@@ -28,6 +29,9 @@ MANAGED = "containertracker.version"
 ARRAY_ID = "containertracker.array-id"
 MAX_PARALLEL = "containertracker.max-parallel"
 PLAN = "containertracker.plan"
+SUBMISSION = "containertracker.submission"
+"""The id of the add_job/add_array_job call that made the container (its array id for an
+array): an interrupted submission is rolled back by it."""
 SUBMISSION_HOST = "containertracker.submission-host"
 OWNER = "containertracker.owner"
 ACCOUNTING_ID = "containertracker.accounting-id"
@@ -53,6 +57,20 @@ class Plan:
     join_files: bool = False
     stage_out: dict[str, str] = field(default_factory=dict)
     """Container path -> host path, copied after the job ends."""
+    stage_in: list[str] = field(default_factory=list)
+    """Host paths bind-mounted read-only (checked again right before the job starts)."""
+
+    @property
+    def host_paths(self) -> list[tuple[str, str]]:
+        """Every host path of the plan, with the template field that named it."""
+        paths = [
+            ("input_path", self.stdin_path),
+            ("output_path", self.stdout_path),
+            ("error_path", self.stderr_path),
+        ]
+        paths += [("stage_in_files", path) for path in self.stage_in]
+        paths += [(f"stage_out_files[{src}]", path) for src, path in self.stage_out.items()]
+        return [(what, path) for what, path in paths if path]
 
     @property
     def needs_finalizing(self) -> bool:

@@ -18,8 +18,20 @@ tasks of an array than its ``max_parallel``:
   pass left waiting, at once and without a list, unless another scheduler has claimed a start
   since that pass, or that pass saw the array over its limit (its list lagging behind a task
   that ended and was replaced): then the slot may be taken already, and a pass decides.
-* A claim is renewed just before the start; a claim older than a minute on a job still
-  "created" is taken to be lost (its scheduler died), and the job may be claimed anew.
+* A claim is renewed just before the start, under the session lock, and only if the job is
+  neither held nor failed by then; the renewal marks it ``starting``. Holds and releases are
+  written under that lock too, so a hold either comes first (the start does not happen, the
+  claim is dropped) or finds the job ``starting`` and is refused. A claim older than a minute
+  on a job still "created" is taken to be lost (its scheduler died), and the job may be
+  claimed anew.
+* A start that fails because the engine cannot be reached (a daemon restart, say) is not a
+  failure of the job: its claim is dropped, and it stays QUEUED and is tried again with a
+  growing backoff, recorded in its marks so that every tracker says what it waits for.
+* The jobs of a submission under way (a recorded submission, see
+  :meth:`StateStore.open_submission`) are left alone by every scheduler but the submitter's,
+  so that a submission can create its containers without the session lock. A submission whose
+  record is no longer held (its process died, or it could not remove what it had created) is
+  rolled back by the next background pass of any scheduler of the session.
 """
 
 from __future__ import annotations
@@ -30,11 +42,11 @@ from collections import Counter
 from collections.abc import Callable, Collection
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from loguru import logger
 
 from containertracker.core import labels as lb
+from containertracker.core import outputs
 from containertracker.core.engine import (
     ACTIVE_STATUSES,
     ENDED_STATUSES,
@@ -43,7 +55,7 @@ from containertracker.core.engine import (
     EngineEvent,
 )
 from containertracker.core.statestore import JobMarks, StateStore
-from containertracker.errors import ContainerTrackerError, InvalidArgumentError, JobNotFoundError
+from containertracker.errors import ContainerTrackerError, JobNotFoundError
 
 __all__ = ["Scheduler", "held"]
 
@@ -52,6 +64,9 @@ _ORPHAN_AGE = 60.0
 _RECENT = 60.0
 """How long a claim or a seen "die" event is trusted over the engine's list; a job claimed
 longer ago and still "created" lost the scheduler that claimed it, and may be claimed anew."""
+_RETRY_FIRST = 1.0
+_RETRY_MAX = 30.0
+"""Backoff of the starts that met an unreachable engine: doubling from the first, capped."""
 
 Start = tuple[str, lb.Plan]
 """A job to start: its container id and plan."""
@@ -99,7 +114,6 @@ class Scheduler:
         self._finalize = finalize
         self._resync = resync_interval
         self._stop_grace = stop_grace
-        self._lock_name = f"session-{session}"
         self._log = logger.bind(backend=engine.name, session=session)
         self._closed = threading.Event()
         self._kick = threading.Event()
@@ -117,6 +131,8 @@ class Scheduler:
         """Throttled tasks this scheduler started, not seen ended yet: their array id."""
         self._waiting: dict[str, list[Start]] = {}
         """The last pass's waiting tasks per throttled array: the next to take a freed slot."""
+        self._own_submissions: set[str] = set()
+        """Submissions of this tracker under way whose jobs this scheduler's passes start."""
         self._busy_lock = threading.Lock()
         self._busy: set[str] = set()
         """Background work under way (a job's stop or finalization), so passes do not queue
@@ -136,37 +152,75 @@ class Scheduler:
         recorded on its job, which then reads FAILED)."""
         self._pass(background=False)
 
-    def create_and_start(
-        self, create: Callable[[], Collection[str]]
+    def start_submitted(
+        self, submission_id: str, job_ids: Collection[str]
     ) -> list[ContainerTrackerError]:
-        """Call ``create``, which creates containers and returns their ids, and run a pass in
-        the caller's thread, both under the session lock, so that no scheduler of any tracker
-        starts the new jobs before this pass: their start errors are the caller's, and are
-        returned (other jobs' start errors are recorded on them)."""
-        return self._pass(background=False, create=create)[1]
+        """Run a pass in the caller's thread that may start the jobs of ``submission_id``, a
+        submission of this tracker under way (no other scheduler starts them), and wait for
+        its starts. The start errors of ``job_ids`` are returned (other jobs' are recorded on
+        them). From then on this scheduler's background passes start the submission's jobs
+        too (those created later, as slots free up), until :meth:`end_submission`."""
+        return self._pass(background=False, include=submission_id, report=frozenset(job_ids))[1]
+
+    def end_submission(self, submission_id: str) -> None:
+        """The submission is over (its record closed): its jobs are everybody's now."""
+        with self._store.session_lock(self._session):
+            self._own_submissions.discard(submission_id)
+
+    def hold(self, job_id: str) -> bool:
+        """Mark a job held, unless its start is under way or done; returns whether it did.
+
+        Under the session lock, which a start is committed under (see :meth:`start`): either
+        the start sees the hold and does not happen, or the hold sees the job ``starting``.
+        (A start whose scheduler died before the engine started the job keeps refusing holds
+        until its claim is lost, a minute later, and the job is started anew.)
+        """
+        with self._store.session_lock(self._session):
+            if self._store.marks(job_id).starting:
+                return False
+            self._store.update(job_id, hold=True)
+        return True
+
+    def release(self, job_id: str) -> None:
+        """Mark a held job released (under the session lock, like holds) and run a pass in
+        the caller's thread, which starts it or queues it behind ``max_parallel``."""
+        with self._store.session_lock(self._session):
+            self._store.update(job_id, hold=False)
+        self.schedule_now()
 
     def start(self, job_id: str, plan: lb.Plan, claimed_at: float | None = None) -> bool:
-        """Start a job now, unless it was terminated meanwhile, or (given ``claimed_at``, the
-        time of this scheduler's claim) another scheduler has claimed it since. Returns
-        whether it started.
+        """Start a job now, unless it is held or failed (terminated, say) by now, or (given
+        ``claimed_at``, the time of this scheduler's claim) another scheduler has claimed it
+        since. Returns whether it started.
 
-        A job terminated while its start was under way is stopped again at once, so that a
-        job terminated before it started never runs on.
+        The decision is taken under the session lock and marks the job ``starting``: a hold
+        (written under that lock) either came first, and then the job's claim is dropped and
+        it stays QUEUED_HELD, or comes after, and is refused. A job terminated while its start
+        was under way is stopped again at once, so that a job terminated before it started
+        never runs on.
 
         Raises:
             InvalidArgumentError: the job's input file cannot be read.
             ContainerTrackerError: the engine refused the start.
         """
-        if claimed_at is not None:
-            # Under the session lock, which claims are made under: a pass either sees the
-            # renewed claim or has claimed the job anew, and then the renewal fails.
-            with self._store.lock(self._lock_name):
-                renewed = self._store.renew_claim(job_id, claimed_at, time.time())
-            if not renewed:
+        # Under the session lock, which claims are made under: a pass either sees the renewed
+        # claim or has claimed the job anew, and then the renewal fails.
+        with self._store.session_lock(self._session):
+            marks = self._store.marks(job_id)
+            if claimed_at is not None and marks.claimed_at != claimed_at:
                 return False  # the claim aged while waiting here: the job is someone else's
-        if self._store.marks(job_id).failure:
-            return False
+            if marks.failure or held(plan, marks):
+                if claimed_at is not None:
+                    self._store.update(job_id, claimed_at=None)  # its slot is free again
+                return False
+            now = time.time()
+            if claimed_at is None:
+                self._store.update(job_id, claimed_at=now, starting=True)
+            elif not self._store.renew_claim(job_id, claimed_at, now):
+                return False
         self._engine.start(job_id, _read_input(plan))
+        if marks.retries:
+            self._store.update(job_id, retry_after=None, retries=0, last_error="")
         if self._store.marks(job_id).terminated:
             self._stop(job_id)  # (if this fails, the next pass stops it)
         return True
@@ -218,28 +272,32 @@ class Scheduler:
             self._kick.clear()
 
     def _pass(
-        self, *, background: bool, create: Callable[[], Collection[str]] | None = None
+        self,
+        *,
+        background: bool,
+        include: str | None = None,
+        report: Collection[str] = frozenset(),
     ) -> tuple[float, list[ContainerTrackerError]]:
-        """Start what may start, stop what is overdue, finalize what ended.
+        """Start what may start, stop what is overdue, finalize what ended, roll back the
+        submissions whose submitter is gone.
 
-        Returns when to run next and the start errors of the jobs ``create`` made; other
-        start errors are recorded on their jobs (FAILED).
+        ``include`` is a submission of this tracker under way whose jobs this pass may start
+        (and later passes too). Returns when to run next and the start errors of the jobs in
+        ``report``; other start errors are recorded on their jobs (FAILED).
         """
-        created: Collection[str] = ()
-        rows: list[ContainerSummary] | None = None
-        if create is None:
-            with self._store.lock(self._lock_name):
-                before = self._store.claim_count(self._session) - self._own_claims
-            rows = self._list()
-        with self._store.lock(self._lock_name):
+        with self._store.session_lock(self._session):
+            before = self._store.claim_count(self._session) - self._own_claims
+        rows = self._list()
+        with self._store.session_lock(self._session):
             count = self._store.claim_count(self._session)
-            if create is not None:
-                created = create()
-            if rows is None or count - self._own_claims != before:
+            if count - self._own_claims != before:
                 rows = self._list()  # another scheduler claimed starts: they may be unlisted
+            if include is not None:
+                self._own_submissions.add(include)
+            submissions = self._store.submissions(self._session)
             died = self._recently_died()
             now = time.time()
-            decision = self._decide(rows, died, now)
+            decision = self._decide(rows, died, now, submissions - self._own_submissions)
             self._claims_seen = self._claim(decision.to_start, count, now)
             self._waiting = decision.waiting
             self._owned = {
@@ -247,14 +305,15 @@ class Scheduler:
                 for cid, array in (self._owned | decision.owned).items()
                 if cid in decision.holders and array not in decision.overfull
             }
-        errors = self._start_claimed(
-            decision.to_start, now, wait=not background, report=frozenset(created)
-        )
+            abandoned = submissions - self._own_submissions
+        errors = self._start_claimed(decision.to_start, now, wait=not background, report=report)
         if not background:
-            # Stops and finalizations are the background pass's: a foreground caller wants
-            # its starts, not errors about other jobs (say, one deleted meanwhile).
+            # Stops, finalizations and rollbacks are the background pass's: a foreground
+            # caller wants its starts, not errors about other jobs (say, one deleted meanwhile).
             self._kick.set()
             return decision.next_wake, errors
+        for submission_id in abandoned:  # (or under way in another tracker: checked there)
+            self._in_background(f"roll back {submission_id}", self._roll_back, submission_id)
         return self._look_after(rows, decision.next_wake), errors
 
     def _list(self) -> list[ContainerSummary]:
@@ -267,8 +326,11 @@ class Scheduler:
             self._died = {cid: t for cid, t in self._died.items() if t > horizon}
             return set(self._died)
 
-    def _decide(self, rows: list[ContainerSummary], died: set[str], now: float) -> _Decision:
-        """Which created jobs start now. Must hold the session lock (it reads claims)."""
+    def _decide(
+        self, rows: list[ContainerSummary], died: set[str], now: float, others: set[str]
+    ) -> _Decision:
+        """Which created jobs start now; ``others`` are submissions under way that are not
+        this scheduler's to start. Must hold the session lock (it reads claims)."""
         decision = _Decision(next_wake=now + self._resync)
         running = [row for row in rows if row.status in ACTIVE_STATUSES and row.id not in died]
         decision.holders = {row.id for row in running}
@@ -291,9 +353,15 @@ class Scheduler:
             plan = lb.Plan.from_labels(row.labels)
             if held(plan, marks):
                 continue
+            submission = row.labels.get(lb.SUBMISSION)
+            if submission in others:
+                continue  # its submitter starts it (or it is to be rolled back)
+            if marks.retry_after is not None and marks.retry_after > now:
+                decision.next_wake = min(decision.next_wake, marks.retry_after)
+                continue  # its start met an unreachable engine: retried then
             deferred = plan.hold or plan.start_at is not None or array_id is not None
-            if not deferred and now - row.created < _ORPHAN_AGE:
-                continue  # its add_job is starting it right now
+            if submission is None and not deferred and now - row.created < _ORPHAN_AGE:
+                continue  # made before submissions were recorded: its add_job may start it
             if plan.deadline is not None and plan.deadline <= now:
                 self._store.update(row.id, failure="deadline passed before the job could start")
                 continue
@@ -383,6 +451,28 @@ class Scheduler:
         except ContainerTrackerError as exc:
             self._log.warning("could not stop job {}: {}", job_id, exc)
 
+    def _roll_back(self, submission_id: str) -> None:
+        """Remove every container of a submission whose record nobody holds any more (its
+        submitter died, or could not remove them itself), then the record. Does nothing
+        while the submitter is at work, or another scheduler is rolling it back."""
+        try:
+            with self._store.take_over_submission(submission_id) as ours:
+                if not ours:
+                    return
+                rows = self._engine.list_containers(
+                    {lb.SESSION: self._session, lb.SUBMISSION: submission_id}
+                )
+                for row in rows:
+                    self._engine.remove(row.id)
+                    self._store.forget(row.id)
+                self._log.info(
+                    "rolled back interrupted submission {}: {} jobs removed",
+                    submission_id,
+                    len(rows),
+                )
+        except ContainerTrackerError as exc:  # the record stays: the next pass tries again
+            self._log.warning("rolling back submission {} failed: {}", submission_id, exc)
+
     # -- starting -----------------------------------------------------------------------------
 
     def _refill(self, ended: str) -> None:
@@ -390,7 +480,7 @@ class Scheduler:
         waiting task of its array."""
         settled = False
         try:
-            with self._store.lock(self._lock_name):
+            with self._store.session_lock(self._session):
                 successor, settled = self._take_slot(ended)
             if successor is not None:
                 settled = self._start_or_record(*successor) and settled
@@ -416,6 +506,9 @@ class Scheduler:
                 settled = False  # a pass records its failure
                 continue
             if marks.claimed_at is not None or marks.failure or held(plan, marks):
+                continue
+            if marks.retry_after is not None and marks.retry_after > now:
+                settled = False  # a pass retries it when due
                 continue
             self._claims_seen = self._claim([(job_id, plan)], count, now)
             self._owned[job_id] = array_id
@@ -452,33 +545,50 @@ class Scheduler:
                 future.result()
             except ContainerTrackerError as exc:
                 errors.append(exc)
-                self._store.update(job_id, claimed_at=None)
+                self._store.update(job_id, claimed_at=None, starting=False)
         return errors
 
     def _start_or_record(self, job_id: str, plan: lb.Plan, claimed_at: float) -> bool:
-        """Start a claimed job; record a start error on the job. Returns whether it started."""
+        """Start a claimed job; record a start error on the job (FAILED), or, if the engine
+        could not be reached (a transient error), when to try again (it stays QUEUED).
+        Returns whether it started."""
         try:
             return self.start(job_id, plan, claimed_at)
         except JobNotFoundError:  # deleted since it was claimed: no marks for it
             self._store.forget(job_id)
             self._kick.set()
             return False
-        except Exception as exc:  # whatever it was, the job must not stay queued for ever
-            if not isinstance(exc, ContainerTrackerError):
-                self._log.opt(exception=exc).warning("starting job {} crashed", job_id)
-            if not self._store.marks(job_id).failure:  # a termination says it better
-                self._store.update(job_id, failure=f"could not start: {exc}")
-            self._kick.set()  # its slot is free again
+        except ContainerTrackerError as exc:
+            if not exc.transient:
+                return self._record_start_error(job_id, exc)
+            retries = self._store.marks(job_id).retries + 1
+            delay = min(_RETRY_MAX, _RETRY_FIRST * 2 ** min(retries - 1, 10))
+            self._store.update(
+                job_id,
+                claimed_at=None,  # its slot is free until the retry
+                starting=False,
+                retry_after=time.time() + delay,
+                retries=retries,
+                last_error=str(exc),
+            )
+            self._log.info("starting job {} failed ({}); retry in {} s", job_id, exc, delay)
+            self._kick.set()  # a pass sets the retry's timer
             return False
+        except Exception as exc:  # whatever it was, the job must not stay queued for ever
+            return self._record_start_error(job_id, exc)
+
+    def _record_start_error(self, job_id: str, exc: Exception) -> bool:
+        """Record a start error on the job (it reads FAILED); returns False."""
+        if not isinstance(exc, ContainerTrackerError):
+            self._log.opt(exception=exc).warning("starting job {} crashed", job_id)
+        if not self._store.marks(job_id).failure:  # a termination says it better
+            self._store.update(job_id, failure=f"could not start: {exc}")
+        self._kick.set()  # its slot is free again
+        return False
 
 
 def _read_input(plan: lb.Plan) -> bytes | None:
-    """The job's standard input, from its input file."""
-    if not plan.stdin_path:
-        return None
-    try:
-        return Path(plan.stdin_path).read_bytes()
-    except OSError as exc:
-        raise InvalidArgumentError(
-            f"cannot read input file {plan.stdin_path}: {exc.strerror}"
-        ) from exc
+    """The job's standard input, from its input file; first, right before the start, a check
+    that its host paths still resolve as they did at submission (see
+    :func:`containertracker.core.outputs.read_input`)."""
+    return outputs.read_input(plan)

@@ -2,11 +2,16 @@
 
 Container labels are fixed at creation, so the facts that change later live in files under
 the state directory: a hold or release after submission, a scheduler's claim to start the job,
-a failure recorded by a tracker (cancelled before start, a start or stage-out error) and
-"outputs written". Each job has one small JSON file written atomically; each session has a
-count of the starts its schedulers claimed; ``fcntl`` locks make several processes agree on
-who schedules a session and who writes a job's outputs (the kernel drops a dead process's
-locks).
+a failure recorded by a tracker (cancelled before start, a start or stage-out error), a start
+to retry once the engine is back, and "outputs written". Each job has one small JSON file
+written atomically; ``fcntl`` locks make several processes agree on who schedules a session
+and who writes a job's outputs (the kernel drops a dead process's locks). A submission under
+way has a record, locked by its submitter, so that the work of a submitter that died is seen
+and rolled back.
+
+Nothing here grows with the number of session names ever used: sessions share
+:data:`_SESSION_STRIPES` locks and claim counts, jobs' locks are striped too, marks go with
+their job and submission records with their submission.
 """
 
 from __future__ import annotations
@@ -16,14 +21,20 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-__all__ = ["JobMarks", "StateStore"]
+__all__ = ["JobMarks", "StateStore", "Submission"]
 
 _JOB_LOCK_STRIPES = 64
+_SESSION_STRIPES = 64
+"""Sessions share this many locks and claim counts: a client naming random sessions cannot
+fill the state directory, and two sessions of one stripe merely wait for each other now and
+then (a claim in either moves their shared count, which only makes a scheduler list again)."""
+_SUBMISSION_ID = re.compile(r"[0-9a-f]{8,64}")
 
 
 @dataclass(frozen=True)
@@ -38,6 +49,15 @@ class JobMarks:
     """Why a tracker declared the job FAILED although its container did not say so."""
     finalized: bool = False
     """Output files and stage-out copies have been written."""
+    starting: bool = False
+    """The claim was renewed for a start that is under way (or done): a hold is too late."""
+    retry_after: float | None = None
+    """A start failed because the engine could not be reached: the job stays QUEUED and is
+    started again from this time on (epoch seconds)."""
+    retries: int = 0
+    """Starts in a row that failed so (the backoff grows with them)."""
+    last_error: str = ""
+    """The error of the last such start."""
 
     @property
     def terminated(self) -> bool:
@@ -53,7 +73,8 @@ class StateStore:
         self._jobs = root / "jobs"
         self._locks = root / "locks"
         self._sessions = root / "sessions"
-        for directory in (self._jobs, self._locks, self._sessions):
+        self._submissions = root / "submissions"
+        for directory in (self._jobs, self._locks, self._sessions, self._submissions):
             directory.mkdir(parents=True, exist_ok=True)
         self._thread_locks: dict[str, threading.Lock] = {}
         self._guard = threading.Lock()
@@ -75,10 +96,16 @@ class StateStore:
             self._save(job_id, marks)
         return marks
 
+    def session_lock(self, session: str) -> contextlib.AbstractContextManager[None]:
+        """The lock of ``session``, under which its schedulers claim starts (shared with the
+        other sessions of its stripe; never take two sessions' locks at once)."""
+        return self.lock(f"session-{_session_stripe(session)}")
+
     def claim_count(self, session: str) -> int:
-        """How many job starts the schedulers of ``session`` have claimed so far."""
+        """A count that grows whenever a scheduler of ``session`` (or of another session of
+        its stripe) claims a start: it moved iff someone claimed since it was last read."""
         try:
-            return int((self._sessions / _file_name(session)).read_text())
+            return int((self._sessions / _session_stripe(session)).read_text())
         except (OSError, ValueError):
             return 0
 
@@ -89,13 +116,14 @@ class StateStore:
         """
         count = self.claim_count(session)
         for job_id in job_ids:
-            self.update(job_id, claimed_at=now)
+            self.update(job_id, claimed_at=now, starting=False)
             count += 1
-        _write_atomically(self._sessions / _file_name(session), str(count))
+        _write_atomically(self._sessions / _session_stripe(session), str(count))
         return count
 
     def renew_claim(self, job_id: str, claimed_at: float, now: float) -> bool:
-        """Renew a claim made at ``claimed_at`` to ``now``, if it is still that claim.
+        """Renew a claim made at ``claimed_at`` to ``now`` for a start about to happen (the
+        job is marked ``starting``), if it is still that claim.
 
         False when the claim was dropped, or another scheduler claimed the job since.
         """
@@ -103,8 +131,74 @@ class StateStore:
             marks = self.marks(job_id)
             if marks.claimed_at != claimed_at:
                 return False
-            self._save(job_id, replace(marks, claimed_at=now))
+            self._save(job_id, replace(marks, claimed_at=now, starting=True))
         return True
+
+    # -- submissions --------------------------------------------------------------------------
+
+    def open_submission(self, session: str, submission_id: str) -> Submission:
+        """Record a submission of ``session`` as under way, locked by this process until
+        :meth:`Submission.close`; its containers carry its id in a label.
+
+        The record appears already locked (written and locked under a temporary name, then
+        renamed), so nobody takes a submission in its first moment for one whose submitter
+        died.
+        """
+        if not _SUBMISSION_ID.fullmatch(submission_id):
+            raise ValueError(f"bad submission id {submission_id!r}")
+        path = self._submissions / submission_id
+        tmp = path.with_name(f".{submission_id}.{os.getpid()}.{threading.get_ident()}")
+        fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            os.write(fd, json.dumps({"session": session}).encode())
+            os.replace(tmp, path)
+        except BaseException:
+            os.close(fd)
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise
+        return Submission(path, fd)
+
+    def submissions(self, session: str) -> set[str]:
+        """The ids of the submissions of ``session`` with a record: under way, or left by a
+        submitter that died (or failed to remove what it created) and not rolled back yet."""
+        found = set()
+        for path in self._submissions.iterdir():
+            if path.name.startswith("."):
+                continue
+            try:
+                if json.loads(path.read_text()).get("session") == session:
+                    found.add(path.name)
+            except (OSError, ValueError, AttributeError):
+                continue  # gone meanwhile, or not ours
+        return found
+
+    @contextlib.contextmanager
+    def take_over_submission(self, submission_id: str) -> Iterator[bool]:
+        """Yield True if the submission's record exists and nobody holds it (its submitter
+        died or gave up): the caller then rolls it back, and the record is removed when the
+        block ends without an error. Yield False if the submitter is at work or someone else
+        is taking it over (or it is gone)."""
+        path = self._submissions / submission_id
+        try:
+            fd = os.open(path, os.O_RDWR)
+        except OSError:
+            yield False
+            return
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                # Still the record (not one closed and removed just before the lock)?
+                mine = os.fstat(fd).st_ino == os.stat(path).st_ino
+            except OSError:
+                mine = False
+            yield mine
+            if mine:
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
+        finally:
+            os.close(fd)
 
     def _save(self, job_id: str, marks: JobMarks) -> None:
         """Write a job's marks; hold its marks lock."""
@@ -138,6 +232,38 @@ class StateStore:
                 yield
             finally:
                 os.close(fd)
+
+
+class Submission:
+    """The record of a submission under way, held (locked) by its submitter."""
+
+    def __init__(self, path: Path, fd: int) -> None:
+        self._path = path
+        self._fd: int | None = fd
+
+    @property
+    def id(self) -> str:
+        """The submission id (its containers' ``containertracker.submission`` label)."""
+        return self._path.name
+
+    def close(self, *, complete: bool) -> None:
+        """End the submission: ``complete`` (every container it made is to stay, or none is
+        left) removes the record; otherwise it is left unlocked, and the next scheduler of the
+        session removes whatever carries the submission's id."""
+        if self._fd is None:
+            return
+        try:
+            if complete:
+                with contextlib.suppress(FileNotFoundError):
+                    self._path.unlink()  # before the unlock: nobody takes over a finished one
+        finally:
+            os.close(self._fd)
+            self._fd = None
+
+
+def _session_stripe(session: str) -> str:
+    """The stripe a session shares its lock and claim count with (as a file name)."""
+    return str(int(_file_name(session)[:8], 16) % _SESSION_STRIPES)
 
 
 def _file_name(name: str) -> str:

@@ -11,17 +11,16 @@ job, its state, template, array membership and hold state, and catches up on the
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import getpass
-import io
 import os
 import re
-import shutil
 import socket
 import tarfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import CancelledError, ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,6 +30,7 @@ from urllib.parse import quote
 
 from loguru import logger
 
+from containertracker.core import hostfs, outputs
 from containertracker.core import labels as lb
 from containertracker.core.convert import (
     SubmitContext,
@@ -47,7 +47,7 @@ from containertracker.core.engine import (
     ImageNotFoundError,
 )
 from containertracker.core.scheduler import Scheduler, held
-from containertracker.core.statestore import StateStore
+from containertracker.core.statestore import StateStore, Submission
 from containertracker.core.watch import EventWatcher
 from containertracker.errors import (
     ContainerTrackerError,
@@ -59,7 +59,7 @@ from containertracker.errors import (
 )
 from containertracker.models import CPU, OS, JobInfo, JobState, JobTemplate, Machine
 from containertracker.settings import PullPolicy
-from containertracker.tracker import ControlAction, control_action
+from containertracker.tracker import ControlAction, control_action, refuse_calls_when_closed
 
 __all__ = ["MAX_ARRAY_TASKS", "ContainerTracker"]
 
@@ -70,15 +70,24 @@ _STOP_SLACK = 10.0
 """How much longer than the stop grace a stop may take (the engine's own work)."""
 _CONTAINER_REF = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 """What an engine resolves to one container: an id, an id prefix or a name."""
+_IMAGE_REF = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:/@-]*")
+"""What may name an image (the engines check the exact grammar)."""
 _CREATE_THREADS = 8
 """Parallel container creations per array submission (engines create faster so)."""
 _TERMINAL = (JobState.DONE, JobState.FAILED)
 
 
+def _of_submission(spec: ContainerSpec, submission: Submission) -> ContainerSpec:
+    """The spec with the label naming the submission that creates the container."""
+    return dataclasses.replace(spec, labels={**spec.labels, lb.SUBMISSION: submission.id})
+
+
+@refuse_calls_when_closed
 class ContainerTracker:
     """A DRMAA2 JobTracker whose jobs are containers of one engine, grouped by session.
 
-    Thread-safe. Closing the tracker stops its background threads; jobs keep running.
+    Thread-safe. Closing the tracker stops its background threads; jobs keep running, and
+    every later call raises InvalidStateError.
     """
 
     def __init__(
@@ -90,8 +99,17 @@ class ContainerTracker:
         stop_grace: float = 10.0,
         pull_policy: PullPolicy = PullPolicy.NEVER,
         resync_interval: float = 2.0,
+        host_path_roots: Sequence[str | os.PathLike[str]] | None = None,
+        monitor_all_containers: bool = True,
     ) -> None:
         """Connect the tracker to ``engine`` and start its event and scheduler threads.
+
+        ``host_path_roots``: directories below which every host path of a job must resolve
+        (its input, output and error files, stage-in sources, stage-out destinations); None
+        allows any, ``[]`` none (``/dev/null`` is always allowed).
+
+        ``monitor_all_containers``: the Monitorer calls see every container on the engine;
+        False: only containers of trackers (those with a session label), as a server shows.
 
         Raises:
             DrmCommunicationError: the engine cannot be reached.
@@ -101,6 +119,8 @@ class ContainerTracker:
         self._stop_grace = stop_grace
         self._pull_policy = pull_policy
         self._resync = resync_interval
+        self._roots = hostfs.normalize_roots(host_path_roots)
+        self._monitor_all = monitor_all_containers
         self._info = engine.info()
         self._store = StateStore(state_dir)
         self._log = logger.bind(backend=engine.name, session=session)
@@ -140,22 +160,24 @@ class ContainerTracker:
     def add_job(self, jt: JobTemplate) -> str:
         """Create the job's container and start it (unless held or given a later start time).
 
-        Returns the container id. On any error nothing is left behind.
+        Returns the container id. On any error nothing is left behind; a call interrupted
+        for good (its process killed) is rolled back by the next tracker of the session.
+        A job held (``hold``) before this call started it stays QUEUED_HELD.
 
         Raises:
             InvalidArgumentError: a template field is wrong, or the image is not present.
             UnsupportedAttributeError: a template field cannot be honoured.
         """
         spec, plan = template_to_spec(jt, self._context())
-        self._prepare_outputs(plan)
-        job_id = self._create(spec)
-        if not (plan.hold or plan.start_at):
-            try:
-                self._scheduler.start(job_id, plan)
-            except BaseException:
-                self._discard([job_id])
-                raise
-        return job_id
+        outputs.check(plan, self._roots)
+        self._ensure_image(spec.image)
+        outputs.prepare(plan)
+        created: list[str] = []
+        with self._submission(uuid.uuid4().hex[:16], created) as submission:
+            created.append(self._create(_of_submission(spec, submission)))
+            if not (plan.hold or plan.start_at):
+                self._scheduler.start(created[0], plan)
+        return created[0]
 
     def add_array_job(
         self, jt: JobTemplate, begin: int, end: int, step: int = 1, max_parallel: int = 0
@@ -185,32 +207,34 @@ class ContainerTracker:
                 "split it into several array jobs"
             )
         array_id = uuid.uuid4().hex[:16]
+        context = self._context(task_id=begin, array_id=array_id, max_parallel=max_parallel)
+        # The template and the image are checked once, before any task exists; each task's
+        # spec is built when the task is created (a large template times many tasks never
+        # sits in memory at once).
+        spec, _ = template_to_spec(jt, context)
+        self._ensure_image(spec.image)
+        del spec
+        task_ids = range(begin, end + 1, step)
+        outputs.check_tasks(jt, context, task_ids, self._roots)
         created: list[str] = []
-        try:
-            specs = []
-            for task_id in range(begin, end + 1, step):
-                ctx = self._context(task_id=task_id, array_id=array_id, max_parallel=max_parallel)
-                spec, plan = template_to_spec(jt, ctx)
-                self._prepare_outputs(plan)
-                specs.append(spec)
-            # The first tasks (all, without a limit) are created and started under the session
-            # lock, so that no scheduler (of any tracker) starts them before this call has seen
-            # whether they start.
-            first = max_parallel or len(specs)
+        with self._submission(array_id, created) as submission:
 
-            def create_first() -> list[str]:
-                self._create_all(specs[:first], created)
-                return created
+            def make(task_id: int) -> ContainerSpec:
+                spec, plan = template_to_spec(jt, dataclasses.replace(context, task_id=task_id))
+                outputs.check(plan, self._roots)  # per task: the index may change the path
+                outputs.prepare(plan)
+                return _of_submission(spec, submission)
 
-            failures = self._scheduler.create_and_start(create_first)
+            # No other scheduler starts the tasks of a submission under way, so they are
+            # created without the session lock, and this call sees the first ones start.
+            first = max_parallel or len(task_ids)
+            self._create_all(make, task_ids[:first], created)
+            failures = self._scheduler.start_submitted(submission.id, created)
             if failures:
                 raise failures[0]
             # The rest of a throttled array is created while its first tasks run (as a plain
             # thread-pool script would): the scheduler starts each one as a slot frees up.
-            self._create_all(specs[first:], created, kick_scheduler=True)
-        except BaseException:
-            self._discard(created)
-            raise
+            self._create_all(make, task_ids[first:], created, kick_scheduler=True)
         return array_id
 
     def job_state(self, job_id: str) -> tuple[JobState, str]:
@@ -265,11 +289,14 @@ class ContainerTracker:
                 self._engine.unpause(record.id)
             case "hold":
                 self._require(job_id, action, state, JobState.QUEUED)
-                self._store.update(record.id, hold=True)
+                if not self._scheduler.hold(record.id):
+                    raise InvalidStateError(
+                        f"cannot hold job {job_id}: it is being started (RUNNING), and only "
+                        "QUEUED jobs can be held"
+                    )
             case "release":
                 self._require(job_id, action, state, JobState.QUEUED_HELD)
-                self._store.update(record.id, hold=False)
-                self._scheduler.schedule_now()
+                self._scheduler.release(record.id)
             case "terminate":
                 self._terminate(record, state)
             case _:
@@ -282,7 +309,7 @@ class ContainerTracker:
         job's output files and stage-out copies are complete.
 
         Args:
-            job_id: the job.
+            job_id: the job: its id, a unique id prefix or its name.
             timeout: seconds; ``None`` waits forever, 0 checks once.
             states: the states to wait for.
 
@@ -296,18 +323,21 @@ class ContainerTracker:
             InvalidStateError: the job ended in a state not wanted, so it can never get there.
             JobNotFoundError: the job does not exist (or was deleted while waiting).
             InvalidArgumentError: a negative timeout.
-            InvalidStateError: also when the tracker is closed while waiting.
+            InvalidStateError: also when the tracker is closed (before or while waiting).
         """
         if timeout is not None and timeout < 0:
             raise InvalidArgumentError(f"timeout must be None, 0 or positive, not {timeout}")
         wanted = frozenset(states or _TERMINAL)
         deadline = None if timeout is None else time.monotonic() + timeout
+        # Events name containers by their full id; the caller may have given a prefix or a
+        # name. The first look resolves it, and every later look uses the full id.
+        key = job_id
         while True:
             if self._closed.is_set():
                 raise InvalidStateError(f"the tracker was closed while waiting for job {job_id}")
-            seen = self._watcher.generation(job_id)
+            seen = self._watcher.generation(key)
             try:
-                record = self._record(job_id)
+                record = self._record(key)
             except DrmCommunicationError:
                 # The engine is away (e.g. restarting): keep trying until the deadline.
                 if deadline is not None and time.monotonic() >= deadline:
@@ -334,13 +364,16 @@ class ContainerTracker:
                         f"job {job_id} ended {state.name}, so it can never reach "
                         f"{'/'.join(sorted(s.name for s in wanted))}"
                     )
+            if key != record.id:
+                key = record.id  # `seen` counted events of another key: look again at once
+                continue
             remaining = self._resync if deadline is None else deadline - time.monotonic()
             if remaining <= 0:
                 raise WaitTimeoutError(
                     f"timeout while waiting for job state: job {job_id} is still {state.name} "
                     f"after {timeout} s"
                 )
-            self._watcher.wait_for_change(job_id, seen, min(remaining, self._resync))
+            self._watcher.wait_for_change(key, seen, min(remaining, self._resync))
 
     def delete_job(self, job_id: str) -> None:
         """Remove a finished job's container, after its outputs are written (a job that reads
@@ -371,6 +404,11 @@ class ContainerTracker:
 
     # -- optional capabilities ----------------------------------------------------------------
 
+    @property
+    def host_path_roots(self) -> tuple[str, ...] | None:
+        """The resolved directories jobs' host paths must lie below (None: anywhere)."""
+        return self._roots
+
     def contact(self) -> str:
         """``<engine url>?session=<session>``."""
         return f"{self._engine.url}?session={quote(self._session)}"
@@ -382,8 +420,13 @@ class ContainerTracker:
         """Monitoring keeps no state, so this only succeeds."""
 
     def get_all_job_ids(self, filter: JobInfo | None = None) -> list[str]:
-        """Ids of every container on the engine (any session or tool) matching ``filter``."""
-        rows = self._engine.list_containers({})
+        """Ids of every container on the engine (any session or tool; only trackers' ones
+        unless ``monitor_all_containers``) matching ``filter``."""
+        rows = [
+            row
+            for row in self._engine.list_containers({})
+            if self._monitor_all or lb.SESSION in row.labels
+        ]
         if filter is None or filter == JobInfo():
             return [row.id for row in rows]
         matching = []
@@ -408,8 +451,12 @@ class ContainerTracker:
         return [machine]
 
     def job_info_from_monitor(self, job_id: str) -> JobInfo:
-        """JobInfo of any container on the engine, in or outside this session."""
-        return self._info_of(self._inspect(job_id))
+        """JobInfo of any container on the engine, in or outside this session (only trackers'
+        containers unless ``monitor_all_containers``: others are JobNotFoundError)."""
+        record = self._inspect(job_id)
+        if not self._monitor_all and lb.SESSION not in record.labels:
+            raise JobNotFoundError(f"no job {job_id!r} among the containers of trackers")
+        return self._info_of(record)
 
     def machine(self) -> Machine:
         """The engine's host as a DRMAA2 Machine."""
@@ -430,7 +477,11 @@ class ContainerTracker:
         )
 
     def close(self) -> None:
-        """Stop the background threads and the engine connection; jobs keep running."""
+        """Stop the background threads and the engine connection; jobs keep running.
+
+        Idempotent. Afterwards every other method raises InvalidStateError (a wait under way
+        in another thread ends with it too).
+        """
         if self._closed.is_set():
             return
         self._closed.set()
@@ -503,7 +554,9 @@ class ContainerTracker:
             held=held(plan, marks),
             failure=marks.failure,
         )
-        if state is JobState.QUEUED and plan.start_at and plan.start_at > time.time():
+        if state is JobState.QUEUED and marks.last_error:
+            sub_state = f"waiting for the engine, start retried (last error: {marks.last_error})"
+        elif state is JobState.QUEUED and plan.start_at and plan.start_at > time.time():
             sub_state = f"waiting for start time {datetime.fromtimestamp(plan.start_at, UTC)}"
         elif state is JobState.QUEUED and record.labels.get(lb.MAX_PARALLEL, "0") != "0":
             sub_state = "waiting for a free slot (max_parallel)"
@@ -542,39 +595,91 @@ class ContainerTracker:
             self._store.update(record.id, failure=previous)
             raise
 
-    def _create(self, spec: ContainerSpec) -> str:
+    @contextlib.contextmanager
+    def _submission(self, submission_id: str, created: list[str]) -> Iterator[Submission]:
+        """Record a submission under way for its block, in which the containers it creates
+        (ids appended to ``created``, each labelled with the submission) are made.
+
+        If the block fails, they are removed again; if some could not be (or the failure may
+        have left a container unknown to ``created``), the record is left for a scheduler to
+        roll the submission back. If this process dies, its record is unlocked by the kernel,
+        and the next tracker of the session rolls it back (see the scheduler).
+        """
+        submission = self._store.open_submission(self._session, submission_id)
+        try:
+            yield submission
+        except BaseException as exc:
+            # Only an engine's refusal is sure to have made no container: anything else (an
+            # interrupt, a broken connection) may have left one the engine made anyway.
+            known = isinstance(exc, ContainerTrackerError) and not exc.transient
+            removed = self._discard(created)
+            submission.close(complete=removed and known)
+            raise
+        else:
+            submission.close(complete=True)
+        finally:
+            self._scheduler.end_submission(submission.id)
+
+    def _ensure_image(self, image: str) -> None:
+        """Make sure the job's image is present (pulling it if the pull policy says so), before
+        anything of a submission is built or created.
+
+        Raises:
+            InvalidArgumentError: the image is not present and may not be pulled.
+        """
+        # Checked before it goes into an engine URL (an image lookup by name): "." or ".."
+        # segments would address another endpoint.
+        if not _IMAGE_REF.fullmatch(image) or {".", ".."} & set(image.split("/")):
+            raise InvalidArgumentError(
+                f"JobCategory {image!r} is not an image reference ([registry/]name[:tag][@digest])"
+            )
         if self._pull_policy is PullPolicy.ALWAYS:
-            self._engine.pull(spec.image)
+            self._engine.pull(image)
+        elif not self._engine.has_image(image):
+            if self._pull_policy is PullPolicy.NEVER:
+                raise self._missing_image(image)
+            self._engine.pull(image)
+
+    def _missing_image(self, image: str) -> InvalidArgumentError:
+        return InvalidArgumentError(
+            f"image {image!r} (the JobCategory) is not present on the "
+            f"{self._engine.name} engine; list_job_categories() lists the local images "
+            "(build or load the image, or set CONTAINERTRACKER_PULL_POLICY=missing)"
+        )
+
+    def _create(self, spec: ContainerSpec) -> str:
+        """Create a container (its image checked already by :meth:`_ensure_image`)."""
         try:
             return self._engine.create(spec)
-        except ImageNotFoundError:
-            if self._pull_policy is PullPolicy.NEVER:
-                raise InvalidArgumentError(
-                    f"image {spec.image!r} (the JobCategory) is not present on the "
-                    f"{self._engine.name} engine; list_job_categories() lists the local images "
-                    "(build or load the image, or set CONTAINERTRACKER_PULL_POLICY=missing)"
-                ) from None
-        self._engine.pull(spec.image)
-        return self._engine.create(spec)
+        except ImageNotFoundError:  # removed since it was checked
+            raise self._missing_image(spec.image) from None
 
     def _create_all(
-        self, specs: list[ContainerSpec], created: list[str], *, kick_scheduler: bool = False
+        self,
+        make: Callable[[int], ContainerSpec],
+        task_ids: Sequence[int],
+        created: list[str],
+        *,
+        kick_scheduler: bool = False,
     ) -> None:
-        """Create containers, appending their ids to ``created`` as they come.
+        """Create a container per task, its spec made by ``make(task_id)`` just before (so
+        specs do not pile up in memory), appending their ids to ``created`` as they come.
 
-        The first alone: a template the engine refuses (a missing image, say) then fails once,
-        not once per task. The rest in parallel (engines create faster so); after an error no
-        further creation starts, and the first error is raised when the running ones returned.
-        With ``kick_scheduler``, the scheduler is woken after every batch of new containers,
-        so that a slot freed before they existed is filled.
+        The first alone: a template the engine refuses then fails once, not once per task.
+        The rest in parallel (engines create faster so); after an error no further creation
+        starts, and the first error is raised when the running ones returned. With
+        ``kick_scheduler``, the scheduler is woken after every batch of new containers, so
+        that a slot freed before they existed is filled.
         """
-        if not specs:
+        if not task_ids:
             return
-        created.append(self._create(specs[0]))
+        created.append(self._create(make(task_ids[0])))
         with ThreadPoolExecutor(
             max_workers=_CREATE_THREADS, thread_name_prefix="containertracker-create"
         ) as pool:
-            futures = [pool.submit(self._create, spec) for spec in specs[1:]]
+            futures = [
+                pool.submit(lambda t: self._create(make(t)), task_id) for task_id in task_ids[1:]
+            ]
             errors: list[ContainerTrackerError] = []
             for done, future in enumerate(futures, start=2):
                 if errors:
@@ -592,27 +697,18 @@ class ContainerTracker:
         if errors:
             raise errors[0]
 
-    def _discard(self, job_ids: list[str]) -> None:
-        """Remove containers of a failed submission (best effort, errors logged)."""
+    def _discard(self, job_ids: list[str]) -> bool:
+        """Remove containers of a failed submission (best effort, errors logged); returns
+        whether every one was removed."""
+        removed = True
         for job_id in job_ids:
             try:
                 self._engine.remove(job_id)
                 self._store.forget(job_id)
             except ContainerTrackerError as exc:
+                removed = False
                 self._log.warning("could not remove {} after a failed submission: {}", job_id, exc)
-
-    @staticmethod
-    def _prepare_outputs(plan: lb.Plan) -> None:
-        """Create (truncate) the output files now, so a bad path fails the submission."""
-        for path in (plan.stdout_path, plan.stderr_path):
-            if path and not path.startswith("/dev/"):
-                try:
-                    with open(path, "wb"):
-                        pass
-                except OSError as exc:
-                    raise InvalidArgumentError(
-                        f"cannot create output file {path}: {exc.strerror}"
-                    ) from exc
+        return removed
 
     def _finalize(self, record: ContainerRecord) -> None:
         """Write output files and stage-out copies of an ended job, once; return when they
@@ -627,7 +723,7 @@ class ContainerTracker:
                 return
             failure = ""
             try:
-                self._write_outputs(record.id, plan)
+                outputs.write(self._engine, record.id, plan, self._roots)
             except (ContainerTrackerError, OSError, tarfile.TarError) as exc:
                 failure = f"stage-out failed: {exc}"
                 self._log.warning("job {}: {}", record.id, failure)
@@ -643,47 +739,3 @@ class ContainerTracker:
             self._finalize(self._engine.inspect(job_id))
         except ContainerTrackerError as exc:
             self._log.debug("finalizing {} failed: {}", job_id, exc)
-
-    def _write_outputs(self, job_id: str, plan: lb.Plan) -> None:
-        if plan.stdout_path:
-            data = self._engine.logs(job_id, stdout=True, stderr=plan.join_files)
-            _write_file(plan.stdout_path, data)
-        if plan.stderr_path:
-            _write_file(plan.stderr_path, self._engine.logs(job_id, stdout=False, stderr=True))
-        for source, destination in plan.stage_out.items():
-            _extract(self._engine.copy_from(job_id, source), source, destination)
-
-
-def _write_file(path: str, data: bytes) -> None:
-    with open(path, "wb") as f:
-        f.write(data)
-
-
-def _extract(chunks: Iterator[bytes], source: str, destination: str) -> None:
-    """Unpack the engine's tar of ``source`` to the host path ``destination``.
-
-    A file is written as ``destination`` (or into it, if it is a directory); a directory's
-    contents go into ``destination``.
-    """
-    buffer = io.BytesIO(b"".join(chunks))
-    with tarfile.open(fileobj=buffer) as archive:
-        members = archive.getmembers()
-        if not members:
-            raise InvalidArgumentError(f"{source} is empty")
-        top = members[0]
-        if top.isfile() and len(members) == 1:
-            target = Path(destination)
-            if target.is_dir():
-                target = target / Path(top.name).name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            extracted = archive.extractfile(top)
-            assert extracted is not None
-            with open(target, "wb") as out:
-                shutil.copyfileobj(extracted, out)
-            return
-        dest = Path(destination)
-        dest.mkdir(parents=True, exist_ok=True)
-        prefix = top.name.rstrip("/") + "/"
-        for member in members[1:]:
-            member.name = member.name.removeprefix(prefix)
-        archive.extractall(dest, members=members[1:], filter="data")

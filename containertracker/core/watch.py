@@ -52,7 +52,10 @@ class EventWatcher:
         self._connected.wait(timeout=10)
 
     def generation(self, container_id: str) -> int:
-        """A counter that changes whenever an event about the container arrives."""
+        """A counter that changes whenever an event about the container arrives.
+
+        ``container_id`` must be the full id (events carry that, never a prefix or a name).
+        """
         with self._cond:
             return self._generations.get(container_id, 0) + self._generations.get(_ANY, 0)
 

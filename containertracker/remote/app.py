@@ -12,36 +12,57 @@ the Go server silently sent an empty list; the endpoints ``/wait`` (long poll),
 admission :class:`~containertracker.remote.policy.Policy`; ``/openapi.json``.
 
 Requests run concurrently: each tracker call runs in a worker thread, with no lock around
-engine calls (trackers are thread-safe).
+engine calls (trackers are thread-safe). Long polls (``/wait``) have their own bounded set of
+threads: when it is full, ``/wait`` answers TryLaterError at once (clients then poll
+``/jobstate``), and ordinary requests keep their own threads whatever the long polls do.
+
+Before any endpoint runs, the middleware refuses a foreign ``Host`` (DNS rebinding), a
+cross-site browser request (CSRF), a non-JSON body, a request without valid credentials (when
+the server has any) and a body beyond the size limit; a token bound to sessions is refused
+for other sessions.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import ipaddress
 import json
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any, TypeVar
 
+import anyio
 import anyio.to_thread
 import yaml
 from loguru import logger
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
-from starlette.routing import Mount, Route
+from starlette.routing import Mount, Route, Router
 
 from containertracker.errors import (
     ContainerTrackerError,
+    DeniedByDrmsError,
     InternalError,
     InvalidArgumentError,
+    TryLaterError,
 )
 from containertracker.models import JobInfo, JobState, JobTemplate
-from containertracker.remote.middleware import BearerOrBasicAuth, BodyLimit, BodyTooLarge
+from containertracker.remote.middleware import (
+    GRANT_KEY,
+    BearerOrBasicAuth,
+    BodyLimit,
+    BodyTooLarge,
+    CrossSiteGuard,
+)
 from containertracker.remote.policy import Policy
 from containertracker.remote.pool import TrackerPool
+from containertracker.remote.tokens import Grant, check_token, load_token_file
 from containertracker.remote.wire import (
     ERROR_CLASS_HEADER,
     SESSION_HEADER,
@@ -52,16 +73,20 @@ from containertracker.remote.wire import (
 from containertracker.settings import ServerSettings
 from containertracker.tracker import JobTemplater, JobTracker, Monitorer, control_action
 
-__all__ = ["PATHS", "create_app", "openapi_document"]
+__all__ = ["PATHS", "allowed_hosts", "create_app", "grants", "openapi_document", "policy"]
 
 T = TypeVar("T")
 
-_WORKER_THREADS = 256
-"""Tracker calls in flight at once (long-poll waits each hold one thread)."""
+_LOOPBACK_NAMES = ("localhost", "127.0.0.1", "[::1]")
+_WILDCARD_HOSTS = ("", "0.0.0.0", "::", "[::]")
 
 
 class _BadRequest(Exception):
     """A request the server cannot parse: HTTP 400 with Go's plain-text message."""
+
+
+class _SlowBody(Exception):
+    """The client took longer than the body timeout to send its body: HTTP 408."""
 
 
 @dataclass(frozen=True)
@@ -69,6 +94,14 @@ class _Context:
     pool: TrackerPool
     policy: Policy
     max_wait: float
+    max_array_bytes: int
+    body_timeout: float
+    workers: anyio.CapacityLimiter
+    """Threads of every request but long polls."""
+    wait_slots: anyio.CapacityLimiter
+    """Admission of long polls (taken without waiting, or the poll is refused)."""
+    wait_threads: anyio.CapacityLimiter
+    """Threads of admitted long polls (as many as slots: never waited for)."""
 
 
 def _context(request: Request) -> _Context:
@@ -111,9 +144,20 @@ def _page(request: Request, ids: list[str]) -> list[str]:
     return ids[skip:] if limit is None else ids[skip : skip + limit]
 
 
+async def _body(request: Request) -> bytes:
+    """The request body, read within the body timeout."""
+    try:
+        with anyio.fail_after(_context(request).body_timeout):
+            return await request.body()
+    except TimeoutError:
+        raise _SlowBody(
+            f"the request body did not arrive within {_context(request).body_timeout} s"
+        ) from None
+
+
 async def _json_object(request: Request) -> dict[str, Any]:
     try:
-        data = json.loads(await request.body())
+        data = json.loads(await _body(request))
     except (ValueError, UnicodeDecodeError) as exc:
         raise _BadRequest(f"can't unmarshal body: {exc}") from None
     if not isinstance(data, dict):
@@ -124,7 +168,7 @@ async def _json_object(request: Request) -> dict[str, Any]:
 def _template(data: dict[str, Any]) -> JobTemplate:
     try:
         return JobTemplate.from_remote_dict(data)
-    except ValueError as exc:
+    except (ValueError, TypeError) as exc:
         raise _BadRequest(f"can't unmarshal body: {exc}") from None
 
 
@@ -148,16 +192,38 @@ def _integer(data: dict[str, Any], key: str, default: int | None) -> int:
 # -- running tracker calls ---------------------------------------------------------------------
 
 
-async def _run(request: Request, work: Callable[[JobTracker], T]) -> T:
-    """``work(tracker of the request's session)`` in a worker thread."""
+async def _run(
+    request: Request,
+    work: Callable[[JobTracker], T],
+    *,
+    threads: anyio.CapacityLimiter | None = None,
+    every_session: bool = False,
+) -> T:
+    """``work(tracker of the request's session)`` in a worker thread (of ``threads``,
+    default the ordinary workers).
+
+    Raises:
+        DeniedByDrmsError: the request's token does not cover its session (or, with
+            ``every_session``, does not cover every session).
+    """
     ctx = _context(request)
     session = request.headers.get(SESSION_HEADER) or ctx.pool.default_session
+    grant: Grant | None = request.scope.get(GRANT_KEY)
+    if grant is not None and every_session and not grant.every_session:
+        raise DeniedByDrmsError(
+            "this endpoint looks across sessions, and this token is bound to sessions "
+            f"({' '.join(grant.sessions)})"
+        )
+    if grant is not None and not grant.allows(session):
+        raise DeniedByDrmsError(
+            f"this token may not use session {session!r} (it may use: {' '.join(grant.sessions)})"
+        )
 
     def call() -> T:
         with ctx.pool.using(session) as tracker:
             return work(tracker)
 
-    return await anyio.to_thread.run_sync(call)
+    return await anyio.to_thread.run_sync(call, limiter=threads or ctx.workers)
 
 
 def _error_headers(exc: ContainerTrackerError) -> dict[str, str]:
@@ -222,8 +288,7 @@ async def add_job(request: Request) -> Response:
     policy = _context(request).policy
 
     def work(tracker: JobTracker) -> str:
-        policy.check(jt)
-        return tracker.add_job(jt)
+        return tracker.add_job(policy.check(jt))
 
     try:
         return JSONResponse({"JobID": await _run(request, work), "Error": ""})
@@ -236,16 +301,34 @@ async def add_array_job(request: Request) -> Response:
     jt = _template(data)
     begin, end = _integer(data, "begin", None), _integer(data, "end", None)
     step, max_parallel = _integer(data, "step", 1), _integer(data, "maxParallel", 0)
-    policy = _context(request).policy
+    ctx = _context(request)
+    policy = ctx.policy
 
     def work(tracker: JobTracker) -> str:
-        policy.check(jt)
-        return tracker.add_array_job(jt, begin, end, step, max_parallel)
+        return tracker.add_array_job(policy.check(jt), begin, end, step, max_parallel)
 
     try:
+        _check_array_size(len(await request.body()), begin, end, step, ctx.max_array_bytes)
         return JSONResponse({"JobID": await _run(request, work), "Error": ""})
     except ContainerTrackerError as exc:
         return _with_error({"JobID": "", "Error": str(exc)}, exc)
+
+
+def _check_array_size(template_bytes: int, begin: int, end: int, step: int, limit: int) -> None:
+    """Refuse an array whose tasks' stored templates would take more than ``limit`` bytes
+    (each task's container carries its template): before any work, whatever the tracker
+    would say about the array otherwise.
+
+    Raises:
+        InvalidArgumentError: template size times task count beyond ``limit``.
+    """
+    tasks = (end - begin) // step + 1 if step > 0 and end >= begin else 0
+    if template_bytes * tasks > limit:
+        raise InvalidArgumentError(
+            f"the array's {tasks} tasks would store {template_bytes * tasks} bytes of "
+            f"templates ({template_bytes} bytes each), more than this server's limit of "
+            f"{limit} bytes; submit fewer tasks or a smaller template"
+        )
 
 
 def _state_body(state: JobState, sub_state: str, error: str = "") -> dict[str, str]:
@@ -315,8 +398,20 @@ async def wait(request: Request) -> Response:
         reached = tracker.wait(job_id, min(timeout, max_wait), *states)
         return reached, tracker.job_state(job_id)[1] if reached == JobState.FAILED else ""
 
+    ctx = _context(request)
+    slot = object()
     try:
-        state, sub_state = await _run(request, work)
+        try:
+            ctx.wait_slots.acquire_on_behalf_of_nowait(slot)
+        except anyio.WouldBlock:
+            raise TryLaterError(
+                f"all {int(ctx.wait_slots.total_tokens)} long-poll slots of this server are "
+                "busy; poll /jobstate instead"
+            ) from None
+        try:
+            state, sub_state = await _run(request, work, threads=ctx.wait_threads)
+        finally:
+            ctx.wait_slots.release_on_behalf_of(slot)
     except ContainerTrackerError as exc:
         return _with_error(_state_body(JobState.UNDETERMINED, "", str(exc)), exc)
     return JSONResponse(_state_body(state, sub_state))
@@ -333,7 +428,7 @@ async def job_template(request: Request) -> Response:
 
 async def monitor_job_ids(request: Request) -> Response:
     """Job ids matching a JobInfo filter; missing or null filter keys are unset (match all)."""
-    raw = await _json_object(request) if await request.body() else None
+    raw = await _json_object(request) if await _body(request) else None
     wanted = None
     if raw is not None:
         data = {**JobInfo().to_remote_dict(), **{k: v for k, v in raw.items() if v is not None}}
@@ -343,7 +438,10 @@ async def monitor_job_ids(request: Request) -> Response:
         except (ValueError, TypeError) as exc:
             raise _BadRequest(f"can't unmarshal body: {exc}") from None
     try:
-        return JSONResponse(await _run(request, lambda t: _monitorer(t).get_all_job_ids(wanted)))
+        ids = await _run(
+            request, lambda t: _monitorer(t).get_all_job_ids(wanted), every_session=True
+        )
+        return JSONResponse(ids)
     except ContainerTrackerError as exc:
         return _error_status(exc)
 
@@ -351,7 +449,9 @@ async def monitor_job_ids(request: Request) -> Response:
 async def monitor_machines(request: Request) -> Response:
     names = request.query_params.getlist("name") or None
     try:
-        machines = await _run(request, lambda t: _monitorer(t).get_all_machines(names))
+        machines = await _run(
+            request, lambda t: _monitorer(t).get_all_machines(names), every_session=True
+        )
     except ContainerTrackerError as exc:
         return _error_status(exc)
     return JSONResponse([m.to_go_dict() for m in machines])
@@ -360,7 +460,9 @@ async def monitor_machines(request: Request) -> Response:
 async def monitor_job_info(request: Request) -> Response:
     job_id = _query(request, "jobID")
     try:
-        info = await _run(request, lambda t: _monitorer(t).job_info_from_monitor(job_id))
+        info = await _run(
+            request, lambda t: _monitorer(t).job_info_from_monitor(job_id), every_session=True
+        )
     except ContainerTrackerError as exc:
         return _with_error(_info_body(JobInfo(), str(exc)), exc)
     return JSONResponse(_info_body(info))
@@ -409,57 +511,139 @@ async def _too_large(request: Request, exc: Exception) -> Response:
     return PlainTextResponse(str(exc), status_code=413)
 
 
+async def _slow_body(request: Request, exc: Exception) -> Response:
+    return PlainTextResponse(str(exc), status_code=408, headers={"Connection": "close"})
+
+
 async def _unexpected(request: Request, exc: Exception) -> Response:
-    # A bug: log it with its traceback; the client gets the Go-style error object.
-    logger.opt(exception=exc).error("unexpected error serving {}", request.url.path)
-    error = InternalError(f"internal server error: {type(exc).__name__}: {exc}")
+    # A bug: log it with its traceback under an incident id; the client gets the Go-style
+    # error object with only that id (exception texts can carry paths, values, secrets).
+    incident = uuid.uuid4().hex[:12]
+    logger.opt(exception=exc).error(
+        "unexpected error serving {} (incident {})", request.url.path, incident
+    )
+    error = InternalError(f"internal server error (incident {incident} in the server's log)")
     return JSONResponse({"Error": str(error)}, status_code=500, headers=_error_headers(error))
 
 
 # -- the application -----------------------------------------------------------------------------
 
 
+def policy(settings: ServerSettings) -> Policy:
+    """The admission policy ``settings`` describe."""
+    return Policy(
+        allow_privileged=settings.allow_privileged,
+        allow_host_namespaces=settings.allow_host_namespaces,
+        allowed_host_paths=tuple(settings.allowed_host_paths),
+        allow_host_ports=settings.allow_host_ports,
+        allow_networks=settings.allow_networks,
+        default_pids_limit=settings.default_pids_limit,
+        max_pids_limit=settings.max_pids_limit,
+        default_memory=settings.default_memory,
+        max_memory=settings.max_memory,
+        max_shm_size=settings.max_shm_size,
+        max_restarts=settings.max_restarts,
+    )
+
+
+def grants(settings: ServerSettings) -> list[Grant]:
+    """The bearer tokens ``settings`` accept: ``token`` (every session) and the token file's.
+
+    Raises:
+        InvalidArgumentError: a short token, or an unreadable or invalid token file.
+    """
+    found = []
+    if settings.token is not None:
+        token = settings.token.get_secret_value()
+        check_token(token, "the server token")
+        found.append(Grant(token))
+    if settings.token_file is not None:
+        found += load_token_file(settings.token_file)
+    return found
+
+
+def allowed_hosts(settings: ServerSettings) -> list[str]:
+    """The ``Host`` header names the server answers (DNS rebinding defence): the bound
+    address, loopback names when bound to loopback, and ``settings.allowed_hosts``; any
+    (``*``) when bound to a wildcard address and none are listed."""
+    bound = settings.host.lower()
+    if bound in _WILDCARD_HOSTS:
+        return list(settings.allowed_hosts) or ["*"]
+    names = [f"[{bound}]" if ":" in bound else bound, *settings.allowed_hosts]
+    try:
+        loopback = bound == "localhost" or ipaddress.ip_address(bound).is_loopback
+    except ValueError:
+        loopback = False
+    if loopback:
+        names += _LOOPBACK_NAMES
+    return list(dict.fromkeys(names))
+
+
 def create_app(pool: TrackerPool, settings: ServerSettings | None = None) -> Starlette:
     """The ASGI application serving ``pool`` as ``settings`` say (defaults: ServerSettings()).
 
     The app closes the pool's trackers when it shuts down.
+
+    Raises:
+        InvalidArgumentError: a bad base path, a short token or an invalid token file.
     """
     settings = settings or ServerSettings()
     base_path = settings.base_path.rstrip("/")
     if base_path and not base_path.startswith("/"):
         raise InvalidArgumentError(f"base_path must start with '/', not {settings.base_path!r}")
     routes = [Route(path, endpoint, methods=[method]) for path, endpoint, method in _ROUTES]
+    tokens = grants(settings)
+    password = settings.password.get_secret_value() if settings.password else None
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        anyio.to_thread.current_default_thread_limiter().total_tokens = _WORKER_THREADS
         try:
             yield
         finally:
             await anyio.to_thread.run_sync(pool.close)
 
+    # Outermost first: refusals that need no credentials come before the credential check.
+    middleware = [
+        Middleware(
+            TrustedHostMiddleware, allowed_hosts=allowed_hosts(settings), www_redirect=False
+        ),
+        Middleware(CrossSiteGuard, allowed_origins=settings.allowed_origins),
+    ]
+    if tokens or settings.user:
+        middleware.append(
+            Middleware(BearerOrBasicAuth, grants=tokens, user=settings.user, password=password)
+        )
+    middleware.append(Middleware(BodyLimit, limit=settings.max_body_bytes))
+    # No trailing-slash redirects: their target would be built from the Host header.
+    mounted = Mount(base_path, routes=routes) if base_path else None
     app = Starlette(
-        routes=[Mount(base_path, routes=routes)] if base_path else routes,
+        routes=[mounted] if mounted else routes,
+        middleware=middleware,
         exception_handlers={
             _BadRequest: _bad_request,
             BodyTooLarge: _too_large,
+            _SlowBody: _slow_body,
             Exception: _unexpected,
         },
         lifespan=lifespan,
     )
+    app.router.redirect_slashes = False
+    if mounted is not None:
+        mounted_router = mounted.app
+        assert isinstance(mounted_router, Router)
+        mounted_router.redirect_slashes = False
+    # Every tracker serving this app confines host paths as the server allows, however the
+    # pool was built (the policy only refuses all of them early when none are allowed).
+    pool.confine_host_paths(settings.allowed_host_paths)
     app.state.ctx = _Context(
         pool=pool,
-        policy=Policy(
-            allow_privileged=settings.allow_privileged,
-            allow_host_namespaces=settings.allow_host_namespaces,
-            allowed_host_paths=tuple(settings.allowed_host_paths),
-        ),
+        policy=policy(settings),
         max_wait=settings.max_wait,
+        max_array_bytes=settings.max_array_bytes,
+        body_timeout=settings.body_timeout,
+        workers=anyio.CapacityLimiter(settings.worker_threads),
+        wait_slots=anyio.CapacityLimiter(settings.max_waiters),
+        wait_threads=anyio.CapacityLimiter(settings.max_waiters),
     )
     app.state.base_path = base_path
-    token = settings.token.get_secret_value() if settings.token else None
-    password = settings.password.get_secret_value() if settings.password else None
-    if token or settings.user:
-        app.add_middleware(BearerOrBasicAuth, token=token, user=settings.user, password=password)
-    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     return app

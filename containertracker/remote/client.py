@@ -6,7 +6,8 @@ Against our server it raises exactly the exception classes the server's tracker 
 and become :class:`~containertracker.errors.InternalError`. Non-200 answers are errors, never
 "no jobs". Every request has a timeout; connection failures are retried (nothing was sent), and
 reads are retried once more after a dropped connection. ``wait`` long-polls ``/wait`` and falls
-back to polling ``/jobstate`` every 200 ms against a server without it (the Go server).
+back to polling ``/jobstate`` every 200 ms against a server without it (the Go server), and
+for a round while the server's long-poll slots are all taken (it answers TryLaterError).
 
 Thread-safe: one client (one connection pool) can be shared by many threads.
 """
@@ -36,13 +37,14 @@ from containertracker.errors import (
     InvalidArgumentError,
     InvalidStateError,
     JobNotFoundError,
+    TryLaterError,
     UnsupportedOperationError,
     WaitTimeoutError,
 )
 from containertracker.models import JobInfo, JobState, JobTemplate, Machine
 from containertracker.remote.wire import ERROR_CLASS_HEADER, SESSION_HEADER, error_from_wire
 from containertracker.settings import Settings
-from containertracker.tracker import ControlAction, control_action
+from containertracker.tracker import ControlAction, control_action, refuse_calls_when_closed
 
 __all__ = ["RemoteTracker", "new_remote_tracker"]
 
@@ -58,8 +60,11 @@ class _NoEndpoint(Exception):
     """The server answered 404 without an error class: it lacks this endpoint."""
 
 
+@refuse_calls_when_closed
 class RemoteTracker:
     """A JobTracker (and Closer, ContactStringer, JobTemplater, Monitorer) over HTTP.
+
+    Once closed, every method but ``close`` raises InvalidStateError.
 
     Args:
         session: the session on the server; sent with every request (a Go server ignores it).
@@ -284,7 +289,8 @@ class RemoteTracker:
         """Block until the job reaches one of ``states`` (default DONE or FAILED).
 
         Long-polls the server's ``/wait`` in rounds of at most 20 s; against a server without
-        it, polls the state every 200 ms.
+        it, polls the state every 200 ms, and so for a round when the server has no long-poll
+        slot free.
 
         Raises:
             WaitTimeoutError: ``timeout`` seconds passed first.
@@ -301,6 +307,14 @@ class RemoteTracker:
             except WaitTimeoutError:
                 if deadline is not None and time.monotonic() >= deadline:
                     raise
+            except TryLaterError:
+                # Every long-poll slot of the server is taken: poll /jobstate for a round.
+                round_end = time.monotonic() + min(left, _LONG_POLL)
+                try:
+                    return self._poll(job_id, round_end, timeout, wanted)
+                except WaitTimeoutError:
+                    if deadline is not None and time.monotonic() >= deadline:
+                        raise
             except _NoEndpoint:
                 self._long_poll = False  # a Go server: poll from now on
         return self._poll(job_id, deadline, timeout, wanted)
@@ -420,7 +434,8 @@ class RemoteTracker:
         return info
 
     def close(self) -> None:
-        """Close the connections; pending waits end with InvalidStateError. Idempotent."""
+        """Close the connections; pending waits end with InvalidStateError, and so does every
+        later call. Idempotent."""
         self._closed.set()
         with contextlib.suppress(futures.InvalidStateError):  # closed already
             self._closing.set_result(None)

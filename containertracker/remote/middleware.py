@@ -1,15 +1,82 @@
-"""ASGI middleware of the server: request body limit, bearer-token or basic authentication."""
+"""ASGI middleware of the server: cross-site refusal, request body limit, bearer-token or
+basic authentication. (The Host check is Starlette's TrustedHostMiddleware.)"""
 
 from __future__ import annotations
 
 import base64
 import binascii
 import hmac
+from collections.abc import Sequence
 
+from starlette.datastructures import Headers
 from starlette.responses import PlainTextResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["BearerOrBasicAuth", "BodyLimit", "BodyTooLarge"]
+from containertracker.remote.tokens import Grant, find_grant
+
+__all__ = ["GRANT_KEY", "BearerOrBasicAuth", "BodyLimit", "BodyTooLarge", "CrossSiteGuard"]
+
+GRANT_KEY = "containertracker.grant"
+"""Scope key of the :class:`Grant` a request authenticated with; absent: every session."""
+
+_CROSS_SITE = ("cross-site", "same-site")
+"""``Sec-Fetch-Site`` values of requests a page of another site (or subdomain) sent."""
+
+
+class CrossSiteGuard:
+    """Refuse what a web page the operator happens to open could send (CSRF): a request
+    with a foreign ``Origin``, one a browser marks ``Sec-Fetch-Site: cross-site``/``same-site``
+    (an ``<img>`` GET carries no Origin but does carry this), and a body that is not JSON
+    (``text/plain`` and form posts need no CORS preflight; ``application/json`` does).
+
+    ``allowed_origins`` (``scheme://host[:port]``) lift the first two for those pages. A
+    same-origin request (Origin equal to the request's own scheme and Host) is not foreign.
+    Non-browser clients (the Go and Python clients, curl) send none of these headers.
+    """
+
+    def __init__(self, app: ASGIApp, allowed_origins: Sequence[str] = ()) -> None:
+        self.app = app
+        self._origins = {origin.rstrip("/").lower() for origin in allowed_origins}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        problem = self._problem(scope, headers)
+        if problem is not None:
+            status, text = problem
+            await PlainTextResponse(text, status_code=status)(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+    def _problem(self, scope: Scope, headers: Headers) -> tuple[int, str] | None:
+        origin = headers.get("origin")
+        allowed = origin is not None and origin.rstrip("/").lower() in self._origins
+        if origin is not None and not allowed:
+            own = f"{scope.get('scheme', 'http')}://{headers.get('host', '')}".lower()
+            if origin.rstrip("/").lower() != own:
+                return 403, (
+                    f"cross-site request refused (Origin {origin}); the operator can allow "
+                    "a web origin with --allowed-origin"
+                )
+        site = headers.get("sec-fetch-site", "").lower()
+        if site in _CROSS_SITE and not allowed:
+            return 403, (
+                f"cross-site request refused (Sec-Fetch-Site: {site}); the operator can allow "
+                "a web origin with --allowed-origin"
+            )
+        has_body = headers.get("content-length", "0") != "0" or "transfer-encoding" in headers
+        if has_body and not _is_json(headers.get("content-type", "")):
+            return 415, "request bodies must be JSON (Content-Type: application/json)"
+        return None
+
+
+def _is_json(content_type: str) -> bool:
+    media = content_type.partition(";")[0].strip().lower()
+    return media == "application/json" or (
+        media.startswith("application/") and media.endswith("+json")
+    )
 
 
 class BodyTooLarge(Exception):
@@ -54,21 +121,24 @@ def _too_large_text(limit: int) -> str:
 class BearerOrBasicAuth:
     """Require a bearer token or HTTP basic credentials (constant-time comparison).
 
+    A request that authenticates with a token gets its :class:`Grant` in ``scope[GRANT_KEY]``
+    (the app refuses sessions the grant does not cover); basic auth covers every session.
     ``/openapi.json`` stays public: it describes the API and holds no data.
     """
 
     def __init__(
-        self, app: ASGIApp, token: str | None, user: str | None, password: str | None
+        self, app: ASGIApp, grants: Sequence[Grant], user: str | None, password: str | None
     ) -> None:
         self.app = app
-        self._token = token.encode() if token else None
+        self._grants = tuple(grants)
         self._basic = f"{user}:{password or ''}".encode() if user else None
 
-    def _allowed(self, authorization: bytes) -> bool:
+    def _grant(self, authorization: bytes) -> Grant | bool:
+        """The token's grant, True for valid basic credentials, False if refused."""
         scheme, _, value = authorization.partition(b" ")
         scheme = scheme.lower()
-        if scheme == b"bearer" and self._token is not None:
-            return hmac.compare_digest(value.strip(), self._token)
+        if scheme == b"bearer" and self._grants:
+            return find_grant(self._grants, value.strip()) or False
         if scheme == b"basic" and self._basic is not None:
             try:
                 decoded = base64.b64decode(value.strip(), validate=True)
@@ -81,7 +151,10 @@ class BearerOrBasicAuth:
         if scope["type"] != "http" or str(scope["path"]).endswith("/openapi.json"):
             await self.app(scope, receive, send)
             return
-        if self._allowed(dict(scope["headers"]).get(b"authorization", b"")):
+        grant = self._grant(dict(scope["headers"]).get(b"authorization", b""))
+        if isinstance(grant, Grant):
+            scope[GRANT_KEY] = grant
+        if grant is not False:
             await self.app(scope, receive, send)
             return
         challenge = 'Bearer realm="remotetracker"'

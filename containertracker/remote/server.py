@@ -15,11 +15,12 @@ from loguru import logger
 from starlette.types import ASGIApp
 
 from containertracker.errors import InternalError, InvalidArgumentError
-from containertracker.remote.app import create_app
+from containertracker.remote.app import create_app, grants
+from containertracker.remote.connections import HeaderDeadlineConfig
 from containertracker.remote.pool import TrackerPool
 from containertracker.settings import ServerSettings
 
-__all__ = ["ServerThread", "check_exposure", "serve"]
+__all__ = ["ServerThread", "check_exposure", "serve", "tracker_params"]
 
 
 def _is_loopback(host: str) -> bool:
@@ -36,15 +37,17 @@ def check_exposure(settings: ServerSettings) -> None:
 
     Raises:
         InvalidArgumentError: bound beyond loopback without a token or basic auth, basic auth
-            without a password, or only one of the TLS certificate and key.
+            without a password, a token shorter than MIN_TOKEN_LENGTH, an invalid token file,
+            or only one of the TLS certificate and key.
     """
     if settings.user and not settings.password:
         raise InvalidArgumentError("basic auth needs a password as well as a user name")
-    if not _is_loopback(settings.host) and not (settings.token or settings.user):
+    tokens = grants(settings)
+    if not _is_loopback(settings.host) and not (tokens or settings.user):
         raise InvalidArgumentError(
             f"refusing to serve on {settings.host}: anyone who reaches the server can run "
-            "containers on this host. Set a token (--token / CONTAINERTRACKER_SERVER_TOKEN) "
-            "or basic auth, or bind to 127.0.0.1"
+            "containers on this host. Set a token (--token-file / "
+            "CONTAINERTRACKER_SERVER_TOKEN) or basic auth, or bind to 127.0.0.1"
         )
     if (settings.tls_certfile is None) != (settings.tls_keyfile is None):
         raise InvalidArgumentError("TLS needs both a certificate file and a key file")
@@ -56,16 +59,21 @@ class _Server(uvicorn.Server):
 
     def __init__(self, pool: TrackerPool, app: ASGIApp, settings: ServerSettings) -> None:
         super().__init__(
-            uvicorn.Config(
+            HeaderDeadlineConfig(
                 app,
                 host=settings.host,
                 port=settings.port,
                 ssl_certfile=settings.tls_certfile,
                 ssl_keyfile=settings.tls_keyfile,
                 log_level="warning",
-                timeout_keep_alive=30,
+                header_timeout=settings.header_timeout,
+                timeout_keep_alive=settings.keep_alive,
+                # Open connections plus requests in flight; beyond, uvicorn answers 503.
+                limit_concurrency=settings.max_connections,
                 timeout_graceful_shutdown=10,
                 lifespan="on",
+                # Behind no proxy: X-Forwarded-* sent by clients must not be believed.
+                proxy_headers=False,
             )
         )
         self._pool = pool
@@ -75,22 +83,45 @@ class _Server(uvicorn.Server):
         await super().shutdown(sockets)
 
 
-def serve(settings: ServerSettings, params: dict[str, Any] | None = None) -> None:
+def tracker_params(settings: ServerSettings, params: dict[str, Any] | None) -> dict[str, Any]:
+    """The params of the trackers a server opens: ``params`` plus what the server's settings
+    decide about them (monitoring shows only trackers' containers unless
+    ``monitor_all_containers``)."""
+    return {**(params or {}), "monitor_all_containers": settings.monitor_all_containers}
+
+
+def serve(
+    settings: ServerSettings,
+    params: dict[str, Any] | None = None,
+    announce: Callable[[str], None] | None = None,
+) -> None:
     """Serve ``settings.backend`` until interrupted (Ctrl-C or SIGTERM).
 
-    ``params`` are the backend tracker's params (engine URL etc.).
+    ``params`` are the backend tracker's params (engine URL etc.). ``announce`` gets the
+    line saying where the server listens, once every check has passed.
 
     Raises:
         InvalidArgumentError: unsafe or inconsistent settings (see :func:`check_exposure`).
         DrmCommunicationError: the engine cannot be reached.
     """
     check_exposure(settings)
-    pool = TrackerPool.for_backend(settings.backend, settings.session, params)
+    pool = TrackerPool.for_backend(
+        settings.backend,
+        settings.session,
+        tracker_params(settings, params),
+        host_path_roots=settings.allowed_host_paths,
+    )
     with pool.using(settings.session):  # fail now, not at the first request, if the engine is down
         pass
-    if settings.token and not settings.tls_certfile and not _is_loopback(settings.host):
-        logger.warning("serving without TLS: the token travels in clear text")
-    logger.info("serving {} on {}:{}", settings.backend, settings.host, settings.port)
+    if not settings.tls_certfile and not _is_loopback(settings.host):
+        what = "the basic-auth password" if settings.user else "the token"
+        logger.warning("serving without TLS: {} travels in clear text", what)
+    scheme = "https" if settings.tls_certfile else "http"
+    line = (
+        f"serving {settings.backend} (session {settings.session}) on "
+        f"{scheme}://{settings.host}:{settings.port}{settings.base_path}"
+    )
+    (announce or logger.info)(line)
     _Server(pool, create_app(pool, settings), settings).run()
 
 

@@ -127,6 +127,18 @@ def test_control_and_delete(ct: Run) -> None:
     assert sorted(deleted) == sorted([held, sleeper])
 
 
+def test_terminate_an_array(ct: Run) -> None:
+    """control terminate --array stops every task (they are terminated side by side) and
+    reports each in task order; every task ends by the SIGTERM it was sent."""
+    array_id = ct("submit", "--array", "1-6", TEST_IMAGE, "--", "sleep", "600").stdout.strip()
+    tasks = [r["id"] for r in jobs(ct, "--array", array_id)]
+    ct("wait", "--array", array_id, "--state", "running")
+    done = json.loads(ct("control", "terminate", "--array", array_id, "--json").stdout)
+    assert done == [{"id": task, "error": None} for task in tasks]
+    rows = jobs(ct, "--array", array_id)
+    assert {(r["state"], r["exit_status"]) for r in rows} == {("failed", 143)}
+
+
 def test_exit_codes_and_messages(ct: Run) -> None:
     assert "no job 'nope'" in ct("info", "nope", rc=3).stderr
     assert "BEGIN-END" in ct("submit", "--array", "x", TEST_IMAGE, "true", rc=2).stderr
@@ -187,9 +199,12 @@ def test_serve_then_use_it_remotely(
         capture_output=True, text=True, env=env, timeout=60,
     )  # fmt: skip
     assert refused.returncode == 2 and "token" in refused.stderr
+    assert "serving" not in refused.stderr  # nothing announced before the refusal
+    token_file = state_dir / f"{session_name}.tokens"
+    token_file.write_text("a-token-long-enough-0001\n")
     server = subprocess.Popen(
         [*base, "--backend", backend, "--engine-url", ENGINE_URLS[backend], "serve",
-         "--port", str(port), "--token", "t0ken"],
+         "--port", str(port), "--token-file", str(token_file)],
         env=env, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
@@ -203,7 +218,7 @@ def test_serve_then_use_it_remotely(
         remote = [*base, "--backend", "remote", "--url", url]
         denied = subprocess.run([*remote, "list"], capture_output=True, text=True, env=env)
         assert denied.returncode == 6 and "token" in denied.stderr
-        env["CONTAINERTRACKER_REMOTE_TOKEN"] = "t0ken"
+        env["CONTAINERTRACKER_REMOTE_TOKEN"] = "a-token-long-enough-0001"
         submitted = subprocess.run(
             [*remote, "submit", TEST_IMAGE, "true"], capture_output=True, text=True, env=env
         )
@@ -213,6 +228,7 @@ def test_serve_then_use_it_remotely(
         )
         assert waited.returncode == 0 and "1 done" in waited.stdout
     finally:
+        token_file.unlink()
         server.send_signal(signal.SIGINT)
         # Ctrl-C: a graceful shutdown, then the conventional 128+SIGINT exit status.
         assert server.wait(30) == 130

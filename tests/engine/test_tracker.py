@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+import containertracker
 from containertracker import (
     CPU,
     OS,
@@ -107,16 +108,53 @@ def test_job_runs_to_done(tracker, image, tmp_path, monkeypatch) -> None:
 
 
 def test_terminate_then_delete(tracker, image) -> None:
-    """D-10/P-3: terminate makes a running job FAILED at once; delete makes it unknown."""
-    job_id = tracker.add_job(jt(image, "sleep", "60"))
+    """D-10/P-3: terminate makes a running job FAILED at once; delete makes it unknown.
+    The job's command gets SIGTERM and ends by it (exit 143, not SIGKILL's 137 after the
+    grace), although `sleep` installs no handler: it runs under the engine's init."""
+    job_id = tracker.add_job(jt(image, "sleep", "600"))
     tracker.job_control(job_id, "terminate")
     state, sub_state = tracker.job_state(job_id)
     assert state is FAILED and sub_state == "terminated"
-    assert tracker.job_info(job_id).terminating_signal == "SIGKILL"
+    info = tracker.job_info(job_id)
+    assert (info.exit_status, info.terminating_signal) == (143, "SIGTERM")
     tracker.delete_job(job_id)
     with pytest.raises(JobNotFoundError):
         tracker.job_state(job_id)
     assert job_id not in tracker.list_jobs()
+
+
+def test_terminate_kills_a_job_that_ignores_sigterm(tracker, image) -> None:
+    """A job that ignores SIGTERM is killed (SIGKILL) once the stop grace is over."""
+    job_id = tracker.add_job(jt(image, "sh", "-c", "trap '' TERM; sleep 600"))
+    tracker.wait(job_id, 30, RUNNING)
+    tracker.job_control(job_id, "terminate")
+    assert tracker.job_state(job_id) == (FAILED, "terminated")
+    info = tracker.job_info(job_id)
+    assert (info.exit_status, info.terminating_signal) == (137, "SIGKILL")
+
+
+def test_job_info_times_are_in_order(tracker, image) -> None:
+    """For a job that exits at once (the engine may stamp its start after its finish),
+    submission <= dispatch <= finish and the wall-clock time is not negative."""
+    ids = [tracker.add_job(jt(image, "true")) for _ in range(5)]
+    for job_id in ids:
+        assert tracker.wait(job_id, 30) is DONE
+        info = tracker.job_info(job_id)
+        assert info.submission_time and info.dispatch_time and info.finish_time
+        assert info.submission_time <= info.dispatch_time <= info.finish_time
+        # (The remote wire carries whole seconds and 0 as "unset": None there.)
+        assert (info.wallclock_time or timedelta(0)) >= timedelta(0)
+
+
+def test_missing_working_directory_is_created(tracker, image, tmp_path) -> None:
+    """A working_directory the image lacks is created (Docker does; Podman is asked to)."""
+    out = tmp_path / "out"
+    job_id = tracker.add_job(
+        jt(image, "pwd", working_directory="/no/such/dir", output_path=str(out))
+    )
+    assert tracker.wait(job_id, 30) is DONE
+    assert out.read_text() == "/no/such/dir\n"
+    assert tracker.job_info(job_id).extension["workingdir"] == "/no/such/dir"
 
 
 def test_failed_exit_status(tracker, image) -> None:
@@ -134,6 +172,38 @@ def test_wait_times_out(tracker, image) -> None:
     with pytest.raises(TimeoutError):
         tracker.wait(job_id, 0)
     assert tracker.job_state(job_id)[0] is RUNNING
+
+
+def test_missing_command_fails_the_job(tracker, image, tmp_path) -> None:
+    """A command the image lacks: the job starts (its init does) and ends FAILED at once,
+    the init's "exec failed" message in its error file. (Before jobs ran under an init, the
+    engine refused to start such a container and add_job raised.)"""
+    err = tmp_path / "err"
+    job_id = tracker.add_job(jt(image, "/no/such/command", error_path=str(err)))
+    assert tracker.wait(job_id, 30) is FAILED
+    assert tracker.job_info(job_id).exit_status not in (None, 0)
+    assert "No such file or directory" in err.read_text()
+
+
+@pytest.mark.local_only
+def test_wait_by_prefix_or_name_follows_events(backend, state_dir, session_name, image) -> None:
+    """wait on an id prefix or a job name wakes on the job's events, as on its full id: with
+    the safety re-check an hour away, it still returns when the job ends."""
+    from tests.conftest import check_engine, engine_params
+
+    check_engine(backend, state_dir)
+    params = {**engine_params(backend, state_dir), "resync_interval": 3600}
+    name = f"{session_name}-named"
+    with containertracker.new_job_tracker(backend, session_name, params) as tracker:
+        try:
+            by_prefix = tracker.add_job(jt(image, "sleep", "1"))
+            by_name = tracker.add_job(jt(image, "sleep", "1", job_name=name))
+            assert tracker.wait(by_prefix[:12], 60) is DONE
+            assert tracker.wait(name, 60) is DONE
+            assert tracker.wait(by_name[:12], 0) is DONE
+        finally:
+            for job_id in tracker.list_jobs():
+                tracker.delete_job(job_id)
 
 
 def test_wait_for_running_state(tracker, image) -> None:
@@ -658,12 +728,6 @@ BAD_TEMPLATES = [
         InvalidArgumentError,
         "rm",
     ),
-    (
-        "missing command",
-        dict(remote_command="/no/such/command"),
-        InvalidArgumentError,
-        "/no/such/command",
-    ),
 ]
 VALID_FOR_ARRAYS = {"index in single job"}
 
@@ -863,3 +927,46 @@ def test_close_ends_a_wait(open_tracker, image) -> None:
     waiter.join(timeout=30)
     assert not waiter.is_alive()
     assert len(outcome) == 1 and isinstance(outcome[0], InvalidStateError)
+
+
+def test_closed_tracker_refuses_every_call(open_tracker, image, session_name) -> None:
+    """After close(), every method raises InvalidStateError saying the tracker is closed
+    (close itself may be called again), and nothing is created."""
+    tracker = open_tracker()
+    job_id = tracker.add_job(jt(image, "sleep", "30"))
+    tracker.close()
+    tracker.close()
+    template = jt(image, "true")
+    calls = {
+        "list_jobs": (),
+        "list_array_jobs": ("a",),
+        "add_job": (template,),
+        "add_array_job": (template, 1, 2),
+        "job_state": (job_id,),
+        "job_info": (job_id,),
+        "job_control": (job_id, "terminate"),
+        "wait": (job_id, 0),
+        "delete_job": (job_id,),
+        "list_job_categories": (),
+        "job_template": (job_id,),
+        "contact": (),
+        "open_monitoring_session": ("m",),
+        "close_monitoring_session": ("m",),
+        "get_all_job_ids": (None,),
+        "get_all_queue_names": (None,),
+        "get_all_machines": (None,),
+        "job_info_from_monitor": (job_id,),
+        "machine": (),
+    }
+    public = {
+        name
+        for name in dir(tracker)
+        if not name.startswith("_") and name != "close" and callable(getattr(tracker, name))
+    }
+    assert public <= set(calls), f"add {public - set(calls)} to this test"
+    for name in sorted(public):
+        with pytest.raises(InvalidStateError, match="the tracker is closed"):
+            getattr(tracker, name)(*calls[name])
+    other = open_tracker()
+    assert other.list_jobs() == [job_id]
+    assert other.job_state(job_id)[0] is RUNNING  # the terminate was refused too

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import json
+import threading
 from datetime import UTC, datetime
 
 import pytest
+import typer
 
 from containertracker import JobState
 from containertracker.cli.parse import ArraySpec, parse_array, parse_pairs, parse_state
 from containertracker.cli.render import JobRow, in_order
-from containertracker.errors import InvalidArgumentError
+from containertracker.errors import InvalidArgumentError, InvalidStateError
 from containertracker.models import JobInfo
 
 
@@ -77,3 +80,29 @@ def test_rows_in_submission_order_with_each_array_together_by_task_number() -> N
         "early-single", "a-1", "a-2", "a-10", "b-1", "late-single", "unsubmitted",
     ]  # fmt: skip
     assert _row("x", t[0], "a", "-3").task == "-3"
+
+
+def test_control_acts_on_several_jobs_at_once(capsys: pytest.CaptureFixture[str]) -> None:
+    """control/delete act on several jobs concurrently (a terminate waits for its job to
+    stop: an array's tasks must not wait in line), each job once, reported in order; the
+    first error sets the exit code."""
+    from containertracker.cli.app import _each
+
+    together = threading.Barrier(3, timeout=30)  # broken (an error) unless 3 run at once
+    acted: list[str] = []
+
+    def act(job_id: str) -> None:
+        acted.append(job_id)
+        together.wait()
+        if job_id == "b":
+            raise InvalidStateError("b is done")
+
+    with pytest.raises(typer.Exit) as exit_info:
+        _each(["a", "b", "c", "a"], act, json_output=True)
+    assert exit_info.value.exit_code == 4
+    assert sorted(acted) == ["a", "b", "c"]
+    assert json.loads(capsys.readouterr().out) == [
+        {"id": "a", "error": None},
+        {"id": "b", "error": "b is done"},
+        {"id": "c", "error": None},
+    ]

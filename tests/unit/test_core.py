@@ -15,6 +15,7 @@ import pytest
 import containertracker
 from containertracker import (
     InvalidArgumentError,
+    InvalidStateError,
     JobState,
     JobTemplate,
     UnsupportedAttributeError,
@@ -29,6 +30,7 @@ from containertracker.core.convert import (
 )
 from containertracker.core.engine import Bind, ContainerRecord, EngineInfo, PortBinding, Ulimit
 from containertracker.core.statestore import JobMarks, StateStore
+from containertracker.tracker import refuse_calls_when_closed
 
 ENGINE = EngineInfo("host1", "x86_64", 2, 8 << 30, "linux", "5.10.0-1-amd64", "20.10.24")
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
@@ -146,9 +148,23 @@ def test_template_maps_to_spec(tmp_path: Path) -> None:
     assert spec.command == ("/bin/sleep", "123") and spec.image == "my/image"
     assert spec.working_dir == "/working/dir"
     assert spec.labels[lb.SESSION] == "session"
-    assert spec.binds == (Bind(str(tmp_path / "outer"), "/inner"),)
+    assert spec.binds == (Bind(str(tmp_path / "outer"), "/inner", read_only=True),)
     assert JobTemplate.from_label(spec.labels[lb.TEMPLATE]) == jt
-    assert plan == lb.Plan()
+    assert plan == lb.Plan(stage_in=[str(tmp_path / "outer")])
+
+
+def test_jobs_run_under_an_init_unless_sharing_a_pid_namespace(tmp_path: Path) -> None:
+    """Every job's command runs under the engine's init (so SIGTERM reaches it), except in
+    another PID namespace (the pid extension), where it is not PID 1 and an init cannot be."""
+    plain, _ = template_to_spec(
+        JobTemplate(remote_command="sleep", job_category="i"), ctx(tmp_path)
+    )
+    assert plain.init is True
+    shared, _ = template_to_spec(
+        JobTemplate(remote_command="sleep", job_category="i", extension={"pid": "host"}),
+        ctx(tmp_path),
+    )
+    assert shared.init is False
 
 
 def test_environment_and_extensions(tmp_path: Path) -> None:
@@ -349,6 +365,64 @@ def test_job_info_from_record() -> None:
         record, JobState.RUNNING, "", "host1", now=started + timedelta(seconds=2)
     )
     assert running.exit_status is None and running.finish_time is None
+    # Running again after a restart: the earlier run's finish does not end the wall clock.
+    assert running.wallclock_time == timedelta(seconds=2)
+
+
+def _timed_record(
+    created: datetime | None, started: datetime | None, finished: datetime | None
+) -> ContainerRecord:
+    return ContainerRecord(
+        id="jobid",
+        name="n",
+        image="img",
+        labels={},
+        status="exited",
+        exit_code=0,
+        oom_killed=False,
+        error="",
+        created=created,
+        started_at=started,
+        finished_at=finished,
+        command=("true",),
+        working_dir="",
+        user="",
+        nano_cpus=0,
+    )
+
+
+MS = timedelta(milliseconds=1)
+
+
+@pytest.mark.parametrize(
+    ("created", "started", "finished", "expected"),
+    [
+        # A job that exits at once: the engine stamps its start after its finish.
+        (NOW, NOW + 3 * MS, NOW + 2 * MS, (NOW, NOW + 2 * MS, NOW + 2 * MS)),
+        # A start stamped before the creation (clocks).
+        (NOW, NOW - MS, NOW + 5 * MS, (NOW, NOW, NOW + 5 * MS)),
+        # A finish before the creation: everything at the creation.
+        (NOW, NOW - 2 * MS, NOW - MS, (NOW, NOW, NOW)),
+        # Times in order stay as they are; missing ones stay missing.
+        (NOW, NOW + MS, NOW + 2 * MS, (NOW, NOW + MS, NOW + 2 * MS)),
+        (NOW, None, None, (NOW, None, None)),
+        (None, NOW + MS, NOW, (None, NOW, NOW)),
+    ],
+)
+def test_job_info_times_never_run_backwards(
+    created: datetime | None,
+    started: datetime | None,
+    finished: datetime | None,
+    expected: tuple[datetime | None, ...],
+) -> None:
+    """submission <= dispatch <= finish whatever the engine's stamps say; the wall clock
+    is finish - dispatch, never negative."""
+    info = job_info_from_record(
+        _timed_record(created, started, finished), JobState.DONE, "", "host1"
+    )
+    assert (info.submission_time, info.dispatch_time, info.finish_time) == expected
+    if info.dispatch_time and info.finish_time:
+        assert info.wallclock_time == info.finish_time - info.dispatch_time
 
 
 # -- labels and the state store ---------------------------------------------------------------
@@ -416,7 +490,8 @@ def test_lock_excludes_a_second_holder(tmp_path: Path) -> None:
 
 
 def test_claims_mark_jobs_and_count_per_session(tmp_path: Path) -> None:
-    """A claim marks each job with its time and advances only its own session's count."""
+    """A claim marks each job with its time and advances its session's count (shared with the
+    sessions of its stripe, which "other/session" is not in)."""
     store = StateStore(tmp_path)
     assert store.claim_count("s") == 0
     assert store.claim("s", ["a", "b"], now=100.0) == 2
@@ -438,6 +513,45 @@ def test_a_claim_is_renewed_only_by_its_claimer(tmp_path: Path) -> None:
     assert not store.renew_claim("a", 150.0, now=170.0)
 
 
+def test_a_renewed_claim_marks_the_job_starting_and_a_new_claim_clears_it(
+    tmp_path: Path,
+) -> None:
+    """renew_claim commits the start (``starting``); a fresh claim (the old one lost) does not
+    carry the commitment over."""
+    store = StateStore(tmp_path)
+    store.claim("s", ["a"], now=100.0)
+    assert not store.marks("a").starting
+    assert store.renew_claim("a", 100.0, now=110.0)
+    assert store.marks("a").starting
+    store.claim("s", ["a"], now=200.0)
+    assert not store.marks("a").starting
+
+
+def test_a_submission_is_taken_over_only_once_its_holder_let_go(tmp_path: Path) -> None:
+    """A submission's record is listed for its session only; nobody takes it over while its
+    submitter holds it; once let go (as by a dead process) it is taken over once and removed;
+    a completed submission leaves no record."""
+    store = StateStore(tmp_path)
+    running = store.open_submission("s", "aaaa1111")
+    done = store.open_submission("s", "bbbb2222")
+    store.open_submission("other", "cccc3333").close(complete=False)
+    assert store.submissions("s") == {"aaaa1111", "bbbb2222"}
+    with store.take_over_submission("aaaa1111") as ours:
+        assert not ours  # its submitter is at work
+    done.close(complete=True)
+    running.close(complete=False)  # gave up: left for a scheduler to roll back
+    assert store.submissions("s") == {"aaaa1111"}
+    with store.take_over_submission("aaaa1111") as ours:
+        assert ours
+        with store.take_over_submission("aaaa1111") as again:
+            assert not again  # one taker at a time
+    assert store.submissions("s") == set()
+    with store.take_over_submission("aaaa1111") as ours:
+        assert not ours  # gone
+    with pytest.raises(ValueError):
+        store.open_submission("s", "../x")
+
+
 def test_only_termination_marks_mean_terminated() -> None:
     """A job must be stopped for its marks only when a tracker terminated it."""
     assert JobMarks(failure="terminated before it started").terminated
@@ -454,6 +568,60 @@ def test_job_locks_do_not_pile_up(tmp_path: Path) -> None:
         with store.job_lock("finalize", f"job{n}"):
             pass
     assert len(list((tmp_path / "locks").iterdir())) <= 2 * 64
+
+
+# -- closed trackers --------------------------------------------------------------------------
+
+
+def test_closed_guard_refuses_public_methods_only() -> None:
+    """refuse_calls_when_closed: once closed, public methods raise InvalidStateError saying
+    so; close stays callable (idempotent) and private helpers are untouched."""
+
+    @refuse_calls_when_closed
+    class Tracker:
+        def __init__(self) -> None:
+            self._closed = threading.Event()
+
+        def list_jobs(self) -> list[str]:
+            return ["a"]
+
+        def close(self) -> None:
+            self._closed.set()
+
+        def _helper(self) -> int:
+            return 1
+
+    tracker = Tracker()
+    assert tracker.list_jobs() == ["a"]
+    tracker.close()
+    tracker.close()
+    with pytest.raises(InvalidStateError, match=r"the tracker is closed: list_jobs\(\)"):
+        tracker.list_jobs()
+    assert tracker._helper() == 1
+
+
+def test_every_public_method_of_both_trackers_is_guarded() -> None:
+    """ContainerTracker's and RemoteTracker's public methods (close aside) refuse calls after
+    close(); the remote client does so without a server (nothing is sent)."""
+    from containertracker.core.tracker import ContainerTracker
+    from containertracker.remote.client import RemoteTracker
+
+    for cls in (ContainerTracker, RemoteTracker):
+        public = [
+            name
+            for name, member in vars(cls).items()
+            if not name.startswith("_") and name != "close" and callable(member)
+        ]
+        assert public and all(hasattr(getattr(cls, name), "__wrapped__") for name in public)
+    remote = RemoteTracker("s", "http://127.0.0.1:9")
+    remote.close()
+    remote.close()
+    with pytest.raises(InvalidStateError, match="the tracker is closed"):
+        remote.list_jobs()
+    with pytest.raises(InvalidStateError, match="the tracker is closed"):
+        remote.contact()
+    with pytest.raises(InvalidStateError, match="the tracker is closed"):
+        remote.wait("job", 0)
 
 
 # -- public surface ---------------------------------------------------------------------------

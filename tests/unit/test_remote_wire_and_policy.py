@@ -11,8 +11,9 @@ import pytest
 from containertracker import errors
 from containertracker.errors import DeniedByDrmsError, InvalidArgumentError
 from containertracker.models import JobState, JobTemplate
-from containertracker.remote import Policy, check_exposure
-from containertracker.remote.app import PATHS, openapi_document
+from containertracker.remote import Policy, TrackerPool, check_exposure
+from containertracker.remote.app import PATHS, _check_array_size, allowed_hosts, openapi_document
+from containertracker.remote.tokens import Grant, parse_tokens
 from containertracker.remote.wire import error_class_name, error_from_wire, parse_states
 from containertracker.settings import ServerSettings
 
@@ -87,18 +88,100 @@ def test_default_policy_refuses_what_reaches_the_host(template: JobTemplate, fix
 def test_operator_can_allow_each_feature() -> None:
     Policy(allow_privileged=True).check(tpl(extension={"privileged": "true"}))
     Policy(allow_host_namespaces=True).check(tpl(extension={"net": "host", "ipc": "host"}))
+    Policy(allow_host_ports=True).check(tpl(extension={"exposedPorts": "8080:80"}))
+    Policy(allow_networks=True).check(tpl(extension={"net": "backend"}))
 
 
-def test_host_paths_only_below_allowed_directories(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("extension", "limits", "says"),
+    [
+        ({"exposedPorts": "80"}, {}, "--allow-host-ports"),
+        ({"exposedPorts": "127.0.0.1:8080:80/udp"}, {}, "--allow-host-ports"),
+        ({"net": "some-other-net"}, {}, "--allow-networks"),
+        ({"restart": "always"}, {}, "forever"),
+        ({"restart": "unless-stopped"}, {}, "forever"),
+        ({"restart": "on-failure"}, {}, "on-failure:N"),
+        ({"restart": "on-failure:0"}, {}, "on-failure:N"),
+        ({"restart": "on-failure:11"}, {}, "on-failure:N"),
+        ({"shm-size": "2g"}, {}, "maximum"),
+        ({"pids-limit": "8193"}, {}, "maximum"),
+        ({}, {"VIRTUAL_MEMORY": "17g"}, "maximum"),
+        ({}, {"virtual_memory": "17g"}, "maximum"),
+        ({"ulimit": "nofile=-1"}, {}, "unlimited"),
+        ({"ulimit": "nofile=1024:99999999999"}, {}, "hard limit"),
+    ],
+)
+def test_default_policy_refuses_unbounded_resources_and_exposure(
+    extension: dict[str, str], limits: dict[str, str], says: str
+) -> None:
+    with pytest.raises(DeniedByDrmsError, match=says):
+        Policy().check(tpl(extension=extension, resource_limits=limits))
+
+
+def test_policy_fills_in_default_limits_a_template_may_lower() -> None:
+    policy = Policy(default_pids_limit=100, default_memory=1 << 30)
+    given = tpl(job_environment={"A": "1"})
+    used = policy.check(given)
+    assert used.extension["pids-limit"] == "100"
+    assert used.resource_limits["VIRTUAL_MEMORY"] == str(1 << 30)
+    assert used.job_environment == given.job_environment and "pids-limit" not in given.extension
+    lowered = tpl(extension={"pids-limit": "5"}, resource_limits={"virtual_memory": "64m"})
+    assert policy.check(lowered) == lowered  # nothing added: the template's limits hold
+    assert Policy(default_pids_limit=None, default_memory=None).check(given) == given
+    Policy().check(tpl(extension={"restart": "on-failure:3", "net": "bridge", "shm-size": "64m"}))
+
+
+def test_tokens_bound_to_sessions() -> None:
+    grants = parse_tokens(
+        "# ops\n\nall-sessions-token-0001\nteam-a-token-00000001 team-a team-a-*\n", "f"
+    )
+    assert grants[0] == Grant("all-sessions-token-0001") and grants[0].every_session
+    team = grants[1]
+    assert team.allows("team-a") and team.allows("team-a-ci") and not team.allows("team-b")
+    assert not team.every_session
+    with pytest.raises(InvalidArgumentError, match="16 characters"):
+        parse_tokens("short a", "f")
+    with pytest.raises(InvalidArgumentError, match="twice"):
+        parse_tokens("same-token-0000001\nsame-token-0000001 b", "f")
+    with pytest.raises(InvalidArgumentError, match="no token"):
+        parse_tokens("# nothing\n", "f")
+
+
+def test_a_short_server_token_is_refused() -> None:
+    with pytest.raises(InvalidArgumentError, match="16 characters"):
+        check_exposure(ServerSettings(token="s3cret"))
+
+
+def test_allowed_hosts_are_the_bound_names() -> None:
+    assert set(allowed_hosts(ServerSettings())) == {"127.0.0.1", "localhost", "[::1]"}
+    assert "[::1]" in allowed_hosts(ServerSettings(host="::1"))
+    assert allowed_hosts(ServerSettings(host="10.0.0.5")) == ["10.0.0.5"]
+    assert allowed_hosts(ServerSettings(host="10.0.0.5", allowed_hosts=["jobs.example.org"])) == [
+        "10.0.0.5",
+        "jobs.example.org",
+    ]
+    assert allowed_hosts(ServerSettings(host="0.0.0.0")) == ["*"]
+    assert allowed_hosts(ServerSettings(host="0.0.0.0", allowed_hosts=["a.org"])) == ["a.org"]
+
+
+def test_array_size_is_bounded_before_any_work() -> None:
+    _check_array_size(1000, 1, 1000, 1, 1 << 20)
+    _check_array_size(1 << 20, 1, 1, 1, 1 << 20)
+    with pytest.raises(InvalidArgumentError, match="limit"):
+        _check_array_size(900_000, 1, 1000, 1, 64 << 20)
+    _check_array_size(900_000, 1, 1000, 1000, 64 << 20)  # step: 1 task
+
+
+def test_host_paths_are_left_to_the_trackers_when_some_are_allowed(tmp_path: Path) -> None:
+    """With allowed directories the policy does not look at paths: it cannot know the path
+    each task will use. The server's trackers check them, resolved per task (their
+    host_path_roots; tests/unit/test_hostfs.py, tests/security/test_host_paths.py)."""
     policy = Policy(allowed_host_paths=(tmp_path,))
-    policy.check(tpl(output_path=str(tmp_path / "out.$DRMAA2_INDEX$")))
-    policy.check(tpl(stage_in_files={str(tmp_path / "a"): "/a"}))
-    for escape in (str(tmp_path / ".." / "x"), "/etc/shadow", "$DRMAA2_HOME_DIR$/x"):
-        with pytest.raises(DeniedByDrmsError, match="outside"):
-            policy.check(tpl(error_path=escape))
-    (tmp_path / "link").symlink_to("/etc")
-    with pytest.raises(DeniedByDrmsError, match="outside"):
-        policy.check(tpl(input_path=str(tmp_path / "link" / "passwd")))
+    for path in (str(tmp_path / "out.$DRMAA2_INDEX$"), "/etc/shadow", "$DRMAA2_HOME_DIR$/x"):
+        policy.check(tpl(error_path=path))
+    with pytest.raises(DeniedByDrmsError, match="--allow-host-path"):
+        Policy().check(tpl(stage_in_files={str(tmp_path / "a"): "/a"}))
+    Policy().check(tpl(output_path="/dev/null"))
 
 
 # -- exposure ---------------------------------------------------------------------------------
@@ -114,7 +197,7 @@ def test_loopback_needs_no_auth() -> None:
 def test_other_addresses_need_auth(host: str) -> None:
     with pytest.raises(InvalidArgumentError, match="token"):
         check_exposure(ServerSettings(host=host))
-    check_exposure(ServerSettings(host=host, token="s3cret"))
+    check_exposure(ServerSettings(host=host, token="a-long-enough-s3cret"))
     check_exposure(ServerSettings(host=host, user="u", password="p"))
 
 
@@ -129,3 +212,28 @@ def test_openapi_document_describes_every_path() -> None:
     document = openapi_document()
     assert document["openapi"].startswith("3.")
     assert set(document["paths"]) == set(PATHS)
+
+
+# -- tracker pool -----------------------------------------------------------------------------
+
+
+class _Opened:
+    """Stands for a tracker: the pool only keeps and closes it."""
+
+    def __init__(self) -> None:
+        self.closed = False
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_a_session_opened_twice_keeps_one_tracker_and_closes_the_other() -> None:
+    """Item 13: after an eviction discarded a session's opening lock, two requests can each
+    open the session; the pool must keep one tracker and close the second (its threads)."""
+    first, second = _Opened(), _Opened()
+    pool = TrackerPool(lambda session: first, "s")  # type: ignore[arg-type,return-value]
+    assert pool._insert("s", first) is first  # type: ignore[arg-type]
+    assert pool._insert("s", second) is first  # type: ignore[arg-type]
+    assert second.closed and not first.closed
+    pool.close()
+    assert first.closed

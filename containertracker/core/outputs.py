@@ -1,0 +1,96 @@
+"""A job's host files: checked against the allowed roots, created at submission, written
+(streamed, never through a symlink) when the job ends, and re-checked before it starts.
+
+The paths come from the job's :class:`~containertracker.core.labels.Plan`, where
+:func:`~containertracker.core.convert.template_to_spec` put them resolved, one task at a time.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Sequence
+
+from containertracker.core import hostfs
+from containertracker.core import labels as lb
+from containertracker.core.convert import SubmitContext, host_paths
+from containertracker.core.engine import Engine
+from containertracker.models import JobTemplate
+
+__all__ = ["check", "check_tasks", "prepare", "read_input", "write"]
+
+
+def check(plan: lb.Plan, roots: Sequence[str] | None) -> None:
+    """Refuse a plan with a host path outside ``roots`` (None: any host path).
+
+    Raises:
+        DeniedByDrmsError: the message names the field and the path.
+    """
+    for what, path in plan.host_paths:
+        hostfs.check_within(path, roots, what)
+
+
+def check_tasks(
+    jt: JobTemplate, ctx: SubmitContext, task_ids: Iterable[int], roots: Sequence[str] | None
+) -> None:
+    """Refuse an array job any of whose tasks names a host path outside ``roots``, before
+    any task exists (each task's path is checked once more as it is created).
+
+    Raises:
+        DeniedByDrmsError: the message names the field and the path.
+    """
+    if roots is None:
+        return
+    for task_id in task_ids:
+        for what, path in host_paths(jt, dataclasses.replace(ctx, task_id=task_id)):
+            hostfs.check_within(path, roots, f"{what} (task {task_id})")
+
+
+def prepare(plan: lb.Plan) -> None:
+    """Create (truncate) the output files now, so a bad path fails the submission.
+
+    Raises:
+        InvalidArgumentError: a file cannot be created (the message says why).
+    """
+    for path, what in ((plan.stdout_path, "output file"), (plan.stderr_path, "error file")):
+        if path:
+            hostfs.create_file(path, what)
+
+
+def read_input(plan: lb.Plan) -> bytes | None:
+    """Right before the job starts: check that its stage-in sources and input file still
+    resolve to the paths checked at submission, and read its standard input (None: none).
+
+    The engine binds the stage-in sources itself, after this check; a symlink put in their
+    way in that moment is the one race left (the mount is read-only either way).
+
+    Raises:
+        InvalidArgumentError: a path resolves elsewhere now, or the input cannot be read.
+    """
+    for path in plan.stage_in:
+        hostfs.verify_unchanged(path, "stage_in_files source")
+    if not plan.stdin_path:
+        return None
+    return hostfs.read_file(plan.stdin_path, "input file")
+
+
+def write(engine: Engine, job_id: str, plan: lb.Plan, roots: Sequence[str] | None) -> None:
+    """Write an ended job's output files and stage-out copies, streaming from the engine.
+
+    Checked against ``roots`` again (the plan may come from another tracker's submission);
+    every file is reached without following symlinks, so nothing the job did meanwhile can
+    send a write elsewhere.
+
+    Raises:
+        DeniedByDrmsError: a path outside ``roots``.
+        InvalidArgumentError: a symlink or non-directory on the way, a bad archive member.
+        tarfile.TarError, OSError: the archive is corrupt, the file system refused.
+    """
+    check(plan, roots)
+    if plan.stdout_path:
+        logs = engine.logs(job_id, stdout=True, stderr=plan.join_files)
+        hostfs.write_file(plan.stdout_path, logs)
+    if plan.stderr_path:
+        stderr = engine.logs(job_id, stdout=False, stderr=True)
+        hostfs.write_file(plan.stderr_path, stderr, "error file")
+    for source, destination in plan.stage_out.items():
+        hostfs.extract(engine.copy_from(job_id, source), source, destination)
