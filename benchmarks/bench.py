@@ -81,9 +81,16 @@ class Raw:
             self.objects: dict[str, Any] = {}  # a hand-written script keeps its Container objects
 
     def create(self, command: list[str]) -> str:
+        # Under the engine's init, as the tracker runs every job (so SIGTERM works): like for like.
         if self.engine == "docker":
-            return str(self.api.create_container(IMAGE, command=command, labels=self.labels)["Id"])
-        container = self.client.containers.create(IMAGE, command=command, labels=self.labels)
+            host_config = self.api.create_host_config(init=True)
+            created = self.api.create_container(
+                IMAGE, command=command, labels=self.labels, host_config=host_config
+            )
+            return str(created["Id"])
+        container = self.client.containers.create(
+            IMAGE, command=command, labels=self.labels, init=True
+        )
         self.objects[container.id] = container
         return str(container.id)
 

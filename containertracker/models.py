@@ -1,7 +1,9 @@
 """DRMAA2 data model (JobState, CPU, OS, JobTemplate, JobInfo, Machine) and its wire formats.
 
 The types mirror ``github.com/dgruber/drmaa2interface`` with snake_case Python field names.
-Three encodings are supported, each byte- or key-compatible with the Go project drmaa2os:
+Three encodings are supported, each byte- or key-compatible with the Go project drmaa2os.
+Each model declares its Go struct once, as a field table (``_go``); ``containertracker.gojson``
+implements Go's ``encoding/json`` rules for any such table:
 
 * Go *native* JSON (``to_go_json``/``from_go_json``, ``to_go_dict``/``from_go_dict``): what the
   Go structs produce with ``encoding/json`` - camelCase keys in struct order, ``omitempty``
@@ -28,16 +30,34 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
-import math
 import re
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta, timezone
-from decimal import Decimal
+from datetime import UTC, datetime, timedelta
 from enum import IntEnum
-from typing import Any, Final, Self, TypeVar
+from typing import Any, ClassVar, Final, Self, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from containertracker import gojson
+from containertracker.gojson import (
+    BOOL,
+    EXTENSION,
+    INT,
+    MAP,
+    NUMBER,
+    STRING,
+    STRINGS,
+    STRINGS_OR_NULL,
+    TIME,
+    VERSION,
+    WALLCLOCK,
+    ZERO_TIME,
+    GoField,
+    enum_kind,
+    format_go_time,
+    parse_go_time,
+    sentinel_int,
+)
 
 __all__ = [
     "CPU",
@@ -51,12 +71,6 @@ __all__ = [
     "parse_go_time",
 ]
 
-ZERO_TIME: Final = "0001-01-01T00:00:00Z"
-"""Go's zero ``time.Time`` as RFC 3339; the wire form of a ``None`` time."""
-
-_GO_ZERO_DATETIME: Final = datetime(1, 1, 1, tzinfo=UTC)
-_INT64_MIN: Final = -(2**63)
-_INT64_MAX: Final = 2**63 - 1
 _UNSET_NUM: Final = -1
 _UNSET_TIME: Final = -3
 
@@ -324,82 +338,18 @@ _ENGINE_OS: Final[dict[str, OS]] = {
     "aix": OS.AIX,
 }
 
-
-# --------------------------------------------------------------------------------------------
-# Times, durations and Go-compatible JSON text
-# --------------------------------------------------------------------------------------------
-
-_RFC3339: Final = re.compile(
-    r"(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?(Z|[+-]\d{2}:\d{2})?",
-    re.ASCII,
+_STATE: Final = enum_kind(
+    JobState,
+    JobState.UNDETERMINED,
+    remote_name=lambda state: state.remote_name,
+    from_remote_name=JobState.from_remote_name,
 )
+"""A JobState: native its integer (out of range -> UNDETERMINED), remote its lower-camel name."""
 
 
-def format_go_time(value: datetime | None) -> str:
-    """Format a time exactly like Go's ``time.Time.MarshalJSON`` (RFC 3339, nano precision).
-
-    ``None`` gives ``ZERO_TIME``. Fractional seconds have trailing zeros trimmed, a zero UTC
-    offset is written ``Z`` and any other offset ``+hh:mm``/``-hh:mm`` (seconds of an offset are
-    dropped, as Go does). A naive datetime is taken as UTC.
-    """
-    if value is None:
-        return ZERO_TIME
-    offset = value.utcoffset()
-    text = (
-        f"{value.year:04d}-{value.month:02d}-{value.day:02d}"
-        f"T{value.hour:02d}:{value.minute:02d}:{value.second:02d}"
-    )
-    if value.microsecond:
-        text += "." + f"{value.microsecond:06d}".rstrip("0")
-    minutes = 0 if offset is None else int(offset.total_seconds()) // 60
-    if minutes == 0:
-        return text + "Z"
-    sign = "+" if minutes > 0 else "-"
-    hours, mins = divmod(abs(minutes), 60)
-    return f"{text}{sign}{hours:02d}:{mins:02d}"
-
-
-def parse_go_time(text: str, *, require_zone: bool = True) -> datetime | None:
-    """Parse an RFC 3339 time as Go's ``time.Time.UnmarshalJSON`` does.
-
-    Args:
-        text: e.g. ``"2024-01-02T03:04:05.0000006Z"`` or ``"2024-01-02T03:04:05+01:00"``.
-        require_zone: when True (native Go decoding) a time without ``Z``/offset is rejected;
-            when False (lenient remote decoding) it is taken as UTC.
-
-    Returns:
-        A timezone-aware datetime, or ``None`` for Go's zero time. Fractional digits beyond
-        microseconds are truncated.
-
-    Raises:
-        ValueError: not RFC 3339, out-of-range fields, a year datetime cannot hold (0), or a
-            missing zone while ``require_zone`` is set.
-    """
-    match = _RFC3339.fullmatch(text)
-    if match is None:
-        raise ValueError(f"{text!r} is not an RFC 3339 time")
-    year, month, day, hour, minute, second = (int(match[i]) for i in range(1, 7))
-    fraction, zone = match[7] or "", match[8]
-    if zone is None:
-        if require_zone:
-            raise ValueError(f"time {text!r} has no time zone (Go's decoder rejects it)")
-        tz = UTC
-    elif zone == "Z":
-        tz = UTC
-    else:
-        zone_hours, zone_minutes = int(zone[1:3]), int(zone[4:6])
-        if zone_hours >= 24 or zone_minutes >= 60:
-            raise ValueError(f"time {text!r} has an invalid zone offset")
-        delta = timedelta(hours=zone_hours, minutes=zone_minutes)
-        tz = timezone(-delta if zone[0] == "-" else delta) if delta else UTC
-    micro = int(fraction[:6].ljust(6, "0"))
-    try:
-        result = datetime(year, month, day, hour, minute, second, micro, tzinfo=tz)
-    except (ValueError, OverflowError) as exc:
-        raise ValueError(f"time {text!r} is out of range: {exc}") from None
-    if result == _GO_ZERO_DATETIME and not fraction[6:].strip("0"):
-        return None
-    return result
+# --------------------------------------------------------------------------------------------
+# Models
+# --------------------------------------------------------------------------------------------
 
 
 def _utc_if_naive(value: datetime | None) -> datetime | None:
@@ -408,196 +358,31 @@ def _utc_if_naive(value: datetime | None) -> datetime | None:
     return value
 
 
-def _duration_ns(value: timedelta) -> int:
-    return ((value.days * 86_400 + value.seconds) * 1_000_000 + value.microseconds) * 1000
-
-
-def _duration_from_ns(ns: int) -> timedelta:
-    micro = abs(ns) // 1000
-    return timedelta(microseconds=-micro if ns < 0 else micro)
-
-
-def _go_string(text: str) -> str:
-    encoded = json.dumps(text, ensure_ascii=False)
-    for char, escape in (
-        ("<", "\\u003c"),
-        (">", "\\u003e"),
-        ("&", "\\u0026"),
-        ("\u2028", "\\u2028"),
-        ("\u2029", "\\u2029"),
-    ):
-        encoded = encoded.replace(char, escape)
-    return encoded
-
-
-def _go_float(value: float) -> str:
-    if not math.isfinite(value):
-        raise ValueError(f"Go's JSON encoder cannot encode {value!r}")
-    magnitude = abs(value)
-    if magnitude != 0 and (magnitude < 1e-6 or magnitude >= 1e21):
-        return re.sub(r"e-0(\d)$", r"e-\1", repr(value))
-    text = format(Decimal(repr(value)), "f")
-    if "." in text:
-        text = text.rstrip("0").rstrip(".")
-    return text
-
-
-def _go_encode(value: object) -> str:
-    """Encode JSON-like data as Go's ``encoding/json`` would (dict order kept as given)."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return _go_string(value)
-    if isinstance(value, int):
-        return str(int(value))
-    if isinstance(value, float):
-        return _go_float(value)
-    if isinstance(value, Mapping):
-        items = (f"{_go_string(str(k))}:{_go_encode(v)}" for k, v in value.items())
-        return "{" + ",".join(items) + "}"
-    if isinstance(value, list | tuple):
-        return "[" + ",".join(_go_encode(v) for v in value) + "]"
-    raise TypeError(f"cannot encode {type(value).__name__} as JSON")
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
-
-
-def _go_decode(data: str | bytes) -> Any:
-    return json.loads(data, parse_constant=_reject_constant)
-
-
-def _sorted_map(values: Mapping[str, str]) -> dict[str, str]:
-    return {key: values[key] for key in sorted(values)}
-
-
-class _Reader:
-    """Typed, case-insensitive access to a decoded JSON object (Go ``encoding/json`` rules)."""
-
-    def __init__(self, data: object, what: str) -> None:
-        if data is None:
-            data = {}
-        if not isinstance(data, Mapping):
-            raise ValueError(f"{what}: expected a JSON object, got {type(data).__name__}")
-        self._values = {str(key).lower(): value for key, value in data.items()}
-        self._what = what
-
-    def raw(self, key: str) -> Any:
-        return self._values.get(key.lower())
-
-    def _error(self, key: str, expected: str, value: object) -> ValueError:
-        return ValueError(f"{self._what}.{key}: expected {expected}, got {value!r}")
-
-    def string(self, key: str) -> str:
-        value = self.raw(key)
-        if value is None:
-            return ""
-        if not isinstance(value, str):
-            raise self._error(key, "a string", value)
-        return value
-
-    def boolean(self, key: str) -> bool:
-        value = self.raw(key)
-        if value is None:
-            return False
-        if not isinstance(value, bool):
-            raise self._error(key, "a boolean", value)
-        return value
-
-    def integer(self, key: str) -> int:
-        value = self.raw(key)
-        if value is None:
-            return 0
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise self._error(key, "an integer", value)
-        if not _INT64_MIN <= value <= _INT64_MAX:
-            raise self._error(key, "a 64-bit integer", value)
-        return value
-
-    def seconds(self, key: str) -> timedelta | None:
-        """A duration in whole seconds; 0 or missing is ``None``."""
-        value = self.integer(key)
-        if not value:
-            return None
-        try:
-            return timedelta(seconds=value)
-        except OverflowError:
-            raise self._error(key, "a duration of at most 999999999 days", value) from None
-
-    def number(self, key: str) -> float:
-        value = self.raw(key)
-        if value is None:
-            return 0.0
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise self._error(key, "a number", value)
-        return float(value)
-
-    def strings(self, key: str) -> tuple[str, ...] | None:
-        value = self.raw(key)
-        if value is None:
-            return None
-        if not isinstance(value, list):
-            raise self._error(key, "a list of strings", value)
-        if not all(item is None or isinstance(item, str) for item in value):
-            raise self._error(key, "a list of strings", value)
-        return tuple(item or "" for item in value)
-
-    def mapping(self, key: str) -> dict[str, str]:
-        value = self.raw(key)
-        if value is None:
-            return {}
-        if not isinstance(value, Mapping):
-            raise self._error(key, "an object of strings", value)
-        if not all(item is None or isinstance(item, str) for item in value.values()):
-            raise self._error(key, "an object of strings", value)
-        return {str(k): v or "" for k, v in value.items()}
-
-    def time(self, key: str, *, require_zone: bool) -> datetime | None:
-        value = self.raw(key)
-        if value is None:
-            return None
-        if not isinstance(value, str):
-            raise self._error(key, "an RFC 3339 time string", value)
-        try:
-            return parse_go_time(value, require_zone=require_zone)
-        except ValueError as exc:
-            raise ValueError(f"{self._what}.{key}: {exc}") from None
-
-    def sub(self, key: str) -> _Reader:
-        value = self.raw(key)
-        if value is not None and not isinstance(value, Mapping):
-            raise self._error(key, "an object", value)
-        return _Reader(value, f"{self._what}.{key}")
-
-
-def _enum_or(enum: type[_E], value: int, fallback: _E) -> _E:
-    try:
-        return enum(value)
-    except ValueError:
-        return fallback
-
-
-# --------------------------------------------------------------------------------------------
-# Models
-# --------------------------------------------------------------------------------------------
-
-
 class _Drmaa2Model(BaseModel):
-    """Common base: frozen, strict about unknown fields, Go-JSON text helpers."""
+    """Common base: frozen, strict about unknown fields; Go native JSON of the ``_go`` table.
+
+    Each model declares its Go struct once in ``_go`` (fields in struct order, their keys and
+    kinds); ``containertracker.gojson`` does the encoding and decoding.
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+    _go: ClassVar[gojson.GoStruct]
 
     def to_go_dict(self) -> dict[str, Any]:
-        """The Go native JSON object as a dict (keys in Go struct order)."""
-        raise NotImplementedError
+        """The Go native JSON object as a dict, keys in Go struct order (rules: class docstring)."""
+        return gojson.to_native(self, self._go)
 
     @classmethod
     def from_go_dict(cls, data: Mapping[str, Any]) -> Self:
-        """Build from a decoded Go native JSON object."""
-        raise NotImplementedError
+        """Decode a native JSON object as Go does (rules: class docstring).
+
+        Missing keys and ``null`` give Go's zero values, unknown keys are ignored, keys match
+        case-insensitively, zero times become ``None`` and times without a zone are rejected.
+
+        Raises:
+            ValueError: wrong value types or invalid/zone-less times.
+        """
+        return cls(**gojson.from_native(data, cls._go))
 
     def to_go_json(self) -> str:
         """Encode byte-for-byte like Go's ``json.Marshal`` of the corresponding Go struct.
@@ -605,7 +390,7 @@ class _Drmaa2Model(BaseModel):
         Raises:
             ValueError: a value Go cannot encode (NaN/Inf float).
         """
-        return _go_encode(self.to_go_dict())
+        return gojson.encode(self.to_go_dict())
 
     @classmethod
     def from_go_json(cls, data: str | bytes) -> Self:
@@ -614,71 +399,46 @@ class _Drmaa2Model(BaseModel):
         Raises:
             ValueError: invalid JSON, wrong value types, or times without a zone.
         """
-        decoded = _go_decode(data)
-        if decoded is not None and not isinstance(decoded, Mapping):
-            raise ValueError(f"expected a JSON object, got {type(decoded).__name__}")
-        return cls.from_go_dict(decoded or {})
+        return cls.from_go_dict(gojson.decode_object(data))
 
 
-_TIME_KIND: Final = "time"
+class _RemoteModel(_Drmaa2Model):
+    """A model the drmaa2os remote (OpenAPI) API also carries, in its own JSON shape."""
 
-# (python field, native key, kind) in Go struct order; kind is str/bool/int/list/map/time.
-_TEMPLATE_FIELDS: Final[tuple[tuple[str, str, str], ...]] = (
-    ("remote_command", "remoteCommand", "str"),
-    ("args", "args", "list"),
-    ("submit_as_hold", "submitAsHold", "bool"),
-    ("rerunnable", "reRunnable", "bool"),
-    ("job_environment", "jobEnvironment", "map"),
-    ("working_directory", "workingDirectory", "str"),
-    ("job_category", "jobCategory", "str"),
-    ("email", "email", "list"),
-    ("email_on_started", "emailOnStarted", "bool"),
-    ("email_on_terminated", "emailOnTerminated", "bool"),
-    ("job_name", "jobName", "str"),
-    ("input_path", "inputPath", "str"),
-    ("output_path", "outputPath", "str"),
-    ("error_path", "errorPath", "str"),
-    ("join_files", "joinFiles", "bool"),
-    ("reservation_id", "reservationID", "str"),
-    ("queue_name", "queueName", "str"),
-    ("min_slots", "minSlots", "int"),
-    ("max_slots", "maxSlots", "int"),
-    ("priority", "priority", "int"),
-    ("candidate_machines", "candidateMachines", "list"),
-    ("min_phys_memory", "minPhysMemory", "int"),
-    ("machine_os", "machineOs", "str"),
-    ("machine_arch", "machineArch", "str"),
-    ("start_time", "startTime", _TIME_KIND),
-    ("deadline_time", "deadlineTime", _TIME_KIND),
-    ("stage_in_files", "stageInFiles", "map"),
-    ("stage_out_files", "stageOutFiles", "map"),
-    ("resource_limits", "resourceLimits", "map"),
-    ("accounting_id", "accountingString", "str"),
-)
-_REMOTE_KEY_OVERRIDES: Final = {"accounting_id": "accountingID"}
+    def to_remote_dict(self) -> dict[str, Any]:
+        """The remote JSON object as the Go side sends it: every key, keys sorted (rules:
+        class docstring)."""
+        return gojson.to_remote(self, self._go)
+
+    @classmethod
+    def from_remote_dict(cls, data: Mapping[str, Any]) -> Self:
+        """Decode a remote JSON object leniently: missing keys and ``null`` give Go's zero
+        values, times without a zone are taken as UTC (rules: class docstring).
+
+        Raises:
+            ValueError: wrong value types or invalid times.
+        """
+        return cls(**gojson.from_remote(data, cls._go))
 
 
-def _read_field(reader: _Reader, key: str, kind: str, *, require_zone: bool) -> Any:
-    if kind == "str":
-        return reader.string(key)
-    if kind == "bool":
-        return reader.boolean(key)
-    if kind == "int":
-        return reader.integer(key)
-    if kind == "list":
-        return reader.strings(key) or ()
-    if kind == "map":
-        return reader.mapping(key)
-    return reader.time(key, require_zone=require_zone)
-
-
-class JobTemplate(_Drmaa2Model):
+class JobTemplate(_RemoteModel):
     """A DRMAA2 job request (Go ``drmaa2interface.JobTemplate``).
 
     Field meanings are those of DRMAA2; which fields a tracker honours is the tracker's
     business (unsupported ones must be refused there, not here). ``extension`` holds the
     implementation-specific ``ExtensionList``. Naive ``start_time``/``deadline_time`` values
     are taken as UTC. The model is frozen; it is not meant to be hashed (it holds dicts).
+
+    Native JSON: ``extension`` first (``{}`` or ``{"extensionList": {...}}``), then Go struct
+    order; both times always present (``None`` -> ``ZERO_TIME``); empty strings, False, 0 and
+    empty lists/maps are omitted; map keys are sorted; ``accounting_id`` is written as
+    ``accountingString``.
+
+    Remote JSON: every key present, keys sorted like the Go client's output; ``accountingID``
+    instead of ``accountingString``; ``extension`` a flat map (``{}`` when empty, and a
+    missing one reads as empty); maps ``{}`` and lists ``[]`` when empty (the Go client sends
+    ``null`` for nil slices; both decode the same in Go); times as RFC 3339 with ``ZERO_TIME``
+    for ``None``.
     """
 
     remote_command: str = ""
@@ -713,95 +473,47 @@ class JobTemplate(_Drmaa2Model):
     accounting_id: str = ""
     extension: dict[str, str] = Field(default_factory=dict)
 
+    _go: ClassVar[gojson.GoStruct] = gojson.GoStruct(
+        "JobTemplate",
+        (
+            GoField("extension", "extension", EXTENSION),
+            GoField("remote_command", "remoteCommand", STRING),
+            GoField("args", "args", STRINGS),
+            GoField("submit_as_hold", "submitAsHold", BOOL),
+            GoField("rerunnable", "reRunnable", BOOL),
+            GoField("job_environment", "jobEnvironment", MAP),
+            GoField("working_directory", "workingDirectory", STRING),
+            GoField("job_category", "jobCategory", STRING),
+            GoField("email", "email", STRINGS),
+            GoField("email_on_started", "emailOnStarted", BOOL),
+            GoField("email_on_terminated", "emailOnTerminated", BOOL),
+            GoField("job_name", "jobName", STRING),
+            GoField("input_path", "inputPath", STRING),
+            GoField("output_path", "outputPath", STRING),
+            GoField("error_path", "errorPath", STRING),
+            GoField("join_files", "joinFiles", BOOL),
+            GoField("reservation_id", "reservationID", STRING),
+            GoField("queue_name", "queueName", STRING),
+            GoField("min_slots", "minSlots", INT),
+            GoField("max_slots", "maxSlots", INT),
+            GoField("priority", "priority", INT),
+            GoField("candidate_machines", "candidateMachines", STRINGS),
+            GoField("min_phys_memory", "minPhysMemory", INT),
+            GoField("machine_os", "machineOs", STRING),
+            GoField("machine_arch", "machineArch", STRING),
+            GoField("start_time", "startTime", TIME),
+            GoField("deadline_time", "deadlineTime", TIME),
+            GoField("stage_in_files", "stageInFiles", MAP),
+            GoField("stage_out_files", "stageOutFiles", MAP),
+            GoField("resource_limits", "resourceLimits", MAP),
+            GoField("accounting_id", "accountingString", STRING, remote_key="accountingID"),
+        ),
+    )
+
     @field_validator("start_time", "deadline_time")
     @classmethod
     def _naive_is_utc(cls, value: datetime | None) -> datetime | None:
         return _utc_if_naive(value)
-
-    def to_go_dict(self) -> dict[str, Any]:
-        """The native JSON object: ``extension`` first, Go struct order, ``omitempty`` rules.
-
-        ``extension`` is ``{}`` or ``{"extensionList": {...}}``; both times are always present
-        (``None`` -> ``ZERO_TIME``); empty strings, False, 0 and empty lists/maps are omitted;
-        map keys are sorted; ``accounting_id`` is written as ``accountingString``.
-        """
-        out: dict[str, Any] = {
-            "extension": {"extensionList": _sorted_map(self.extension)} if self.extension else {}
-        }
-        for name, key, kind in _TEMPLATE_FIELDS:
-            value = getattr(self, name)
-            if kind == _TIME_KIND:
-                out[key] = format_go_time(value)
-            elif not value:
-                continue
-            elif kind == "list":
-                out[key] = list(value)
-            elif kind == "map":
-                out[key] = _sorted_map(value)
-            else:
-                out[key] = value
-        return out
-
-    @classmethod
-    def from_go_dict(cls, data: Mapping[str, Any]) -> Self:
-        """Decode a native JSON object as Go does.
-
-        Missing keys and ``null`` give the defaults; unknown keys are ignored; keys match
-        case-insensitively; zero times become ``None``; times without a zone are rejected.
-
-        Raises:
-            ValueError: wrong value types or invalid/zone-less times.
-        """
-        reader = _Reader(data, "JobTemplate")
-        values: dict[str, Any] = {
-            name: _read_field(reader, key, kind, require_zone=True)
-            for name, key, kind in _TEMPLATE_FIELDS
-        }
-        values["extension"] = reader.sub("extension").mapping("extensionList")
-        return cls(**values)
-
-    def to_remote_dict(self) -> dict[str, Any]:
-        """The remote (OpenAPI) JSON object as the Go client sends it.
-
-        Every key is present (keys sorted like the Go client's output): ``accountingID``
-        instead of ``accountingString``, ``extension`` as a flat map (always present, ``{}``
-        when empty), maps ``{}`` when empty, lists ``[]`` when empty (the Go client sends
-        ``null`` for nil slices; both decode the same in Go), times as RFC 3339 with
-        ``ZERO_TIME`` for ``None``.
-        """
-        out: dict[str, Any] = {"extension": _sorted_map(self.extension)}
-        for name, key, kind in _TEMPLATE_FIELDS:
-            value = getattr(self, name)
-            remote_key = _REMOTE_KEY_OVERRIDES.get(name, key)
-            if kind == _TIME_KIND:
-                out[remote_key] = format_go_time(value)
-            elif kind == "list":
-                out[remote_key] = list(value)
-            elif kind == "map":
-                out[remote_key] = _sorted_map(value)
-            else:
-                out[remote_key] = value
-        return {key: out[key] for key in sorted(out)}
-
-    @classmethod
-    def from_remote_dict(cls, data: Mapping[str, Any]) -> Self:
-        """Decode a remote (OpenAPI) JobTemplate object leniently.
-
-        A missing ``extension`` is an empty one, missing keys and ``null`` give the defaults,
-        and times without a zone are taken as UTC.
-
-        Raises:
-            ValueError: wrong value types or invalid times.
-        """
-        reader = _Reader(data, "JobTemplate")
-        values: dict[str, Any] = {
-            name: _read_field(
-                reader, _REMOTE_KEY_OVERRIDES.get(name, key), kind, require_zone=False
-            )
-            for name, key, kind in _TEMPLATE_FIELDS
-        }
-        values["extension"] = reader.mapping("extension")
-        return cls(**values)
 
     def to_label(self) -> str:
         """The ``drmaa2jobtemplate`` Docker label value: base64 (standard, padded) of the
@@ -822,7 +534,7 @@ class JobTemplate(_Drmaa2Model):
         return cls.from_go_json(raw)
 
 
-class JobInfo(_Drmaa2Model):
+class JobInfo(_RemoteModel):
     """Information about a job (Go ``drmaa2interface.JobInfo``), also used as a filter.
 
     ``None`` stands for Go's "unset" sentinels: ``exit_status``/``slots`` ``None`` is Go's -1,
@@ -830,6 +542,20 @@ class JobInfo(_Drmaa2Model):
     ``None`` time is Go's zero time. ``JobInfo()`` equals Go's ``CreateJobInfo()``: the unset
     filter that matches every job. ``cpu_time`` has no defined unit (as in DRMAA2). Naive
     datetimes are taken as UTC.
+
+    Native JSON: keys in Go struct order starting with ``"Extensible": null``; ``None``
+    exit status/slots are -1 and cpu time -3; zeros, empty strings, UNSET state and
+    empty/``None`` machine lists are omitted; ``wallclockTime`` is integer nanoseconds (omitted
+    when ``None``/0; decoded nanoseconds are truncated to microseconds); the three times are
+    always present; ``terminating_signal`` is written as ``terminationSignal``. Decoding: a
+    missing ``exitStatus``/``slots``/``cpuTime`` is 0 (Go's zero value, which is what
+    ``omitempty`` dropped) and -1/-1/-3 are ``None``; a missing ``state`` is UNSET and an
+    out-of-range one UNDETERMINED.
+
+    Remote JSON: every key, sorted; ``state`` the remote state name (unknown or missing ->
+    UNDETERMINED, as the Go client); ``terminatingSignal``; ``wallclockTime`` whole seconds
+    (truncated, 0 for ``None``); ``extension`` a flat map; ``allocatedMachines`` ``null`` for
+    ``None``; unset exit status/slots -1 and cpu time -3; ``None`` times as ``ZERO_TIME``.
     """
 
     id: str = ""
@@ -849,6 +575,35 @@ class JobInfo(_Drmaa2Model):
     dispatch_time: datetime | None = None
     finish_time: datetime | None = None
     extension: dict[str, str] = Field(default_factory=dict)
+
+    _go: ClassVar[gojson.GoStruct] = gojson.GoStruct(
+        "JobInfo",
+        (
+            GoField("extension", "extension", EXTENSION),
+            GoField("id", "id", STRING),
+            GoField("exit_status", "exitStatus", sentinel_int(_UNSET_NUM)),
+            GoField(
+                "terminating_signal",
+                "terminationSignal",
+                STRING,
+                remote_key="terminatingSignal",
+            ),
+            GoField("annotation", "annotation", STRING),
+            GoField("state", "state", _STATE),
+            GoField("sub_state", "subState", STRING),
+            GoField("allocated_machines", "allocatedMachines", STRINGS_OR_NULL),
+            GoField("submission_machine", "submissionMachine", STRING),
+            GoField("job_owner", "jobOwner", STRING),
+            GoField("slots", "slots", sentinel_int(_UNSET_NUM)),
+            GoField("queue_name", "queueName", STRING),
+            GoField("wallclock_time", "wallclockTime", WALLCLOCK),
+            GoField("cpu_time", "cpuTime", sentinel_int(_UNSET_TIME)),
+            GoField("submission_time", "submissionTime", TIME),
+            GoField("dispatch_time", "dispatchTime", TIME),
+            GoField("finish_time", "finishTime", TIME),
+        ),
+        extensible=True,
+    )
 
     @field_validator("submission_time", "dispatch_time", "finish_time")
     @classmethod
@@ -931,146 +686,20 @@ class JobInfo(_Drmaa2Model):
                 return False
         return True
 
-    def to_go_dict(self) -> dict[str, Any]:
-        """The native JSON object, keys in Go struct order starting with ``"Extensible": None``.
-
-        ``exit_status``/``slots`` ``None`` -> -1, ``cpu_time`` ``None`` -> -3; zeros, empty
-        strings, UNSET state and empty/None machine lists are omitted; ``wallclockTime`` is
-        integer nanoseconds (omitted when ``None``/0); the three times are always present;
-        ``terminating_signal`` is written as ``terminationSignal``.
-        """
-        wallclock = _duration_ns(self.wallclock_time) if self.wallclock_time else 0
-        candidates: tuple[tuple[str, Any], ...] = (
-            ("id", self.id),
-            ("exitStatus", _UNSET_NUM if self.exit_status is None else self.exit_status),
-            ("terminationSignal", self.terminating_signal),
-            ("annotation", self.annotation),
-            ("state", int(self.state)),
-            ("subState", self.sub_state),
-            ("allocatedMachines", list(self.allocated_machines or ())),
-            ("submissionMachine", self.submission_machine),
-            ("jobOwner", self.job_owner),
-            ("slots", _UNSET_NUM if self.slots is None else self.slots),
-            ("queueName", self.queue_name),
-            ("wallclockTime", wallclock),
-            ("cpuTime", _UNSET_TIME if self.cpu_time is None else self.cpu_time),
-        )
-        out: dict[str, Any] = {
-            "Extensible": None,
-            "extension": {"extensionList": _sorted_map(self.extension)} if self.extension else {},
-        }
-        out.update((key, value) for key, value in candidates if value)
-        out["submissionTime"] = format_go_time(self.submission_time)
-        out["dispatchTime"] = format_go_time(self.dispatch_time)
-        out["finishTime"] = format_go_time(self.finish_time)
-        return out
-
-    @classmethod
-    def from_go_dict(cls, data: Mapping[str, Any]) -> Self:
-        """Decode a native JSON object as Go does.
-
-        Missing ``exitStatus``/``slots``/``cpuTime`` decode to 0 (Go's zero value, which is
-        what ``omitempty`` dropped); -1/-1/-3 decode to ``None``. Missing ``state`` is UNSET and
-        an out-of-range state is UNDETERMINED. ``wallclockTime`` nanoseconds are truncated to
-        microseconds; 0 or missing is ``None``. ``Extensible`` is ignored. Zero times become
-        ``None``; times without a zone are rejected.
-
-        Raises:
-            ValueError: wrong value types or invalid/zone-less times.
-        """
-        reader = _Reader(data, "JobInfo")
-        wallclock = reader.integer("wallclockTime")
-        return cls(
-            id=reader.string("id"),
-            exit_status=reader.integer("exitStatus"),
-            terminating_signal=reader.string("terminationSignal"),
-            annotation=reader.string("annotation"),
-            state=_enum_or(JobState, reader.integer("state"), JobState.UNDETERMINED),
-            sub_state=reader.string("subState"),
-            allocated_machines=reader.strings("allocatedMachines"),
-            submission_machine=reader.string("submissionMachine"),
-            job_owner=reader.string("jobOwner"),
-            slots=reader.integer("slots"),
-            queue_name=reader.string("queueName"),
-            wallclock_time=_duration_from_ns(wallclock) if wallclock else None,
-            cpu_time=reader.integer("cpuTime"),
-            submission_time=reader.time("submissionTime", require_zone=True),
-            dispatch_time=reader.time("dispatchTime", require_zone=True),
-            finish_time=reader.time("finishTime", require_zone=True),
-            extension=reader.sub("extension").mapping("extensionList"),
-        )
-
-    def to_remote_dict(self) -> dict[str, Any]:
-        """The remote (OpenAPI) JSON object as the Go server sends it; all keys present.
-
-        Keys sorted: ``state`` is the remote state name, ``terminatingSignal`` (not
-        ``terminationSignal``), ``wallclockTime`` whole seconds (truncated, 0 for ``None``),
-        ``extension`` a flat map, ``allocatedMachines`` ``null`` for ``None``, unset
-        exit status/slots -1 and cpu time -3, ``None`` times as ``ZERO_TIME``.
-        """
-        wallclock = 0
-        if self.wallclock_time:
-            micro = _duration_ns(self.wallclock_time) // 1000
-            wallclock = abs(micro) // 1_000_000 * (-1 if micro < 0 else 1)
-        machines = self.allocated_machines
-        return {
-            "allocatedMachines": None if machines is None else list(machines),
-            "annotation": self.annotation,
-            "cpuTime": _UNSET_TIME if self.cpu_time is None else self.cpu_time,
-            "dispatchTime": format_go_time(self.dispatch_time),
-            "exitStatus": _UNSET_NUM if self.exit_status is None else self.exit_status,
-            "extension": _sorted_map(self.extension),
-            "finishTime": format_go_time(self.finish_time),
-            "id": self.id,
-            "jobOwner": self.job_owner,
-            "queueName": self.queue_name,
-            "slots": _UNSET_NUM if self.slots is None else self.slots,
-            "state": self.state.remote_name,
-            "subState": self.sub_state,
-            "submissionMachine": self.submission_machine,
-            "submissionTime": format_go_time(self.submission_time),
-            "terminatingSignal": self.terminating_signal,
-            "wallclockTime": wallclock,
-        }
-
-    @classmethod
-    def from_remote_dict(cls, data: Mapping[str, Any]) -> Self:
-        """Decode a remote (OpenAPI) JobInfo object leniently.
-
-        ``state`` is parsed with ``JobState.from_remote_name`` (unknown or missing ->
-        UNDETERMINED, as the Go client); ``wallclockTime`` is whole seconds (0 -> ``None``);
-        -1/-1/-3 sentinels give ``None``; missing numbers are 0; zone-less times are UTC.
-
-        Raises:
-            ValueError: wrong value types or invalid times.
-        """
-        reader = _Reader(data, "JobInfo")
-        return cls(
-            id=reader.string("id"),
-            exit_status=reader.integer("exitStatus"),
-            terminating_signal=reader.string("terminatingSignal"),
-            annotation=reader.string("annotation"),
-            state=JobState.from_remote_name(reader.string("state")),
-            sub_state=reader.string("subState"),
-            allocated_machines=reader.strings("allocatedMachines"),
-            submission_machine=reader.string("submissionMachine"),
-            job_owner=reader.string("jobOwner"),
-            slots=reader.integer("slots"),
-            queue_name=reader.string("queueName"),
-            wallclock_time=reader.seconds("wallclockTime"),
-            cpu_time=reader.integer("cpuTime"),
-            submission_time=reader.time("submissionTime", require_zone=False),
-            dispatch_time=reader.time("dispatchTime", require_zone=False),
-            finish_time=reader.time("finishTime", require_zone=False),
-            extension=reader.mapping("extension"),
-        )
-
 
 class Machine(_Drmaa2Model):
     """A compute host (Go ``drmaa2interface.Machine``).
 
     ``os_version`` is a version string such as ``"5.10"``; on the wire it is split at the first
     dot into ``{"major": "5", "minor": "10"}``. Memory sizes are bytes.
+
+    Native JSON: Go struct order, ``"Extensible": null`` first. Every field is ``omitempty``
+    (False ``available`` and 0 counts are omitted) except ``extension`` and ``osVersion``,
+    which is always an object whose empty parts are omitted. ``architecture`` and ``os`` are
+    ints (out-of-range ones read as OTHER_CPU/OTHER_OS). ``load`` stays a float;
+    ``to_go_json`` formats it like Go (``1`` not ``1.0``). Decoding gives Go's zero values for
+    missing keys, NOT the Python defaults (``available`` False, counts 0, name ""), so encoding
+    round-trips.
     """
 
     name: str
@@ -1086,62 +715,21 @@ class Machine(_Drmaa2Model):
     os: OS = OS.OTHER_OS
     extension: dict[str, str] = Field(default_factory=dict)
 
-    def to_go_dict(self) -> dict[str, Any]:
-        """The native JSON object in Go struct order, ``"Extensible": None`` first.
-
-        Every field is ``omitempty`` (False ``available`` and 0 counts are omitted) except
-        ``extension`` and ``osVersion``, which is always an object whose empty parts are
-        omitted. ``architecture`` and ``os`` are ints. ``load`` stays a float; ``to_go_json``
-        formats it like Go (``1`` not ``1.0``).
-        """
-        major, _, minor = self.os_version.partition(".")
-        version = {key: value for key, value in (("major", major), ("minor", minor)) if value}
-        candidates: tuple[tuple[str, Any], ...] = (
-            ("name", self.name),
-            ("available", self.available),
-            ("sockets", self.sockets),
-            ("coresPerSocket", self.cores_per_socket),
-            ("threadsPerCore", self.threads_per_core),
-            ("load", self.load),
-            ("physicalMemory", self.physical_memory),
-            ("virtualMemory", self.virtual_memory),
-            ("architecture", int(self.architecture)),
-        )
-        out: dict[str, Any] = {
-            "Extensible": None,
-            "extension": {"extensionList": _sorted_map(self.extension)} if self.extension else {},
-        }
-        out.update((key, value) for key, value in candidates if value)
-        out["osVersion"] = version
-        if self.os:
-            out["os"] = int(self.os)
-        return out
-
-    @classmethod
-    def from_go_dict(cls, data: Mapping[str, Any]) -> Self:
-        """Decode a native JSON object as Go does.
-
-        Missing keys give Go's zero values, NOT the Python defaults (``available`` False,
-        counts 0, name ""), so encoding round-trips. Out-of-range architecture/os ints give
-        OTHER_CPU/OTHER_OS. ``os_version`` is ``major`` or ``major.minor``.
-
-        Raises:
-            ValueError: wrong value types.
-        """
-        reader = _Reader(data, "Machine")
-        version = reader.sub("osVersion")
-        major, minor = version.string("major"), version.string("minor")
-        return cls(
-            name=reader.string("name"),
-            available=reader.boolean("available"),
-            sockets=reader.integer("sockets"),
-            cores_per_socket=reader.integer("coresPerSocket"),
-            threads_per_core=reader.integer("threadsPerCore"),
-            load=reader.number("load"),
-            physical_memory=reader.integer("physicalMemory"),
-            virtual_memory=reader.integer("virtualMemory"),
-            architecture=_enum_or(CPU, reader.integer("architecture"), CPU.OTHER_CPU),
-            os_version=f"{major}.{minor}" if minor else major,
-            os=_enum_or(OS, reader.integer("os"), OS.OTHER_OS),
-            extension=reader.sub("extension").mapping("extensionList"),
-        )
+    _go: ClassVar[gojson.GoStruct] = gojson.GoStruct(
+        "Machine",
+        (
+            GoField("extension", "extension", EXTENSION),
+            GoField("name", "name", STRING),
+            GoField("available", "available", BOOL),
+            GoField("sockets", "sockets", INT),
+            GoField("cores_per_socket", "coresPerSocket", INT),
+            GoField("threads_per_core", "threadsPerCore", INT),
+            GoField("load", "load", NUMBER),
+            GoField("physical_memory", "physicalMemory", INT),
+            GoField("virtual_memory", "virtualMemory", INT),
+            GoField("architecture", "architecture", enum_kind(CPU, CPU.OTHER_CPU)),
+            GoField("os_version", "osVersion", VERSION),
+            GoField("os", "os", enum_kind(OS, OS.OTHER_OS)),
+        ),
+        extensible=True,
+    )

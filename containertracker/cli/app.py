@@ -82,7 +82,11 @@ err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 @dataclass
 class _Options:
-    """The global options; the tracker is opened on first use and closed at exit."""
+    """One invocation's global options, kept in typer's context (``ctx.obj``).
+
+    The tracker is opened on first use and closed when the context closes (after the
+    command, also when it raised).
+    """
 
     backend: str
     session: str
@@ -90,23 +94,50 @@ class _Options:
     _tracker: JobTracker | None = field(default=None, init=False)
 
     def tracker(self) -> JobTracker:
+        """The session's tracker, opened now if this is its first use."""
         if self._tracker is None:
             self._tracker = new_job_tracker(self.backend, self.session, self.params)
         return self._tracker
 
     def close(self) -> None:
+        """Close the tracker if it was opened (and has a ``close``)."""
         if self._tracker is not None:
             close = getattr(self._tracker, "close", None)
             if close is not None:
                 close()
 
+    def resolve(self, refs: list[str] | None, array: str | None) -> list[str]:
+        """Job ids from full ids or unique prefixes (as ``list`` shows them) and/or an array.
 
-_options: _Options | None = None
+        Raises:
+            JobNotFoundError: a reference matches no job of the session.
+            InvalidArgumentError: a prefix matches several jobs, or nothing was named.
+        """
+        tracker = self.tracker()
+        ids = list(tracker.list_array_jobs(array)) if array else []
+        if refs:
+            known = tracker.list_jobs()
+            for ref in refs:
+                matches = [job_id for job_id in known if job_id.startswith(ref)] if ref else []
+                if ref in known:
+                    matches = [ref]
+                if not matches:
+                    raise JobNotFoundError(f"no job {ref!r} in session {self.session!r}")
+                if len(matches) > 1:
+                    raise InvalidArgumentError(
+                        f"{ref!r} matches {len(matches)} jobs; give more of the id"
+                    )
+                ids.append(matches[0])
+        if not ids:
+            raise InvalidArgumentError("name at least one job id, or --array ARRAY_ID")
+        return ids
 
 
-def _opts() -> _Options:
-    assert _options is not None, "the app callback sets the options"
-    return _options
+def _options(ctx: typer.Context) -> _Options:
+    """The invocation's options, which the app callback put into the (parent) context."""
+    options = ctx.obj
+    assert isinstance(options, _Options), "the app callback sets ctx.obj"
+    return options
 
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON (for scripts).")]
@@ -117,6 +148,7 @@ ArrayOption = Annotated[
 
 @app.callback()
 def _global_options(
+    ctx: typer.Context,
     backend: Annotated[
         str,
         typer.Option(
@@ -139,37 +171,17 @@ def _global_options(
         typer.Option(help="Remote server URL for --backend remote (CONTAINERTRACKER_REMOTE_URL)."),
     ] = None,
 ) -> None:
-    global _options
     params: dict[str, Any] = {}
     if engine_url:
         params["engine_url"] = engine_url
     if url:
         params["remote_url"] = url
-    _options = _Options(backend, session, params)
+    options = _Options(backend, session, params)
+    ctx.obj = options
+    ctx.call_on_close(options.close)
 
 
 # -- helpers -------------------------------------------------------------------------------------
-
-
-def _resolve(tracker: JobTracker, refs: list[str], array: str | None) -> list[str]:
-    """Job ids from full ids or unique prefixes (as ``list`` shows them) and/or an array."""
-    ids = list(tracker.list_array_jobs(array)) if array else []
-    if refs:
-        known = tracker.list_jobs()
-        for ref in refs:
-            matches = [job_id for job_id in known if job_id.startswith(ref)] if ref else []
-            if ref in known:
-                matches = [ref]
-            if not matches:
-                raise JobNotFoundError(f"no job {ref!r} in session {_opts().session!r}")
-            if len(matches) > 1:
-                raise InvalidArgumentError(
-                    f"{ref!r} matches {len(matches)} jobs; give more of the id"
-                )
-            ids.append(matches[0])
-    if not ids:
-        raise InvalidArgumentError("name at least one job id, or --array ARRAY_ID")
-    return ids
 
 
 def _template(tracker: JobTracker, job_id: str) -> JobTemplate | None:
@@ -192,6 +204,7 @@ def _absolute(path: str | None) -> str:
 
 @app.command()
 def submit(
+    ctx: typer.Context,
     image: Annotated[str, typer.Argument(help="Container image (the job category).")],
     command: Annotated[
         list[str] | None,
@@ -262,7 +275,7 @@ def submit(
             k: _absolute(v) for k, v in parse_pairs(stage_out or [], "--stage-out").items()
         },
     )
-    tracker = _opts().tracker()
+    tracker = _options(ctx).tracker()
     if array is None:
         if max_parallel:
             raise InvalidArgumentError("--max-parallel needs --array")
@@ -279,6 +292,7 @@ def submit(
 
 @app.command("list")
 def list_jobs(
+    ctx: typer.Context,
     jobs: Annotated[list[str] | None, typer.Argument(help="Only these jobs.")] = None,
     state: Annotated[
         list[str] | None, typer.Option("--state", help="Only jobs in this state (repeatable).")
@@ -288,8 +302,9 @@ def list_jobs(
     json_output: JsonFlag = False,
 ) -> None:
     """The session's jobs as a table: id, name, state, task, image, started, runtime, exit."""
-    tracker = _opts().tracker()
-    ids = _resolve(tracker, jobs or [], array) if jobs or array else tracker.list_jobs()
+    options = _options(ctx)
+    tracker = options.tracker()
+    ids = options.resolve(jobs, array) if jobs or array else tracker.list_jobs()
     wanted = {parse_state(s) for s in state or []}
     rows = [r for r in _rows(tracker, ids) if not wanted or r.info.state in wanted]
     if json_output:
@@ -303,12 +318,14 @@ app.command("status", help="Same as list.")(list_jobs)
 
 @app.command()
 def info(
+    ctx: typer.Context,
     job: Annotated[str, typer.Argument(help="Job id or unique prefix.")],
     json_output: JsonFlag = False,
 ) -> None:
     """Everything known about one job."""
-    tracker = _opts().tracker()
-    (job_id,) = _resolve(tracker, [job], None)
+    options = _options(ctx)
+    tracker = options.tracker()
+    (job_id,) = options.resolve([job], None)
     job_info, template = tracker.job_info(job_id), _template(tracker, job_id)
     if json_output:
         print_json(
@@ -324,6 +341,7 @@ def info(
 
 @app.command()
 def logs(
+    ctx: typer.Context,
     jobs: Annotated[list[str] | None, typer.Argument(help="Job ids or unique prefixes.")] = None,
     array: ArrayOption = None,
     stderr: Annotated[bool, typer.Option("--stderr", help="Show the error file.")] = False,
@@ -334,8 +352,9 @@ def logs(
     Several jobs (or an array) get a ``==> task N (id) <==`` header each, as ``tail`` does;
     ``--json`` prints ``{job id: text}``.
     """
-    tracker = _opts().tracker()
-    ids = _resolve(tracker, jobs or [], array)
+    options = _options(ctx)
+    tracker = options.tracker()
+    ids = options.resolve(jobs, array)
     if json_output:
         print_json(out, {job_id: _log_text(tracker, job_id, stderr) for job_id in ids})
         return
@@ -373,6 +392,7 @@ def _log_text(tracker: JobTracker, job_id: str, stderr: bool) -> str:
 
 @app.command()
 def wait(
+    ctx: typer.Context,
     jobs: Annotated[list[str] | None, typer.Argument(help="Job ids or unique prefixes.")] = None,
     array: ArrayOption = None,
     timeout: Annotated[
@@ -387,8 +407,9 @@ def wait(
 
     Several jobs or an array show live progress on a terminal.
     """
-    tracker = _opts().tracker()
-    ids = _resolve(tracker, jobs or [], array)
+    options = _options(ctx)
+    tracker = options.tracker()
+    ids = options.resolve(jobs, array)
     states = tuple(parse_state(s) for s in state or [])
     live = not json_output and out.is_terminal and len(ids) > 1
     reached = wait_for_jobs(tracker, ids, timeout, states, console=out if live else None)
@@ -404,6 +425,7 @@ def wait(
 
 @app.command()
 def control(
+    ctx: typer.Context,
     action: Annotated[str, typer.Argument(help=" | ".join(CONTROL_ACTIONS))],
     jobs: Annotated[list[str] | None, typer.Argument(help="Job ids or unique prefixes.")] = None,
     array: ArrayOption = None,
@@ -412,14 +434,14 @@ def control(
     """Suspend, resume, hold, release or terminate jobs (or every task of an array), up to
     8 at a time."""
     checked = control_action(action)
-    tracker = _opts().tracker()
-    _each(
-        _resolve(tracker, jobs or [], array), lambda j: tracker.job_control(j, checked), json_output
-    )
+    options = _options(ctx)
+    tracker = options.tracker()
+    _each(options.resolve(jobs, array), lambda j: tracker.job_control(j, checked), json_output)
 
 
 @app.command()
 def delete(
+    ctx: typer.Context,
     jobs: Annotated[list[str] | None, typer.Argument(help="Job ids or unique prefixes.")] = None,
     array: ArrayOption = None,
     finished: Annotated[
@@ -428,13 +450,14 @@ def delete(
     json_output: JsonFlag = False,
 ) -> None:
     """Delete finished jobs (their containers)."""
-    tracker = _opts().tracker()
+    options = _options(ctx)
+    tracker = options.tracker()
     if finished:
         ids = [j for j in tracker.list_jobs() if tracker.job_state(j)[0].terminal]
         if jobs or array:
-            ids = [j for j in _resolve(tracker, jobs or [], array) if j in ids]
+            ids = [j for j in options.resolve(jobs, array) if j in ids]
     else:
-        ids = _resolve(tracker, jobs or [], array)
+        ids = options.resolve(jobs, array)
     _each(ids, tracker.delete_job, json_output)
 
 
@@ -476,16 +499,16 @@ def _each(ids: list[str], act: Callable[[str], None], json_output: bool) -> None
 
 
 @app.command()
-def images(json_output: JsonFlag = False) -> None:
+def images(ctx: typer.Context, json_output: JsonFlag = False) -> None:
     """The images jobs can use (job categories)."""
-    categories = sorted(_opts().tracker().list_job_categories())
+    categories = sorted(_options(ctx).tracker().list_job_categories())
     print_json(out, categories) if json_output else out.print("\n".join(categories))
 
 
 @app.command()
-def machines(json_output: JsonFlag = False) -> None:
+def machines(ctx: typer.Context, json_output: JsonFlag = False) -> None:
     """The machine(s) running jobs: the engine's host."""
-    tracker = _opts().tracker()
+    tracker = _options(ctx).tracker()
     if not isinstance(tracker, Monitorer):
         raise UnsupportedOperationError("this backend offers no monitoring")
     found = tracker.get_all_machines()
@@ -497,6 +520,7 @@ def machines(json_output: JsonFlag = False) -> None:
 
 @app.command()
 def serve(
+    ctx: typer.Context,
     host: Annotated[str | None, typer.Option(help="Address to bind [127.0.0.1].")] = None,
     port: Annotated[int | None, typer.Option(help="TCP port [32321].")] = None,
     base_path: Annotated[str | None, typer.Option(help="Path prefix of every endpoint.")] = None,
@@ -565,8 +589,8 @@ def serve(
     """Serve the backend's tracker over the drmaa2os remote HTTP API (Ctrl-C stops)."""
     from containertracker.remote.server import serve as run_server
 
-    opts = _opts()
-    if opts.backend == "remote":
+    options = _options(ctx)
+    if options.backend == "remote":
         raise InvalidArgumentError("serve a local backend (docker or podman), not remote")
     if token is not None:
         err.print(
@@ -605,13 +629,13 @@ def serve(
     }
     try:
         settings = ServerSettings(
-            backend=opts.backend,
-            session=opts.session,
+            backend=options.backend,
+            session=options.session,
             **{k: v for k, v in given.items() if v is not None},
         )
     except ValidationError as exc:
         raise InvalidArgumentError(f"invalid server settings: {exc}") from None
-    run_server(settings, opts.params, announce=err.print)
+    run_server(settings, options.params, announce=err.print)
 
 
 # -- entry point ---------------------------------------------------------------------------------
@@ -642,6 +666,3 @@ def main() -> None:
             sys.exit(_exit_code(exc))
         except KeyboardInterrupt:
             sys.exit(130)
-        finally:
-            if _options is not None:
-                _options.close()

@@ -60,7 +60,9 @@ from containertracker.errors import ContainerTrackerError, JobNotFoundError
 __all__ = ["Scheduler", "held"]
 
 _ORPHAN_AGE = 60.0
-"""A plain job still "created" this long after submission lost its submitter: start it."""
+"""A plain job made before submissions were recorded (no submission label) still "created"
+this long after submission lost its submitter: start it. (Jobs with the label are left to
+their submitter while it lives, and rolled back when it died.)"""
 _RECENT = 60.0
 """How long a claim or a seen "die" event is trusted over the engine's list; a job claimed
 longer ago and still "created" lost the scheduler that claimed it, and may be claimed anew."""

@@ -7,8 +7,9 @@ and host paths (stdin/stdout/stderr files and stage-in/out files are read and wr
 server on its own file system). An operator lifts each refusal explicitly. Resources are
 bounded: a template without a pids or memory limit gets the server's default, and one asking
 for more than the server's maximum (pids, memory, shm, ulimits) is refused. The checks look
-only at the template (and, for host paths and ulimits, the server's own file system and
-limits).
+only at the template (and, for ulimits, the server's own limits). Host paths below allowed
+directories are checked by the server's trackers (their ``host_path_roots``), per task, on the
+resolved paths they then use; here they are only refused outright when none are allowed.
 """
 
 from __future__ import annotations
