@@ -288,7 +288,8 @@ class ServerSettings(BaseSettings):
         gt=0,
         description=(
             "Seconds a connection may take to send a request's headers (from its opening, "
-            "or the end of its previous request); then it is closed."
+            "or the end of its previous request), and the rest of a body the server answered "
+            "without reading (from the answer); then it is closed."
         ),
     )
     body_timeout: float = Field(

@@ -176,7 +176,12 @@ _servers: dict[str, tuple[ServerThread, str]] = {}
 def remote_url(engine: str, state_dir: Path) -> str:
     """URL of this test run's server in front of ``engine`` (started on first use)."""
     if engine not in _servers:
-        pool = TrackerPool.for_backend(engine, "ct-test-default", engine_params(engine, state_dir))
+        # Few sessions open at once: each test has a session of its own, and every open
+        # tracker re-checks its session and re-opens Podman's event stream every second or
+        # two; 64 idle trackers per server kept the Podman service busy and slowed the suite.
+        pool = TrackerPool.for_backend(
+            engine, "ct-test-default", engine_params(engine, state_dir), max_sessions=8
+        )
         # The contract suite needs everything a local tracker allows: the operator says so.
         settings = ServerSettings(
             port=0,

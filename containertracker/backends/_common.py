@@ -8,11 +8,12 @@ import socket
 import struct
 from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, BinaryIO
 
 from pydantic import ValidationError
 
 from containertracker.core.engine import Engine
+from containertracker.core.hostfs import CHUNK_SIZE
 from containertracker.core.tracker import ContainerTracker
 from containertracker.errors import (
     ContainerTrackerError,
@@ -139,14 +140,18 @@ def frame_payloads(raw: Any, engine: str) -> Iterator[bytes]:
             yield data
 
 
-def feed_stdin(sock: Any, data: bytes) -> None:
-    """Write a job's stdin to an attached connection and close it, so the job sees EOF."""
+def feed_stdin(sock: Any, data: BinaryIO) -> None:
+    """Copy a job's stdin from the open file ``data`` to an attached connection in pieces of
+    ``CHUNK_SIZE`` (memory stays flat whatever its size), then close the connection, so the
+    job sees EOF, and the file."""
     raw = getattr(sock, "_sock", sock)  # docker-py wraps the socket
     try:
-        raw.sendall(data)
+        while chunk := data.read(CHUNK_SIZE):
+            raw.sendall(chunk)
         raw.shutdown(socket.SHUT_WR)
     except OSError:
         pass  # the job exited without reading everything
     finally:
         with contextlib.suppress(OSError):
             sock.close()
+        data.close()

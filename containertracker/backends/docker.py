@@ -10,7 +10,7 @@ import contextlib
 import socket
 import threading
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import Any, BinaryIO
 
 from containertracker.backends._common import (
     error_for_status,
@@ -182,15 +182,18 @@ class DockerEngine:
                 raise
         return str(created["Id"])
 
-    def start(self, container_id: str, stdin: bytes | None = None) -> None:
+    def start(self, container_id: str, stdin: BinaryIO | None = None) -> None:
         """See :meth:`Engine.start`."""
-        with map_engine_errors():
+        with contextlib.ExitStack() as cleanup, map_engine_errors():
             if stdin is None:
                 self._api.start(container_id)
                 return
+            cleanup.callback(stdin.close)
             sock = self._api.attach_socket(container_id, params={"stdin": 1, "stream": 1})
+            cleanup.callback(sock.close)
             self._api.start(container_id)
             threading.Thread(target=feed_stdin, args=(sock, stdin), daemon=True).start()
+            cleanup.pop_all()  # the feeding thread closes both
 
     def stop(self, container_id: str, grace: float) -> None:
         """See :meth:`Engine.stop`."""

@@ -4,11 +4,12 @@ Install with ``pip install containertracker[podman]``. The engine is found at
 ``CONTAINERTRACKER_ENGINE_URL``, else ``CONTAINER_HOST``, else the rootful socket
 ``/run/podman/podman.sock``, else the rootless ``$XDG_RUNTIME_DIR/podman/podman.sock``.
 
-Differences from Docker absorbed here: libpod names the exit event ``died``; a paused
-container reports Running false (we read Status); list rows carry times as strings; a missing
-image is a 500 on create; CPU limits go through quota/period (podman-py drops ``nano_cpus``);
-giving any rlimit replaces the service's default rlimits, so the others are filled in; a
-working directory the image lacks is refused unless libpod is asked to create it.
+Differences from Docker absorbed here: libpod names the exit and removal events ``died`` and
+``remove``; a paused container reports Running false (we read Status); list rows carry times
+as strings; a missing image is a 500 on create; CPU limits go through quota/period
+(podman-py drops ``nano_cpus``); giving any rlimit replaces the service's default rlimits, so
+the others are filled in; a working directory the image lacks is refused unless libpod is
+asked to create it.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import threading
 import time
 import urllib.parse
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import Any, BinaryIO
 
 from containertracker.backends._common import (
     error_for_status,
@@ -115,6 +116,10 @@ def _checked(response: Any) -> Any:
     return response
 
 
+_DOCKER_ACTIONS = {"died": "die", "remove": "destroy"}
+"""libpod's event actions under their Docker names (what :class:`EngineEvent` carries)."""
+
+
 class _PodmanEvents:
     """An :class:`EventStream` over libpod's event stream, re-opened on read timeouts."""
 
@@ -163,7 +168,7 @@ class _PodmanEvents:
                         actor = raw.get("Actor") or {}
                         yield EngineEvent(
                             actor.get("ID") or raw.get("ID", ""),
-                            "die" if action == "died" else action,
+                            _DOCKER_ACTIONS.get(action, action),
                             time_ns / 1e9,
                             dict(actor.get("Attributes") or {}),
                         )
@@ -337,13 +342,18 @@ class PodmanEngine:
                 body[key] = {"nsmode": mode}
         return body
 
-    def start(self, container_id: str, stdin: bytes | None = None) -> None:
+    def start(self, container_id: str, stdin: BinaryIO | None = None) -> None:
         """See :meth:`Engine.start`."""
-        with map_engine_errors():
-            sock = self._attach_stdin(container_id) if stdin is not None else None
+        with contextlib.ExitStack() as cleanup, map_engine_errors():
+            sock = None
+            if stdin is not None:
+                cleanup.callback(stdin.close)
+                sock = self._attach_stdin(container_id)
+                cleanup.callback(sock.close)
             response = self._api.post(f"/containers/{container_id}/start")
             if sock is not None and stdin is not None:
                 threading.Thread(target=feed_stdin, args=(sock, stdin), daemon=True).start()
+                cleanup.pop_all()  # the feeding thread closes both
             if response.status_code >= 500 and self._exists(container_id):
                 # Podman reports a container that cannot start (missing command, bad mount)
                 # as a server error; Docker calls it a bad request, and so do we.

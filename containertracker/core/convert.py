@@ -5,6 +5,7 @@ Every JobTemplate field is either carried out or refused here; nothing is silent
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Mapping
@@ -20,12 +21,16 @@ from containertracker.models import CPU, OS, JobInfo, JobState, JobTemplate
 
 __all__ = [
     "RESOURCE_LIMITS",
+    "ResourceLimits",
     "SubmitContext",
     "container_state",
     "host_paths",
     "job_info_from_record",
+    "normalize_resource_limits",
     "parse_pids_limit",
+    "resource_limits",
     "template_to_spec",
+    "template_ulimits",
 ]
 
 INDEX = "$DRMAA2_INDEX$"
@@ -202,10 +207,34 @@ def _slots(jt: JobTemplate, info: EngineInfo) -> int | None:
     return slots or None
 
 
-def _resource_limits(limits: Mapping[str, str]) -> tuple[list[Ulimit], int | None, float | None]:
-    ulimits: list[Ulimit] = []
+_INT64_MAX = 2**63 - 1
+"""The engines' (Go's) largest limit: anything beyond would overflow on their side."""
+
+
+@dataclass(frozen=True)
+class ResourceLimits:
+    """A template's ``resource_limits`` as the container gets them."""
+
+    ulimits: tuple[tuple[str, Ulimit], ...] = ()
+    """The ulimits, each with the field that asks for it (``resource limit OPEN_FILES``)."""
     memory: int | None = None
+    """VIRTUAL_MEMORY in bytes (the container's memory limit); None: none asked for."""
     wallclock: float | None = None
+    """WALLCLOCK_TIME in seconds; None: none asked for."""
+
+
+def normalize_resource_limits(limits: Mapping[str, str]) -> dict[str, str]:
+    """``limits`` under their DRMAA2 names (keys are case-insensitive: ``virtual_memory`` is
+    VIRTUAL_MEMORY). The one place keys are read: every reader (the conversion, a server's
+    policy) sees the same limits.
+
+    Raises:
+        UnsupportedAttributeError: a key that is no DRMAA2 resource limit we support.
+        InvalidArgumentError: two keys naming one limit (``VIRTUAL_MEMORY``, ``virtual_memory``):
+            which one holds would be a matter of order.
+    """
+    normalized: dict[str, str] = {}
+    given: dict[str, str] = {}
     for raw_key, value in limits.items():
         key = raw_key.upper()
         if key not in RESOURCE_LIMITS:
@@ -213,27 +242,89 @@ def _resource_limits(limits: Mapping[str, str]) -> tuple[list[Ulimit], int | Non
                 f"resource limit {raw_key!r} is not supported; use one of "
                 f"{', '.join(sorted(RESOURCE_LIMITS))}"
             )
+        if key in normalized:
+            raise InvalidArgumentError(
+                f"resource limits {given[key]!r} and {raw_key!r} both set {key}; set it once"
+            )
+        normalized[key], given[key] = value, raw_key
+    return normalized
+
+
+def resource_limits(limits: Mapping[str, str]) -> ResourceLimits:
+    """Parse ``limits`` (see :func:`normalize_resource_limits`): sizes like ``64m`` for
+    CORE_FILE_SIZE, DATA_SIZE, FILE_SIZE, STACK_SIZE and VIRTUAL_MEMORY; a count for
+    OPEN_FILES; seconds for CPU_TIME (rounded up: a ulimit counts whole seconds) and
+    WALLCLOCK_TIME. Every limit is positive and finite: none of them means "unlimited"
+    (a memory limit of 0 would, to the engine).
+
+    Raises:
+        UnsupportedAttributeError: an unknown key.
+        InvalidArgumentError: a key set twice, a malformed value, a value <= 0 or beyond
+            what the engines accept (2**63 - 1).
+    """
+    ulimits: list[tuple[str, Ulimit]] = []
+    memory: int | None = None
+    wallclock: float | None = None
+    for key, value in normalize_resource_limits(limits).items():
+        what = f"resource limit {key}"
         if key in _SIZE_LIMITS:
-            amount = ext.parse_size(f"resource limit {key}", value)
+            amount = ext.parse_size(what, value)
         else:
             try:
-                seconds = float(value)
+                number = float(value)
             except ValueError:
-                unit = "seconds" if "TIME" in key else "count"
+                number = math.nan
+            unit = "seconds" if "TIME" in key else "a whole number of files"
+            if not (math.isfinite(number) and number > 0) or (
+                key == "OPEN_FILES" and not number.is_integer()
+            ):
                 raise InvalidArgumentError(
-                    f"resource limit {key} must be a number ({unit}), not {value!r}"
-                ) from None
-            if seconds <= 0:
-                raise InvalidArgumentError(f"resource limit {key} must be positive")
+                    f"{what} must be a positive number ({unit}), not {value!r}"
+                )
             if key == "WALLCLOCK_TIME":
-                wallclock = seconds
+                wallclock = number
                 continue
-            amount = int(seconds)
+            amount = math.ceil(number)
+        if amount <= 0:
+            raise InvalidArgumentError(f"{what} must be positive, not {value!r}")
+        if amount > _INT64_MAX:
+            raise InvalidArgumentError(f"{what} {value!r} is beyond {_INT64_MAX}")
         if key == "VIRTUAL_MEMORY":
             memory = amount
         else:
-            ulimits.append(Ulimit(_ULIMIT_OF[key], amount, amount))
-    return ulimits, memory, wallclock
+            ulimits.append((what, Ulimit(_ULIMIT_OF[key], amount, amount)))
+    return ResourceLimits(tuple(ulimits), memory, wallclock)
+
+
+def template_ulimits(jt: JobTemplate) -> list[tuple[str, Ulimit]]:
+    """Every ulimit the container of ``jt`` gets, with the field that asks for it: the
+    resource limits that are ulimits (CORE_FILE_SIZE, CPU_TIME, DATA_SIZE, FILE_SIZE,
+    OPEN_FILES, STACK_SIZE), then the ``ulimit`` extension. Whoever bounds ulimits (a
+    server's policy) checks this list: it is exactly what the conversion passes on.
+
+    Raises:
+        UnsupportedAttributeError: an unknown resource limit key.
+        InvalidArgumentError: a malformed limit; one ulimit asked for twice (by both sources,
+            or twice in the extension); a value below -1 (-1 is unlimited, only in the
+            extension) or beyond 2**63 - 1.
+    """
+    named = list(resource_limits(jt.resource_limits).ulimits)
+    text = jt.extension.get("ulimit", "")
+    if text:
+        named += [(f"extension ulimit {u.name}", u) for u in ext.parse_ulimits(text)]
+    seen: dict[str, str] = {}
+    for what, limit in named:
+        if limit.name in seen:
+            raise InvalidArgumentError(
+                f"ulimit {limit.name} is asked for twice ({seen[limit.name]} and {what}); ask once"
+            )
+        seen[limit.name] = what
+        if not all(-1 <= value <= _INT64_MAX for value in (limit.soft, limit.hard)):
+            raise InvalidArgumentError(
+                f"{what} must be -1 (unlimited) or from 0 to {_INT64_MAX}, not "
+                f"{limit.soft}:{limit.hard}"
+            )
+    return named
 
 
 def template_to_spec(jt: JobTemplate, ctx: SubmitContext) -> tuple[ContainerSpec, lb.Plan]:
@@ -299,9 +390,9 @@ def template_to_spec(jt: JobTemplate, ctx: SubmitContext) -> tuple[ContainerSpec
             )
         stage_out[src] = _host_path(host, ctx, f"stage_out_files[{container}]")
 
-    ulimits, memory, wallclock = _resource_limits(jt.resource_limits)
-    spec_ext, extra_ulimits = _extension_options(jt.extension)
-    ulimits.extend(extra_ulimits)
+    limits = resource_limits(jt.resource_limits)
+    ulimits = [limit for _, limit in template_ulimits(jt)]
+    spec_ext = _extension_options(jt.extension)
 
     stdin_path = _host_path(jt.input_path, ctx, "input_path") if jt.input_path else None
     if stdin_path and not os.path.isfile(stdin_path):
@@ -322,7 +413,7 @@ def template_to_spec(jt: JobTemplate, ctx: SubmitContext) -> tuple[ContainerSpec
         hold=jt.submit_as_hold,
         start_at=start_at if start_at is not None and start_at > now else None,
         deadline=deadline,
-        wallclock_limit=wallclock,
+        wallclock_limit=limits.wallclock,
         stdin_path=stdin_path,
         stdout_path=stdout_path,
         stderr_path=stderr_path,
@@ -367,7 +458,7 @@ def template_to_spec(jt: JobTemplate, ctx: SubmitContext) -> tuple[ContainerSpec
         working_dir=working_dir or None,
         binds=tuple(binds),
         nano_cpus=nano_cpus or None,
-        mem_limit=memory,
+        mem_limit=limits.memory,
         ulimits=tuple(ulimits),
         open_stdin=stdin_path is not None,
         # Under an init, SIGTERM reaches the command (terminate takes effect at once); in a
@@ -390,8 +481,9 @@ def parse_pids_limit(value: str) -> int:
     return int(text)
 
 
-def _extension_options(extension: Mapping[str, str]) -> tuple[dict[str, object], list[Ulimit]]:
-    """The Go Docker tracker's extension keys (reference 3.3), parsed strictly."""
+def _extension_options(extension: Mapping[str, str]) -> dict[str, object]:
+    """The Go Docker tracker's extension keys (reference 3.3), parsed strictly; ``ulimit``
+    is :func:`template_ulimits`'s."""
     unknown = sorted(set(extension) - EXTENSION_KEYS)
     if unknown:
         raise UnsupportedAttributeError(
@@ -399,7 +491,6 @@ def _extension_options(extension: Mapping[str, str]) -> tuple[dict[str, object],
             f"{', '.join(sorted(EXTENSION_KEYS))}"
         )
     options: dict[str, object] = {}
-    ulimits: list[Ulimit] = []
     for key, value in extension.items():
         match key:
             case "user":
@@ -421,7 +512,7 @@ def _extension_options(extension: Mapping[str, str]) -> tuple[dict[str, object],
             case "shm-size":
                 options["shm_size"] = ext.parse_size("shm-size", value)
             case "ulimit":
-                ulimits = ext.parse_ulimits(value) if value else []
+                pass  # with the resource limits that are ulimits: template_ulimits
             case "pids-limit":
                 options["pids_limit"] = parse_pids_limit(value)
             case "gpus":
@@ -429,7 +520,7 @@ def _extension_options(extension: Mapping[str, str]) -> tuple[dict[str, object],
             case "entrypoint":
                 if value.split():
                     options["entrypoint"] = tuple(value.split())
-    return options, ulimits
+    return options
 
 
 def container_state(

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from typing import BinaryIO, Protocol
 
 __all__ = [
     "ACTIVE_STATUSES",
@@ -185,8 +185,11 @@ class Engine(Protocol):
             InvalidArgumentError: the image is missing or the engine rejected the spec.
         """
 
-    def start(self, container_id: str, stdin: bytes | None = None) -> None:
-        """Start a created container; with ``stdin``, feed it and then close stdin."""
+    def start(self, container_id: str, stdin: BinaryIO | None = None) -> None:
+        """Start a created container; with ``stdin`` (an open binary file, which this takes
+        over), feed it to the container in pieces of bounded size (never whole in memory),
+        then close the container's stdin and the file. The file is closed in every case,
+        also when the start fails."""
 
     def stop(self, container_id: str, grace: float) -> None:
         """Send the stop signal, SIGKILL after ``grace`` seconds; return once it has exited."""

@@ -8,14 +8,21 @@ copy can create symlinks there). So:
   now (symlinks and ``..`` resolved in the kernel's order, as :func:`os.path.realpath` does);
   this is the path that is checked, stored in the job's plan and used from then on;
 * :func:`check_within` refuses a resolved path outside the allowed roots;
-* every later use (:func:`create_file`, :func:`write_file`, :func:`read_file`,
+* every later use (:func:`create_file`, :func:`write_file`, :func:`open_for_reading`,
   :func:`extract`) walks the resolved path from ``/`` one component at a time with
   ``O_NOFOLLOW``, relative to the directory opened before: a symlink met anywhere (planted
   between the check and the use, say) makes the use fail, it is never followed. What is
   written is therefore written exactly where the check said.
 
-Paths under ``/dev/`` name devices and are taken literally (``/dev/null`` is always allowed;
-other devices only without roots). Linux only (``O_NOFOLLOW``, ``dir_fd``).
+Only the exact path ``/dev/null`` is taken literally (always allowed, nothing is kept in it).
+Every other path, ``/dev/...`` included, is resolved like any path. Without roots (the
+library's default) a device stays usable: ``/dev/stdout`` resolves to the terminal, file or
+(for a pipe, socket or deleted file, which have no path) the ``/proc/<pid>/fd/<n>`` link of the
+submitting process it reaches now; a character device is written and read as it is (never
+truncated), a ``/proc/<pid>/fd/<n>`` link is the one thing ever followed, and only as the last
+component of a walk that reached ``/proc/<pid>/fd`` without following anything. With roots,
+any such device path (a character or block device, a fifo or socket, an fd link) is refused.
+Linux only (``O_NOFOLLOW``, ``dir_fd``).
 """
 
 from __future__ import annotations
@@ -23,12 +30,13 @@ from __future__ import annotations
 import errno
 import io
 import os
+import re
 import shutil
 import stat
 import tarfile
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
-from pathlib import Path, PurePosixPath
+from pathlib import PurePosixPath
 from typing import BinaryIO
 
 from containertracker.errors import DeniedByDrmsError, InvalidArgumentError
@@ -39,7 +47,7 @@ __all__ = [
     "create_file",
     "extract",
     "normalize_roots",
-    "read_file",
+    "open_for_reading",
     "resolve",
     "verify_unchanged",
     "write_file",
@@ -53,8 +61,12 @@ _WRITE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_C
 _READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 
 
-def _is_device(path: str) -> bool:
-    return path.startswith("/dev/")
+_FD_DIR = re.compile(r"/proc/[0-9]+(?:/task/[0-9]+)?/fd")
+"""A process's descriptor directory: its entries are the kernel's links to open files."""
+
+
+def _is_fd_link(parent: str) -> bool:
+    return _FD_DIR.fullmatch(parent) is not None
 
 
 def resolve(path: str, cwd: str) -> str:
@@ -62,11 +74,57 @@ def resolve(path: str, cwd: str) -> str:
 
     Existing components are resolved as the kernel would (a symlink first, then ``..``
     applied to its target); a missing tail is kept as written, minus ``.`` and ``..``.
-    ``/dev/...`` paths are device names and come back unchanged.
+    Only ``/dev/null`` comes back unchanged. A name that reaches an open file without a path
+    of its own (``/dev/stdout`` when it is a pipe, a socket or a deleted file) resolves to the
+    ``/proc/<pid>/fd/<n>`` link it goes through (see the module docstring).
+
+    Raises:
+        InvalidArgumentError: the name reaches a file that neither a path nor a
+            ``/proc/<pid>/fd/<n>`` link names.
     """
-    if _is_device(path):
+    if path == os.devnull:
         return path
-    return os.path.realpath(os.path.join(cwd, path))
+    named = os.path.join(cwd, path)
+    resolved = os.path.realpath(named)
+    if _same_file(named, resolved):
+        return resolved
+    link = _fd_link(named)
+    if link is None:
+        raise InvalidArgumentError(
+            f"{path!r} reaches a file that has no path of its own ({resolved!r})"
+        )
+    return link
+
+
+def _same_file(named: str, resolved: str) -> bool:
+    """Whether ``resolved`` is the file the kernel reaches through ``named`` (or neither
+    exists); not so when ``named`` goes through a /proc fd link to a pipe or deleted file."""
+    try:
+        reached = os.stat(named)
+    except OSError:
+        return True  # a missing file: nothing to tell apart
+    try:
+        found = os.stat(resolved)
+    except OSError:
+        return False
+    return (reached.st_dev, reached.st_ino) == (found.st_dev, found.st_ino)
+
+
+def _fd_link(named: str) -> str | None:
+    """The ``/proc/<pid>/fd/<n>`` link that ``named`` reaches, following symlinks one at a
+    time (their directories resolved); None if it reaches none."""
+    current = named
+    for _ in range(40):  # the kernel's limit of symlinks followed is 40
+        parent = os.path.realpath(os.path.dirname(current))
+        link = os.path.join(parent, os.path.basename(current))
+        if _is_fd_link(parent):
+            return link
+        try:
+            target = os.readlink(link)
+        except OSError:
+            return None
+        current = os.path.join(parent, target)
+    return None
 
 
 def normalize_roots(roots: Iterable[str | os.PathLike[str]] | None) -> tuple[str, ...] | None:
@@ -77,12 +135,14 @@ def normalize_roots(roots: Iterable[str | os.PathLike[str]] | None) -> tuple[str
 
 
 def check_within(path: str, roots: Sequence[str] | None, what: str) -> None:
-    """Refuse a resolved ``path`` that is not below one of ``roots`` (None: any path).
+    """Refuse a resolved ``path`` that is not below one of ``roots`` (None: any path), or
+    that names a device, fifo, socket or ``/proc/<pid>/fd`` link when there are roots.
 
     ``/dev/null`` is always allowed: nothing is read from or kept in it.
 
     Raises:
-        DeniedByDrmsError: the path lies outside every root (or there are no roots).
+        DeniedByDrmsError: the path lies outside every root (or there are no roots), or it
+            names a device.
     """
     if roots is None or path == os.devnull:
         return
@@ -96,6 +156,21 @@ def check_within(path: str, roots: Sequence[str] | None, what: str) -> None:
             f"{what} {path!r} is outside the host directories allowed "
             f"({', '.join(roots)}; symlinks and '..' resolved)"
         )
+    if _is_fd_link(os.path.dirname(path)) or _is_special(path):
+        raise DeniedByDrmsError(
+            f"{what} {path!r} is a device, fifo or socket; with host_path_roots set only "
+            "files and directories are allowed (and /dev/null)"
+        )
+
+
+def _is_special(path: str) -> bool:
+    """Whether the resolved ``path`` exists as neither a regular file nor a directory."""
+    try:
+        mode = os.lstat(path).st_mode
+    except OSError:
+        return False
+    # (A symlink is no device: every use refuses it, with a message saying so.)
+    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode) or stat.S_ISLNK(mode))
 
 
 def verify_unchanged(path: str, what: str) -> None:
@@ -104,7 +179,7 @@ def verify_unchanged(path: str, what: str) -> None:
     Raises:
         InvalidArgumentError: it now resolves elsewhere.
     """
-    if not _is_device(path) and os.path.realpath(path) != path:
+    if path != os.devnull and os.path.realpath(path) != path:
         raise InvalidArgumentError(
             f"{what} {path!r} now resolves to {os.path.realpath(path)!r} (a symlink was "
             "put in its way since the job was submitted); refusing to use it"
@@ -207,21 +282,28 @@ def _parent_dir(path: str, *, create: bool) -> Iterator[tuple[int, str]]:
         os.close(fd)
 
 
-def _open_regular(dir_fd: int, name: str, mode: int, path: str) -> int:
+def _open_regular(dir_fd: int, name: str, mode: int, path: str, *, devices: bool = False) -> int:
     """Create or open ``name`` in ``dir_fd`` for writing, truncated, without following a
-    symlink; only a regular file with no other hard link is accepted (never a fifo or device,
-    never a second name of some other file)."""
+    symlink; only a regular file with no other hard link is accepted (never a fifo, never a
+    second name of some other file). With ``devices`` (a job's output files, see the module
+    docstring), a character device or the ``/proc/<pid>/fd`` link ``path`` may name is
+    opened as it is, not truncated."""
+    fd_link = devices and _is_fd_link(os.path.dirname(path))
+    flags = _WRITE_FLAGS & ~(os.O_NOFOLLOW | os.O_CREAT) if fd_link else _WRITE_FLAGS
     try:
-        fd = os.open(name, _WRITE_FLAGS, mode, dir_fd=dir_fd)
+        fd = os.open(name, flags, mode, dir_fd=dir_fd)
     except OSError as exc:
         raise _refusal(exc, path) from exc
     try:
         info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
+        if fd_link or (devices and stat.S_ISCHR(info.st_mode)):
+            pass  # a device or an open file of a process: written as it is
+        elif not stat.S_ISREG(info.st_mode):
             raise InvalidArgumentError(f"{path} is not a regular file")
-        if info.st_nlink > 1:
+        elif info.st_nlink > 1:
             raise InvalidArgumentError(f"{path} has other hard links (not written through)")
-        os.ftruncate(fd, 0)
+        else:
+            os.ftruncate(fd, 0)
         os.set_blocking(fd, True)
     except BaseException:
         os.close(fd)
@@ -244,17 +326,16 @@ def create_file(path: str, what: str = "output file") -> None:
 def open_for_writing(path: str, what: str = "output file") -> Iterator[BinaryIO]:
     """The resolved file ``path`` opened for writing, truncated (see :func:`create_file`).
 
-    ``/dev/...`` paths are opened as they are (devices; a check refused them if not wanted).
+    ``/dev/null`` is opened as it is; a character device or ``/proc/<pid>/fd`` link (which
+    :func:`check_within` refuses when there are roots) is reached like any path and not
+    truncated.
     """
     with _explained(f"write {what}", path):
-        if _is_device(path):
-            try:
-                fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
-            except OSError as exc:
-                raise _refusal(exc, path) from exc
+        if path == os.devnull:
+            fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
         else:
             with _parent_dir(path, create=False) as (dir_fd, name):
-                fd = _open_regular(dir_fd, name, 0o666, path)
+                fd = _open_regular(dir_fd, name, 0o666, path, devices=True)
     with open(fd, "wb", buffering=0, closefd=True) as f:
         yield f
 
@@ -266,28 +347,35 @@ def write_file(path: str, chunks: Iterable[bytes], what: str = "output file") ->
             f.write(chunk)
 
 
-def read_file(path: str, what: str = "input file") -> bytes:
-    """The contents of the resolved regular file ``path``, opened without following symlinks.
+def open_for_reading(path: str, what: str = "input file") -> BinaryIO:
+    """The resolved regular file ``path``, opened for reading without following symlinks;
+    the caller closes it (and reads it in pieces: it may be of any size).
+
+    ``/dev/null``, a character device or a ``/proc/<pid>/fd`` link (see the module
+    docstring) are opened as they are.
 
     Raises:
         InvalidArgumentError: a symlink on the way, missing, or not a regular file.
     """
     with _explained(f"read {what}", path):
-        if _is_device(path):
-            try:
-                return Path(path).read_bytes()
-            except OSError as exc:
-                raise _refusal(exc, path) from exc
+        if path == os.devnull:
+            return open(path, "rb")  # (the caller closes it)
+        fd_link = _is_fd_link(os.path.dirname(path))
+        flags = _READ_FLAGS & ~os.O_NOFOLLOW if fd_link else _READ_FLAGS
         with _parent_dir(path, create=False) as (dir_fd, name):
             try:
-                fd = os.open(name, _READ_FLAGS, dir_fd=dir_fd)
+                fd = os.open(name, flags, dir_fd=dir_fd)
             except OSError as exc:
                 raise _refusal(exc, path) from exc
-        with open(fd, "rb", closefd=True) as f:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
+        try:
+            mode = os.fstat(fd).st_mode
+            if not (fd_link or stat.S_ISREG(mode) or stat.S_ISCHR(mode)):
                 raise InvalidArgumentError(f"{path} is not a regular file")
             os.set_blocking(fd, True)
-            return f.read()
+        except BaseException:
+            os.close(fd)
+            raise
+        return open(fd, "rb", closefd=True)  # (the caller closes it)
 
 
 # -- stage-out: a tar stream unpacked without following symlinks ------------------------------
@@ -349,14 +437,17 @@ def extract(chunks: Iterable[bytes], source: str, destination: str) -> None:
     A file is written as ``destination`` (or into it, if that is a directory); a directory's
     contents go into ``destination``, which is created with any missing parents. Nothing is
     ever written through a symlink: every directory is entered with ``O_NOFOLLOW`` relative
-    to its parent. Symlink members are created as symlinks (never followed afterwards);
+    to its parent. Symlink members are created as symlinks (never followed here) if their
+    target is relative without ``..`` and nothing is in their place yet (see
+    :func:`_make_symlink`);
     hard-link members become copies of the file they link to; setuid, setgid and sticky bits
     and group/other write are dropped; ownership is not copied.
 
     Raises:
         InvalidArgumentError: an empty archive, a source that is neither file nor directory,
-            a member with an absolute or ``..`` name, a device or fifo member, a symlink or
-            non-directory met on the way (what was written before stays).
+            a member with an absolute or ``..`` name, a device or fifo member, a symlink
+            member with an absolute or ``..`` target or in place of an existing file, a
+            symlink or non-directory met on the way (what was written before stays).
         tarfile.TarError: the engine's archive is corrupt.
     """
     with _explained(f"stage out {source} to", destination):
@@ -426,7 +517,7 @@ def _extract_member(
         elif member.isfile():
             _copy_member(archive, member, parent, name, path)
         elif member.issym():
-            _replace_with_symlink(parent, name, member.linkname, path)
+            _make_symlink(parent, name, member.linkname, path, source)
         elif member.islnk():
             _copy_hard_link(member, prefix, source, destination, dest_fd, parent, name, path)
         else:
@@ -438,16 +529,30 @@ def _extract_member(
         os.close(parent)
 
 
-def _replace_with_symlink(dir_fd: int, name: str, target: str, path: str) -> None:
+def _make_symlink(dir_fd: int, name: str, target: str, path: str, source: str) -> None:
+    """Create the symlink ``name`` -> ``target`` in ``dir_fd``, where nothing is yet.
+
+    Only a relative target without ``..`` is accepted: such a link resolves at or below its
+    own directory (its target's own symlinks being such links too, by induction), so below
+    the stage-out destination. Any other link could lead a later use of a path below the
+    destination (an engine re-resolving a bind mount's source at a container's restart,
+    say) out of the allowed directories. An existing file or symlink is never replaced by a
+    symlink: a path checked as a file must not become a link.
+    """
+    parts = target.split("/")
+    if not target or target.startswith("/") or ".." in parts:
+        raise InvalidArgumentError(
+            f"stage-out of {source}: the symlink {path} -> {target} could lead outside its "
+            "directory (only relative symlinks without '..' are copied); refusing it"
+        )
     try:
-        existing = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
-    except FileNotFoundError:
-        existing = None
-    if existing is not None:
-        if stat.S_ISDIR(existing.st_mode):
-            raise InvalidArgumentError(f"{path!r} is a directory; not replacing it by a symlink")
-        os.unlink(name, dir_fd=dir_fd)
-    os.symlink(target, name, dir_fd=dir_fd)
+        os.symlink(target, name, dir_fd=dir_fd)
+    except FileExistsError:
+        raise InvalidArgumentError(
+            f"stage-out of {source}: {path} exists already; not replacing it by a symlink"
+        ) from None
+    except OSError as exc:
+        raise _refusal(exc, path) from exc
 
 
 def _copy_hard_link(

@@ -16,6 +16,7 @@ __all__ = [
     "MAX_PARALLEL",
     "PLAN",
     "SESSION",
+    "STATE_DIR",
     "SUBMISSION",
     "TASK_ID",
     "TEMPLATE",
@@ -32,6 +33,10 @@ PLAN = "containertracker.plan"
 SUBMISSION = "containertracker.submission"
 """The id of the add_job/add_array_job call that made the container (its array id for an
 array): an interrupted submission is rolled back by it."""
+STATE_DIR = "containertracker.state-dir"
+"""Which state directory the submitting tracker used (:attr:`StateStore.identity`, a hash of
+the host name and the directory's real path): only trackers of that state directory start the
+job, since claims, holds and submission records live there."""
 SUBMISSION_HOST = "containertracker.submission-host"
 OWNER = "containertracker.owner"
 ACCOUNTING_ID = "containertracker.accounting-id"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable, Sequence
+from typing import BinaryIO
 
 from containertracker.core import hostfs
 from containertracker.core import labels as lb
@@ -16,7 +17,7 @@ from containertracker.core.convert import SubmitContext, host_paths
 from containertracker.core.engine import Engine
 from containertracker.models import JobTemplate
 
-__all__ = ["check", "check_tasks", "prepare", "read_input", "write"]
+__all__ = ["check", "check_tasks", "open_input", "prepare", "write"]
 
 
 def check(plan: lb.Plan, roots: Sequence[str] | None) -> None:
@@ -56,21 +57,24 @@ def prepare(plan: lb.Plan) -> None:
             hostfs.create_file(path, what)
 
 
-def read_input(plan: lb.Plan) -> bytes | None:
+def open_input(plan: lb.Plan) -> BinaryIO | None:
     """Right before the job starts: check that its stage-in sources and input file still
-    resolve to the paths checked at submission, and read its standard input (None: none).
+    resolve to the paths checked at submission, and open its standard input (None: none)
+    without following symlinks; the caller closes it (:meth:`Engine.start` does), having
+    read it in pieces, never whole.
 
     The engine binds the stage-in sources itself, after this check; a symlink put in their
-    way in that moment is the one race left (the mount is read-only either way).
+    way in that moment is the one race left (the mount is read-only either way, and a job
+    cannot plant a symlink leading out of its stage-out destination).
 
     Raises:
-        InvalidArgumentError: a path resolves elsewhere now, or the input cannot be read.
+        InvalidArgumentError: a path resolves elsewhere now, or the input cannot be opened.
     """
     for path in plan.stage_in:
         hostfs.verify_unchanged(path, "stage_in_files source")
     if not plan.stdin_path:
         return None
-    return hostfs.read_file(plan.stdin_path, "input file")
+    return hostfs.open_for_reading(plan.stdin_path, "input file")
 
 
 def write(engine: Engine, job_id: str, plan: lb.Plan, roots: Sequence[str] | None) -> None:

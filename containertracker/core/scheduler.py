@@ -32,6 +32,14 @@ tasks of an array than its ``max_parallel``:
   so that a submission can create its containers without the session lock. A submission whose
   record is no longer held (its process died, or it could not remove what it had created) is
   rolled back by the next background pass of any scheduler of the session.
+* All of this rests on the state directory the schedulers share. A job submitted by a tracker
+  with another state directory (another user's, a server's running as root) carries that
+  directory's identity in a label: its claims, holds and submission record are there, out of
+  sight, so only that directory's schedulers start it (or roll it back). Jobs without the
+  label (made before it existed) are everybody's, as before.
+
+A background pass now and then also prunes the marks of the session's jobs that are gone
+(removed by the engine, ``rm``, or by hand, while no tracker saw their ``destroy`` event).
 """
 
 from __future__ import annotations
@@ -42,6 +50,7 @@ from collections import Counter
 from collections.abc import Callable, Collection
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import BinaryIO
 
 from loguru import logger
 
@@ -66,6 +75,10 @@ their submitter while it lives, and rolled back when it died.)"""
 _RECENT = 60.0
 """How long a claim or a seen "die" event is trusted over the engine's list; a job claimed
 longer ago and still "created" lost the scheduler that claimed it, and may be claimed anew."""
+_PRUNE_INTERVAL = 60.0
+_PRUNE_BATCH = 256
+"""A background pass prunes the marks of gone jobs this often (seconds), looking at this many
+marks files at most (the next prune goes on from there)."""
 _RETRY_FIRST = 1.0
 _RETRY_MAX = 30.0
 """Backoff of the starts that met an unreachable engine: doubling from the first, capped."""
@@ -139,6 +152,8 @@ class Scheduler:
         self._busy: set[str] = set()
         """Background work under way (a job's stop or finalization), so passes do not queue
         it again while it runs."""
+        self._next_prune = 0.0
+        """When the next background pass prunes marks (monotonic time)."""
         self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="containertracker-start")
         self._thread = threading.Thread(
             target=self._loop, name="containertracker-scheduler", daemon=True
@@ -230,13 +245,16 @@ class Scheduler:
     def on_event(self, event: EngineEvent) -> None:
         """Take note of a container event of the session (called by the event thread).
 
-        Only an ended job matters here: it may free a slot of a throttled array, and its
-        outputs are to be written. Both are done without a pass where possible, since a pass
-        lists every container of the session and an array's tasks end many times a second.
+        An ended job may free a slot of a throttled array, and its outputs are to be written.
+        Both are done without a pass where possible, since a pass lists every container of
+        the session and an array's tasks end many times a second. A removed job's marks go.
         """
+        job_id, labels = event.container_id, event.attributes
+        if event.action == "destroy":  # removed (rm, delete_job, by hand): nothing to mark
+            self._store.forget(job_id)
+            return
         if event.action != "die":
             return
-        job_id, labels = event.container_id, event.attributes
         with self._died_lock:
             self._died[job_id] = time.monotonic()
         if lb.MANAGED not in labels:  # an engine that sends no labels with its events
@@ -289,11 +307,13 @@ class Scheduler:
         """
         with self._store.session_lock(self._session):
             before = self._store.claim_count(self._session) - self._own_claims
-        rows = self._list()
+        listed_at = time.time()
+        listing = self._list()
         with self._store.session_lock(self._session):
             count = self._store.claim_count(self._session)
             if count - self._own_claims != before:
-                rows = self._list()  # another scheduler claimed starts: they may be unlisted
+                listing = self._list()  # another scheduler claimed starts: they may be unlisted
+            rows = [row for row in listing if lb.MANAGED in row.labels]
             if include is not None:
                 self._own_submissions.add(include)
             submissions = self._store.submissions(self._session)
@@ -316,11 +336,17 @@ class Scheduler:
             return decision.next_wake, errors
         for submission_id in abandoned:  # (or under way in another tracker: checked there)
             self._in_background(f"roll back {submission_id}", self._roll_back, submission_id)
+        if time.monotonic() >= self._next_prune:
+            self._next_prune = time.monotonic() + _PRUNE_INTERVAL
+            try:
+                self._store.prune({row.id for row in listing}, listed_at, _PRUNE_BATCH)
+            except OSError as exc:  # the state directory's trouble shows elsewhere too
+                self._log.debug("pruning marks failed: {}", exc)
         return self._look_after(rows, decision.next_wake), errors
 
     def _list(self) -> list[ContainerSummary]:
-        rows = self._engine.list_containers({lb.SESSION: self._session})
-        return [row for row in rows if lb.MANAGED in row.labels]
+        """Every container of the session (also those of other tools: marks of them stay)."""
+        return self._engine.list_containers({lb.SESSION: self._session})
 
     def _recently_died(self) -> set[str]:
         horizon = time.monotonic() - _RECENT
@@ -345,6 +371,8 @@ class Scheduler:
         for row in queued:
             array_id = row.labels.get(lb.ARRAY_ID)
             limits[array_id] = int(row.labels.get(lb.MAX_PARALLEL, "0"))
+            if row.labels.get(lb.STATE_DIR, self._store.identity) != self._store.identity:
+                continue  # another state directory's: its schedulers start it
             marks = self._store.marks(row.id)
             if marks.failure:
                 continue  # it will never run
@@ -589,8 +617,8 @@ class Scheduler:
         return False
 
 
-def _read_input(plan: lb.Plan) -> bytes | None:
-    """The job's standard input, from its input file; first, right before the start, a check
-    that its host paths still resolve as they did at submission (see
-    :func:`containertracker.core.outputs.read_input`)."""
-    return outputs.read_input(plan)
+def _read_input(plan: lb.Plan) -> BinaryIO | None:
+    """The job's standard input, its input file opened (the engine's start reads it in pieces
+    and closes it); first, right before the start, a check that its host paths still resolve
+    as they did at submission (see :func:`containertracker.core.outputs.open_input`)."""
+    return outputs.open_input(plan)

@@ -4,10 +4,11 @@ Container labels are fixed at creation, so the facts that change later live in f
 the state directory: a hold or release after submission, a scheduler's claim to start the job,
 a failure recorded by a tracker (cancelled before start, a start or stage-out error), a start
 to retry once the engine is back, and "outputs written". Each job has one small JSON file
-written atomically; ``fcntl`` locks make several processes agree on who schedules a session
-and who writes a job's outputs (the kernel drops a dead process's locks). A submission under
-way has a record, locked by its submitter, so that the work of a submitter that died is seen
-and rolled back.
+written atomically, dropped when the job is deleted or its container removed (seen from its
+``destroy`` event, or missed by a later list: :meth:`StateStore.prune`). ``fcntl`` locks make
+several processes agree on who schedules a session and who writes a job's outputs (the kernel
+drops a dead process's locks). A submission under way has a record, locked by its submitter,
+so that the work of a submitter that died is seen and rolled back.
 
 Nothing here grows with the number of session names ever used: sessions share
 :data:`_SESSION_STRIPES` locks and claim counts, jobs' locks are striped too, marks go with
@@ -22,8 +23,9 @@ import hashlib
 import json
 import os
 import re
+import socket
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -34,6 +36,9 @@ _SESSION_STRIPES = 64
 """Sessions share this many locks and claim counts: a client naming random sessions cannot
 fill the state directory, and two sessions of one stripe merely wait for each other now and
 then (a claim in either moves their shared count, which only makes a scheduler list again)."""
+_PRUNE_SLACK = 60.0
+"""How much older than a container list a marks file must be to be pruned when its job is
+missing from it (clocks of a shared file system may differ a little)."""
 _SUBMISSION_ID = re.compile(r"[0-9a-f]{8,64}")
 
 
@@ -58,6 +63,10 @@ class JobMarks:
     """Starts in a row that failed so (the backoff grows with them)."""
     last_error: str = ""
     """The error of the last such start."""
+    scope: str = ""
+    """The :meth:`StateStore.scope_of` the trackers that wrote the marks (their engine and
+    session): a pass of such a tracker may prune the marks once the job is gone. Empty:
+    written by a store without one (the marks are dropped with the job only)."""
 
     @property
     def terminated(self) -> bool:
@@ -69,7 +78,13 @@ class JobMarks:
 class StateStore:
     """Job marks and cross-process locks under ``root``."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, scope: str = "") -> None:
+        """Open (and make) the state directory ``root``. ``scope`` (see :meth:`scope_of`) is
+        recorded in every marks file this store writes, so that :meth:`prune` can tell the
+        marks of jobs its caller lists from other engines' or sessions' ones."""
+        self._identity = _file_name(f"{socket.gethostname()}\0{os.path.realpath(root)}")[:16]
+        self._scope = scope
+        self._prune_after = ""
         self._jobs = root / "jobs"
         self._locks = root / "locks"
         self._sessions = root / "sessions"
@@ -78,6 +93,17 @@ class StateStore:
             directory.mkdir(parents=True, exist_ok=True)
         self._thread_locks: dict[str, threading.Lock] = {}
         self._guard = threading.Lock()
+
+    @staticmethod
+    def scope_of(engine: str, url: str, session: str) -> str:
+        """The scope of the trackers of ``session`` on the engine ``engine`` at ``url``."""
+        return _file_name(f"{engine}\0{url}\0{session}")[:16]
+
+    @property
+    def identity(self) -> str:
+        """This state directory among those of every host: a hash of the host name and the
+        directory's real path (the same for every tracker using it)."""
+        return self._identity
 
     def marks(self, job_id: str) -> JobMarks:
         """The marks of a job (defaults when none were recorded)."""
@@ -202,12 +228,47 @@ class StateStore:
 
     def _save(self, job_id: str, marks: JobMarks) -> None:
         """Write a job's marks; hold its marks lock."""
+        if self._scope and not marks.scope:
+            marks = replace(marks, scope=self._scope)
         _write_atomically(self._jobs / job_id, json.dumps(asdict(marks)))
 
     def forget(self, job_id: str) -> None:
         """Drop a deleted job's marks."""
         with contextlib.suppress(FileNotFoundError):
             (self._jobs / job_id).unlink()
+
+    def prune(self, alive: Collection[str], listed_at: float, limit: int) -> int:
+        """Drop the marks of this store's scope whose job is gone: not in ``alive``, the ids
+        of every container of the scope's session listed from ``listed_at`` (epoch seconds)
+        on, and written last before then (a job's container exists before its marks are
+        written, so such a job would have been listed). Returns how many were dropped.
+
+        Bounded: looks at ``limit`` marks files at most, resuming after the last one looked
+        at by the previous call (and from the start once all were).
+        """
+        if not self._scope:
+            return 0
+        horizon = listed_at - _PRUNE_SLACK
+        names = sorted(n for n in os.listdir(self._jobs) if not n.startswith("."))
+        batch = [n for n in names if n > self._prune_after][:limit]
+        self._prune_after = batch[-1] if len(batch) == limit else ""
+        dropped = 0
+        for job_id in batch:
+            if job_id in alive or not self._older(job_id, horizon):
+                continue
+            with self.job_lock("marks", job_id):
+                # Under the lock every write of marks is made under: not written meanwhile.
+                if self.marks(job_id).scope == self._scope and self._older(job_id, horizon):
+                    self.forget(job_id)
+                    dropped += 1
+        return dropped
+
+    def _older(self, job_id: str, horizon: float) -> bool:
+        """Whether the job's marks file exists and was written last before ``horizon``."""
+        try:
+            return (self._jobs / job_id).stat().st_mtime < horizon
+        except OSError:
+            return False
 
     def job_lock(self, purpose: str, job_id: str) -> contextlib.AbstractContextManager[None]:
         """An exclusive lock on one job for ``purpose``, across threads and processes.

@@ -77,9 +77,11 @@ _CREATE_THREADS = 8
 _TERMINAL = (JobState.DONE, JobState.FAILED)
 
 
-def _of_submission(spec: ContainerSpec, submission: Submission) -> ContainerSpec:
-    """The spec with the label naming the submission that creates the container."""
-    return dataclasses.replace(spec, labels={**spec.labels, lb.SUBMISSION: submission.id})
+def _of_submission(spec: ContainerSpec, submission: Submission, store: StateStore) -> ContainerSpec:
+    """The spec with the labels naming the submission that creates the container and the
+    state directory it is recorded in (whose schedulers alone start the job)."""
+    labels = {**spec.labels, lb.SUBMISSION: submission.id, lb.STATE_DIR: store.identity}
+    return dataclasses.replace(spec, labels=labels)
 
 
 @refuse_calls_when_closed
@@ -122,7 +124,9 @@ class ContainerTracker:
         self._roots = hostfs.normalize_roots(host_path_roots)
         self._monitor_all = monitor_all_containers
         self._info = engine.info()
-        self._store = StateStore(state_dir)
+        self._store = StateStore(
+            state_dir, scope=StateStore.scope_of(engine.name, engine.url, session)
+        )
         self._log = logger.bind(backend=engine.name, session=session)
         self._closed = threading.Event()
         self._scheduler = Scheduler(
@@ -174,7 +178,7 @@ class ContainerTracker:
         outputs.prepare(plan)
         created: list[str] = []
         with self._submission(uuid.uuid4().hex[:16], created) as submission:
-            created.append(self._create(_of_submission(spec, submission)))
+            created.append(self._create(_of_submission(spec, submission, self._store)))
             if not (plan.hold or plan.start_at):
                 self._scheduler.start(created[0], plan)
         return created[0]
@@ -223,7 +227,7 @@ class ContainerTracker:
                 spec, plan = template_to_spec(jt, dataclasses.replace(context, task_id=task_id))
                 outputs.check(plan, self._roots)  # per task: the index may change the path
                 outputs.prepare(plan)
-                return _of_submission(spec, submission)
+                return _of_submission(spec, submission, self._store)
 
             # No other scheduler starts the tasks of a submission under way, so they are
             # created without the session lock, and this call sees the first ones start.
@@ -289,6 +293,7 @@ class ContainerTracker:
                 self._engine.unpause(record.id)
             case "hold":
                 self._require(job_id, action, state, JobState.QUEUED)
+                self._require_own_state_dir(record, action)
                 if not self._scheduler.hold(record.id):
                     raise InvalidStateError(
                         f"cannot hold job {job_id}: it is being started (RUNNING), and only "
@@ -296,8 +301,11 @@ class ContainerTracker:
                     )
             case "release":
                 self._require(job_id, action, state, JobState.QUEUED_HELD)
+                self._require_own_state_dir(record, action)
                 self._scheduler.release(record.id)
             case "terminate":
+                if state in (JobState.QUEUED, JobState.QUEUED_HELD):
+                    self._require_own_state_dir(record, action)
                 self._terminate(record, state)
             case _:
                 control_action(action)  # raises: not one of the five
@@ -408,6 +416,12 @@ class ContainerTracker:
     def host_path_roots(self) -> tuple[str, ...] | None:
         """The resolved directories jobs' host paths must lie below (None: anywhere)."""
         return self._roots
+
+    @property
+    def monitor_all_containers(self) -> bool:
+        """Whether the Monitorer calls see every container on the engine (False: only
+        containers of trackers)."""
+        return self._monitor_all
 
     def contact(self) -> str:
         """``<engine url>?session=<session>``."""
@@ -567,6 +581,19 @@ class ContainerTracker:
         info = job_info_from_record(record, state, sub_state, self._info.host_name)
         failure = self._store.marks(record.id).failure
         return info.model_copy(update={"annotation": failure}) if failure else info
+
+    def _require_own_state_dir(self, record: ContainerRecord, action: str) -> None:
+        """Refuse to change whether a job that has not started will start, when its submitter
+        used another state directory: holds, releases and terminations before the start are
+        marks there, which the trackers that start the job read, and this tracker cannot
+        write them (a mark here would be ignored, and the job start anyway)."""
+        theirs = record.labels.get(lb.STATE_DIR)
+        if theirs is not None and theirs != self._store.identity:
+            raise InvalidStateError(
+                f"cannot {action} job {record.id} from this tracker: it was submitted by a "
+                "tracker with another state directory, whose trackers start it; use a tracker "
+                "with that CONTAINERTRACKER_STATE_DIR"
+            )
 
     @staticmethod
     def _require(job_id: str, action: str, state: JobState, needed: JobState) -> None:

@@ -4,6 +4,10 @@ One background thread per tracker reads the session's container events. Each eve
 per-container generation and wakes waiters; a waiter re-checks the job only when its
 container's generation moved (or after the resync interval, in case an event was lost while
 the stream reconnected after an engine restart).
+
+Generations are numbers drawn from one ever-growing sequence, so that a container's entry may
+be dropped (its container removed, or many seen since) without a waiter ever mistaking a later
+generation for one it saw: a long-running tracker remembers a bounded number of containers.
 """
 
 from __future__ import annotations
@@ -20,6 +24,9 @@ from containertracker.errors import ContainerTrackerError
 __all__ = ["EventWatcher"]
 
 _ANY = ""
+_REMEMBERED = 4096
+"""At most this many containers' generations are kept; beyond, those that changed least
+recently and that nobody waits for are dropped (reading as :data:`_ANY`'s generation)."""
 
 
 class EventWatcher:
@@ -41,6 +48,10 @@ class EventWatcher:
         self._on_reconnect = on_reconnect
         self._cond = threading.Condition()
         self._generations: dict[str, int] = {}
+        """Container id -> the sequence number of its last event, least recent first."""
+        self._sequence = 0
+        self._waiters: dict[str, int] = {}
+        """How many threads are in :meth:`wait_for_change` per container (kept remembered)."""
         self._closed = threading.Event()
         self._stream: EventStream | None = None
         self._connected = threading.Event()
@@ -52,27 +63,65 @@ class EventWatcher:
         self._connected.wait(timeout=10)
 
     def generation(self, container_id: str) -> int:
-        """A counter that changes whenever an event about the container arrives.
+        """A number that changes whenever an event about the container arrives (and never
+        comes back; it may also change without an event, now and then, when the container's
+        entry is dropped: a waiter then merely looks once more).
 
         ``container_id`` must be the full id (events carry that, never a prefix or a name).
         """
         with self._cond:
-            return self._generations.get(container_id, 0) + self._generations.get(_ANY, 0)
+            return max(self._generations.get(container_id, 0), self._generations.get(_ANY, 0))
 
     def wait_for_change(self, container_id: str, seen: int, timeout: float) -> None:
         """Block until ``generation(container_id) != seen`` or ``timeout`` seconds passed."""
         deadline = time.monotonic() + timeout
         with self._cond:
-            while self.generation(container_id) == seen and not self._closed.is_set():
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return
-                self._cond.wait(remaining)
+            self._waiters[container_id] = self._waiters.get(container_id, 0) + 1
+            try:
+                while self.generation(container_id) == seen and not self._closed.is_set():
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        return
+                    self._cond.wait(remaining)
+            finally:
+                self._waiters[container_id] -= 1
+                if not self._waiters[container_id]:
+                    del self._waiters[container_id]
 
-    def _bump(self, container_id: str) -> None:
+    def remembered(self) -> int:
+        """How many containers' generations are kept (bounded by :data:`_REMEMBERED`)."""
         with self._cond:
-            self._generations[container_id] = self._generations.get(container_id, 0) + 1
+            return len(self._generations)
+
+    def _bump(self, container_id: str, *, removed: bool = False) -> None:
+        """Record an event about the container (``removed``: it is gone, and its entry is
+        dropped unless a thread waits on it) and wake the waiters."""
+        with self._cond:
+            self._sequence += 1
+            # Re-inserted, so that the dict is ordered from the least recently changed.
+            self._generations.pop(container_id, None)
+            # A removed container nobody waits for is forgotten: it reads as _ANY's generation
+            # from now on (a thread about to wait may then miss the removal, and look again
+            # at its resync, as after a lost event).
+            if not removed or container_id in self._waiters:
+                self._generations[container_id] = self._sequence
+            self._forget_beyond(_REMEMBERED)
             self._cond.notify_all()
+
+    def _forget_beyond(self, limit: int) -> None:
+        """Drop the least recently changed entries nobody waits for until ``limit`` remain.
+        Hold ``_cond``."""
+        excess = len(self._generations) - limit
+        if excess <= 0:
+            return
+        victims: list[str] = []
+        for container_id in self._generations:  # least recently changed first
+            if len(victims) == excess:
+                break
+            if container_id != _ANY and container_id not in self._waiters:
+                victims.append(container_id)
+        for container_id in victims:
+            del self._generations[container_id]
 
     def _run(self) -> None:
         since = time.time()
@@ -92,7 +141,7 @@ class EventWatcher:
                 for event in self._stream:
                     since = max(since, event.time)
                     backoff = 0.1
-                    self._bump(event.container_id)
+                    self._bump(event.container_id, removed=event.action == "destroy")
                     if self._on_event is not None:
                         try:
                             self._on_event(event)

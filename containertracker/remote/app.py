@@ -308,16 +308,24 @@ async def add_array_job(request: Request) -> Response:
         return tracker.add_array_job(policy.check(jt), begin, end, step, max_parallel)
 
     try:
-        _check_array_size(len(await request.body()), begin, end, step, ctx.max_array_bytes)
+        _check_array_size(_stored_bytes(jt), begin, end, step, ctx.max_array_bytes)
         return JSONResponse({"JobID": await _run(request, work), "Error": ""})
     except ContainerTrackerError as exc:
         return _with_error({"JobID": "", "Error": str(exc)}, exc)
 
 
+def _stored_bytes(jt: JobTemplate) -> int:
+    """What one task of ``jt`` stores with its container: the template label (base64 of Go
+    JSON, which escapes ``<`` as six bytes: up to 8 times the body's size) and the
+    environment again, as the container's."""
+    environment = sum(len(k.encode()) + len(v.encode()) + 1 for k, v in jt.job_environment.items())
+    return len(jt.to_label()) + environment
+
+
 def _check_array_size(template_bytes: int, begin: int, end: int, step: int, limit: int) -> None:
     """Refuse an array whose tasks' stored templates would take more than ``limit`` bytes
-    (each task's container carries its template): before any work, whatever the tracker
-    would say about the array otherwise.
+    (``template_bytes`` per task, see :func:`_stored_bytes`): before any work, whatever the
+    tracker would say about the array otherwise.
 
     Raises:
         InvalidArgumentError: template size times task count beyond ``limit``.
@@ -582,7 +590,9 @@ def allowed_hosts(settings: ServerSettings) -> list[str]:
 def create_app(pool: TrackerPool, settings: ServerSettings | None = None) -> Starlette:
     """The ASGI application serving ``pool`` as ``settings`` say (defaults: ServerSettings()).
 
-    The app closes the pool's trackers when it shuts down.
+    The pool is confined as the settings say (host path roots, monitoring only of trackers'
+    containers): its trackers that are not are closed and never handed out. The app closes
+    the pool's trackers when it shuts down.
 
     Raises:
         InvalidArgumentError: a bad base path, a short token or an invalid token file.
@@ -632,9 +642,12 @@ def create_app(pool: TrackerPool, settings: ServerSettings | None = None) -> Sta
         mounted_router = mounted.app
         assert isinstance(mounted_router, Router)
         mounted_router.redirect_slashes = False
-    # Every tracker serving this app confines host paths as the server allows, however the
-    # pool was built (the policy only refuses all of them early when none are allowed).
+    # Every tracker serving this app confines host paths as the server allows, and shows
+    # only trackers' containers unless the server allows all, however the pool was built
+    # (the policy only refuses all host paths early when none are allowed).
     pool.confine_host_paths(settings.allowed_host_paths)
+    if not settings.monitor_all_containers:
+        pool.confine_monitoring()
     app.state.ctx = _Context(
         pool=pool,
         policy=policy(settings),

@@ -1,4 +1,5 @@
-"""Connection hygiene uvicorn lacks: a deadline for a request's headers.
+"""Connection hygiene uvicorn lacks: deadlines for a request's headers and for the rest of a
+body the app answered without reading.
 
 uvicorn (0.54, h11) closes a kept-alive connection idle for ``timeout_keep_alive`` seconds, but
 only between requests, and only until the first byte of the next one arrives; a connection
@@ -6,8 +7,16 @@ that never sends anything, or sends its headers a byte at a time, is held foreve
 authentication. :class:`HeaderDeadlineProtocol` closes a connection whose request headers are
 not complete ``header_timeout`` seconds after it opened, or after the first byte of a later
 request on a kept-alive connection (between requests, uvicorn's keep-alive timeout applies).
-Bodies have their own deadline in the app; connection counts are bounded by uvicorn's
-``limit_concurrency``; a TLS handshake by asyncio's handshake timeout (60 s).
+
+A request answered before its body arrived (every refusal: 401, 403, 413, 415, 400, 404, 503
+reads no body) leaves uvicorn discarding the rest of the body, and every byte of it cancels
+uvicorn's keep-alive timer; one byte now and then would hold the connection forever. So the
+rest of such a body must arrive within ``header_timeout`` of the answer, however it trickles
+in, or the connection is closed. (Not at once: closing with unread data makes the kernel
+reset the connection, which can destroy the answer before the client reads it.)
+
+Bodies an endpoint reads have their own deadline in the app; connection counts are bounded by
+uvicorn's ``limit_concurrency``; a TLS handshake by asyncio's handshake timeout (60 s).
 """
 
 from __future__ import annotations
@@ -32,12 +41,18 @@ class HeaderDeadlineConfig(uvicorn.Config):
 
 
 class HeaderDeadlineProtocol(H11Protocol):
-    """h11 with a deadline for each request's headers (see the module docstring)."""
+    """h11 with a deadline for each request's headers, and for the rest of a body answered
+    before it arrived (see the module docstring)."""
 
     def __init__(self, config: uvicorn.Config, *args: Any, **kwargs: Any) -> None:
         super().__init__(config, *args, **kwargs)
         self._header_timeout: float = getattr(config, "header_timeout", 10.0)
         self._header_deadline: asyncio.TimerHandle | None = None
+        self._drain_deadline: asyncio.TimerHandle | None = None
+        """Armed while discarding the body of an answered request; body data never disarms
+        it, only the end of that request (or of the connection) does."""
+        self._drained: object = None
+        """The request/response cycle whose body is being discarded."""
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -45,14 +60,29 @@ class HeaderDeadlineProtocol(H11Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
+        self._end_drain()
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
         super().data_received(data)
+        if self._drain_deadline is not None and (
+            self.conn.their_state is not h11.SEND_BODY or self.cycle is not self._drained
+        ):
+            self._end_drain()  # that body is complete (and maybe the next request began)
         if self.conn.their_state is not h11.IDLE:
             self._disarm()  # the headers are in (or the connection is ending)
         elif self._header_deadline is None and not self.transport.is_closing():
             self._arm()  # a kept-alive connection began its next request
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if self.conn.their_state is h11.SEND_BODY and not self.transport.is_closing():
+            # Answered before the body was in: uvicorn discards the rest as it comes, and
+            # each byte cancels its keep-alive timer. This deadline only the end of the
+            # body cancels.
+            self._end_drain()
+            self._drained = self.cycle
+            self._drain_deadline = self.loop.call_later(self._header_timeout, self._close)
 
     def _arm(self) -> None:
         self._disarm()
@@ -66,4 +96,14 @@ class HeaderDeadlineProtocol(H11Protocol):
     def _expire(self) -> None:
         self._header_deadline = None
         if not self.transport.is_closing() and self.conn.their_state is h11.IDLE:
+            self.transport.close()
+
+    def _end_drain(self) -> None:
+        if self._drain_deadline is not None:
+            self._drain_deadline.cancel()
+            self._drain_deadline = None
+
+    def _close(self) -> None:
+        self._drain_deadline = None
+        if not self.transport.is_closing():
             self.transport.close()

@@ -7,9 +7,12 @@ and host paths (stdin/stdout/stderr files and stage-in/out files are read and wr
 server on its own file system). An operator lifts each refusal explicitly. Resources are
 bounded: a template without a pids or memory limit gets the server's default, and one asking
 for more than the server's maximum (pids, memory, shm, ulimits) is refused. The checks look
-only at the template (and, for ulimits, the server's own limits). Host paths below allowed
-directories are checked by the server's trackers (their ``host_path_roots``), per task, on the
-resolved paths they then use; here they are only refused outright when none are allowed.
+only at the template (and, for ulimits, the server's own limits), and read its limits as the
+tracker will use them: through the core's own parsers (``resource_limits``,
+``template_ulimits``), so no spelling of a limit can mean one thing here and another there.
+Host paths below allowed directories are checked by the server's trackers (their
+``host_path_roots``), per task, on the resolved paths they then use; here they are only
+refused outright when none are allowed.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from containertracker.core import extensions as ext
-from containertracker.core.convert import parse_pids_limit
+from containertracker.core.convert import parse_pids_limit, resource_limits, template_ulimits
 from containertracker.core.extensions import parse_bool
 from containertracker.errors import DeniedByDrmsError
 from containertracker.models import JobTemplate
@@ -67,8 +70,9 @@ class Policy:
         Raises:
             DeniedByDrmsError: the message names the field and the server option that
                 would allow it (or the server's maximum).
-            InvalidArgumentError: a malformed value the policy must read (as the tracker
-                would raise it).
+            InvalidArgumentError: a malformed value the policy must read, or a limit set
+                twice (as the tracker would raise it).
+            UnsupportedAttributeError: an unknown resource limit (as the tracker would).
         """
         self._check_access(jt)
         self._check_resources(jt)
@@ -130,24 +134,24 @@ class Policy:
         pids = jt.extension.get(_PIDS)
         if pids is not None:
             _at_most(f"extension {_PIDS}", parse_pids_limit(pids), self.max_pids_limit, "")
-        memory = _memory_limit(jt)
+        memory = resource_limits(jt.resource_limits).memory
         if memory is not None:
             _at_most(f"resource limit {_MEMORY}", memory, self.max_memory, " bytes")
         shm = jt.extension.get("shm-size")
         if shm is not None:
             _at_most("extension shm-size", ext.parse_size("shm-size", shm), self.max_shm_size, "")
-        ulimits = jt.extension.get("ulimit", "")
-        for limit in ext.parse_ulimits(ulimits) if ulimits else []:
+        # Every ulimit the container would get, whichever field asks for it.
+        for what, limit in template_ulimits(jt):
             ceiling = _host_hard_limit(limit.name)
             for value in (limit.soft, limit.hard):
                 if value == -1:
                     raise DeniedByDrmsError(
-                        f"extension ulimit {limit.name}=unlimited is not allowed on this "
+                        f"{what} (ulimit {limit.name}) = unlimited is not allowed on this "
                         "server; give a number"
                     )
                 if ceiling is not None and value > ceiling:
                     raise DeniedByDrmsError(
-                        f"extension ulimit {limit.name}={value} is beyond this server's own "
+                        f"{what} (ulimit {limit.name}) = {value} is beyond this server's own "
                         f"hard limit ({ceiling}); a job may not raise a limit the server "
                         "does not have"
                     )
@@ -156,7 +160,8 @@ class Policy:
         extension, limits = dict(jt.extension), dict(jt.resource_limits)
         if self.default_pids_limit is not None and _PIDS not in extension:
             extension[_PIDS] = str(self.default_pids_limit)
-        if self.default_memory is not None and _memory_limit(jt) is None:
+        # The limits are checked: no other spelling of VIRTUAL_MEMORY is among them.
+        if self.default_memory is not None and resource_limits(limits).memory is None:
             limits[_MEMORY] = str(self.default_memory)
         if extension == jt.extension and limits == jt.resource_limits:
             return jt
@@ -181,14 +186,6 @@ def _at_most(what: str, value: int, maximum: int | None, unit: str) -> None:
         raise DeniedByDrmsError(
             f"{what} {value}{unit} is beyond this server's maximum of {maximum}{unit}"
         )
-
-
-def _memory_limit(jt: JobTemplate) -> int | None:
-    """The template's VIRTUAL_MEMORY in bytes (the key is case-insensitive, as in convert)."""
-    for key, value in jt.resource_limits.items():
-        if key.upper() == _MEMORY:
-            return ext.parse_size(f"resource limit {_MEMORY}", value)
-    return None
 
 
 def _host_hard_limit(name: str) -> int | None:

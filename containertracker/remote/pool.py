@@ -28,12 +28,15 @@ class TrackerPool:
 
     ``open(session)`` builds a tracker; requests without a session header get
     ``default_session``. At most ``max_sessions`` trackers stay open: when another session
-    is asked for, the least recently used idle one is closed (its jobs live on; it is
-    reopened when asked for again).
+    is asked for, the least recently used idle one is closed (its jobs live on, but its
+    scheduling waits until it is reopened, when asked for again, or another tracker of the
+    session is open: a known limit, see the README).
 
     A pool confined to host directories (:meth:`confine_host_paths`, which the server does
     with its ``allowed_host_paths``) hands out only trackers that confine their jobs' host
-    paths to below them (``host_path_roots``), however it was built.
+    paths to below them (``host_path_roots``), however it was built; one confined to
+    trackers' containers (:meth:`confine_monitoring`, which the server does unless
+    ``monitor_all_containers``) only trackers whose monitoring shows no other containers.
     """
 
     def __init__(
@@ -50,10 +53,13 @@ class TrackerPool:
         """Open trackers, least recently used first."""
         self._busy: Counter[str] = Counter()
         """Requests in flight per session: their trackers are never evicted."""
-        self._opening: dict[str, threading.Lock] = {}
+        self._opening: dict[str, tuple[threading.Lock, int]] = {}
+        """Per session being opened: the lock its openers take, and how many hold or wait
+        for it (dropped at 0: failed opens and sessions of any name leave nothing behind)."""
         self._lock = threading.Lock()
         self._closed = False
         self._roots: tuple[str, ...] | None = None
+        self._monitor_trackers_only = False
 
     @property
     def host_path_roots(self) -> tuple[str, ...] | None:
@@ -70,17 +76,35 @@ class TrackerPool:
         """
         wanted = hostfs.normalize_roots(roots)
         assert wanted is not None
+        self._confine(lambda: setattr(self, "_roots", wanted))
+
+    def confine_monitoring(self) -> None:
+        """From now on, hand out only trackers whose Monitorer calls show trackers'
+        containers only (``monitor_all_containers`` False). Open trackers that show all are
+        closed (they are reopened, confined, when asked for again).
+
+        Raises:
+            InvalidStateError: such a tracker is serving a request right now.
+        """
+        self._confine(lambda: setattr(self, "_monitor_trackers_only", True))
+
+    def _confine(self, tighten: Callable[[], None]) -> None:
+        """Apply ``tighten`` (under the pool's lock) and close the trackers it rules out."""
         with self._lock:
-            self._roots = wanted
+            tighten()
             unconfined = [s for s, t in self._trackers.items() if not self._confines(t)]
             if any(self._busy[s] for s in unconfined):
-                raise InvalidStateError("cannot confine host paths while requests are served")
+                raise InvalidStateError("cannot confine trackers while requests are served")
             closing = [self._trackers.pop(s) for s in unconfined]
         for tracker in closing:
             _close(tracker)
 
     def _confines(self, tracker: JobTracker) -> bool:
-        """Whether ``tracker`` keeps host paths below this pool's roots (if it has any)."""
+        """Whether ``tracker`` is as confined as this pool must hand out: host paths below
+        the pool's roots (if it has any), monitoring of trackers' containers only (if so)."""
+        shows_all = getattr(tracker, "monitor_all_containers", True) is not False
+        if self._monitor_trackers_only and shows_all:
+            return False
         if self._roots is None:
             return True
         theirs = getattr(tracker, "host_path_roots", None)
@@ -96,17 +120,22 @@ class TrackerPool:
         params: dict[str, Any] | None = None,
         *,
         host_path_roots: Sequence[str | os.PathLike[str]] | None = None,
+        max_sessions: int = 64,
     ) -> TrackerPool:
         """A pool opening ``new_job_tracker(backend, session, params)`` per session, with
         the pool's host path roots (``host_path_roots``, or those given later to
-        :meth:`confine_host_paths`) as the trackers' ``host_path_roots``."""
+        :meth:`confine_host_paths`) as the trackers' ``host_path_roots``, and
+        ``monitor_all_containers`` False once :meth:`confine_monitoring` was called; at most
+        ``max_sessions`` trackers open at once."""
 
         def open_tracker(session: str) -> JobTracker:
             roots = pool.host_path_roots
-            extra = {} if roots is None else {"host_path_roots": list(roots)}
+            extra: dict[str, Any] = {} if roots is None else {"host_path_roots": list(roots)}
+            if pool._monitor_trackers_only:
+                extra["monitor_all_containers"] = False
             return new_job_tracker(backend, session, {**(params or {}), **extra})
 
-        pool = cls(open_tracker, default_session)
+        pool = cls(open_tracker, default_session, max_sessions=max_sessions)
         if host_path_roots is not None:
             pool.confine_host_paths(host_path_roots)
         return pool
@@ -130,6 +159,7 @@ class TrackerPool:
             with self._opening_lock(session):
                 tracker = self._acquire(session)
                 if tracker is None:
+                    self._check_room()  # before building a tracker only to close it again
                     tracker = self._insert(session, self._confined(self._open(session)))
         try:
             yield tracker
@@ -140,13 +170,17 @@ class TrackerPool:
                     del self._busy[session]
 
     def _confined(self, tracker: JobTracker) -> JobTracker:
-        """``tracker``, unless it does not confine host paths as this pool must (closed)."""
+        """``tracker``, unless it is not as confined as this pool must hand out (closed)."""
         if not self._confines(tracker):
             _close(tracker)
+            wanted = []
+            if self._roots is not None:
+                wanted.append(f"host paths to {', '.join(self._roots) or 'nothing'}")
+            if self._monitor_trackers_only:
+                wanted.append("monitoring to trackers' containers")
             raise DeniedByDrmsError(
-                "this server confines host paths to "
-                f"{', '.join(self._roots or ()) or 'nothing'}, but its backend's tracker "
-                "does not (host_path_roots); refusing to serve it"
+                f"this server confines {' and '.join(wanted)}, but its backend's tracker "
+                "does not (host_path_roots, monitor_all_containers); refusing to serve it"
             )
         return tracker
 
@@ -161,16 +195,41 @@ class TrackerPool:
                 self._busy[session] += 1
             return tracker
 
-    def _opening_lock(self, session: str) -> threading.Lock:
+    @contextlib.contextmanager
+    def _opening_lock(self, session: str) -> Iterator[None]:
+        """Hold ``session``'s opening lock; the last one to leave drops it."""
         with self._lock:
-            return self._opening.setdefault(session, threading.Lock())
+            lock, users = self._opening.get(session, (threading.Lock(), 0))
+            self._opening[session] = (lock, users + 1)
+        try:
+            with lock:
+                yield
+        finally:
+            with self._lock:
+                users = self._opening[session][1] - 1
+                if users:
+                    self._opening[session] = (lock, users)
+                else:
+                    del self._opening[session]
+
+    def _check_room(self) -> None:
+        """Refuse to open another session while every open one is busy and none can be
+        evicted (:meth:`_insert` checks again: others may open sessions meanwhile).
+
+        Raises:
+            TryLaterError: the pool is full of sessions with requests in flight.
+        """
+        with self._lock:
+            if len(self._trackers) >= self._max and all(self._busy[s] for s in self._trackers):
+                raise TryLaterError(f"all {self._max} sessions this server keeps open are busy")
 
     def _insert(self, session: str, tracker: JobTracker) -> JobTracker:
         """Add a newly opened tracker, marked busy, evicting idle ones to make room; if the
         session is open already, keep that tracker (marked busy) and close the new one.
 
-        Why the latter: an eviction discards the session's opening lock, so a request that
-        took the old lock before and one that took the new lock after can both open it.
+        Why the latter: openers of one session share its opening lock while any of them
+        holds or waits for it, so this should not happen; if it ever did, the pool would
+        still keep one tracker per session and leak no threads.
         """
         evicted: list[JobTracker] = []
         try:
@@ -190,7 +249,6 @@ class TrackerPool:
                             f"all {self._max} sessions this server keeps open are busy"
                         )
                     evicted.append(self._trackers.pop(idle))
-                    self._opening.pop(idle, None)
                 self._trackers[session] = tracker
                 self._busy[session] += 1
         except BaseException:

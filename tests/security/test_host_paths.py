@@ -12,6 +12,7 @@ the allowed directory R.
 from __future__ import annotations
 
 import os
+import tracemalloc
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -128,14 +129,21 @@ def test_a_job_cannot_write_into_its_stage_in(setup: Setup) -> None:
 
 def test_an_output_file_swapped_for_a_symlink_is_not_followed(setup: Setup) -> None:
     """Attack 2: another job's stage-out replaces a held job's output file by a symlink to
-    a host file; when the held job ends, its output is not written through it."""
+    a host file. That stage-out is refused now (a symlink never replaces a file, nor leads
+    out of its directory); and a symlink put there otherwise is not written through when the
+    held job ends."""
     r = setup.root
     victim = setup.outside / "victim"
     victim.write_text("precious")
     held = setup.submit("echo evil", output_path=f"{r}/out", submit_as_hold=True)
     assert (r / "out").is_file()
-    state, _ = setup.run(f"mkdir /s && ln -s {victim} /s/out", stage_out_files={"/s": str(r)})
-    assert state is JobState.DONE and os.readlink(r / "out") == str(victim)
+    state, annotation = setup.run(
+        f"mkdir /s && ln -s {victim} /s/out", stage_out_files={"/s": str(r)}
+    )
+    assert state is JobState.FAILED and "could lead outside" in annotation
+    assert (r / "out").is_file() and not (r / "out").is_symlink()
+    (r / "out").unlink()
+    (r / "out").symlink_to(victim)
     setup.tracker.job_control(held, "release")
     state, annotation = setup.finish(held)
     assert state is JobState.FAILED and "symlink" in annotation
@@ -178,10 +186,9 @@ def test_array_paths_are_checked_for_every_task(setup: Setup) -> None:
     """Attack 3: task 0's path lies in R, task 1's (R/c/x1 -> outside) does not. Before,
     only index 0 was checked. Now the submission is refused and nothing is created."""
     r = setup.root
-    state, _ = setup.run(
-        f"mkdir -p /c/x0 && ln -s {setup.outside} /c/x1", stage_out_files={"/c": f"{r}/c"}
-    )
-    assert state is JobState.DONE
+    # (A job can no longer stage out such a link, see the test below: it is put there here.)
+    (r / "c/x0").mkdir(parents=True)
+    (r / "c/x1").symlink_to(setup.outside)
     jobs_before = setup.tracker.list_jobs()
     jt = JobTemplate(
         job_category=TEST_IMAGE,
@@ -194,6 +201,57 @@ def test_array_paths_are_checked_for_every_task(setup: Setup) -> None:
     assert setup.tracker.list_jobs() == jobs_before
     assert list((r / "c/x0").iterdir()) == []
     setup.outside_untouched()
+
+
+def test_a_stage_out_cannot_plant_a_symlink_that_a_restart_would_mount(setup: Setup) -> None:
+    """Job A stages in the file R/x/in and restarts on failure; job B stages out onto R/x a
+    directory holding ``in -> <host file>`` (and ``up -> ..``). Before: B's stage-out replaced
+    R/x/in by the link, and A's restart (the engine resolving the bind source anew) mounted
+    the host file. Now B's stage-out fails, nothing is written through or in place of a
+    file, and A's restart reads its own input."""
+    r = setup.root
+    secret = setup.outside / "secret"
+    secret.write_text("secret")
+    (r / "x").mkdir()
+    (r / "x/in").write_text("input")
+    (r / "go").mkdir()
+    a = setup.submit(
+        "if test -e /ran; then cat /in; exit 0; fi; touch /ran; i=0;"
+        " while ! test -e /go/now && test $i -lt 300; do sleep 0.2; i=$((i+1)); done; exit 1",
+        stage_in_files={f"{r}/x/in": "/in", f"{r}/go": "/go"},
+        output_path=f"{r}/out",
+        extension={"restart": "on-failure:3"},
+    )
+    for links in (f"ln -s {secret} /s/in", "ln -s .. /s/up", "ln -s sub/../.. /s/up"):
+        state, annotation = setup.run(f"mkdir /s && {links}", stage_out_files={"/s": f"{r}/x"})
+        assert state is JobState.FAILED and "could lead outside" in annotation, annotation
+    assert sorted(p.name for p in (r / "x").iterdir()) == ["in"]
+    assert (r / "x/in").read_text() == "input" and not (r / "x/in").is_symlink()
+    state, annotation = setup.run("mkdir /s && ln -s other /s/in", stage_out_files={"/s": f"{r}/x"})
+    assert state is JobState.FAILED and "exists already" in annotation, annotation
+    (r / "go/now").touch()
+    state, _ = setup.finish(a)
+    assert state is JobState.DONE
+    assert (r / "out").read_text() == "input"
+    setup.outside_untouched("secret")
+
+
+def test_a_large_input_is_streamed_in_bounded_memory(setup: Setup) -> None:
+    """A 50 MiB input file (another job's stage-out, say) is fed to the job in pieces: the
+    tracker (and the server) never hold it whole."""
+    r = setup.root
+    size = 50 << 20
+    with open(r / "in", "wb") as f:
+        f.truncate(size)
+    tracemalloc.start()
+    try:
+        state, annotation = setup.run("wc -c", input_path=f"{r}/in", output_path=f"{r}/out")
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert state is JobState.DONE, annotation
+    assert (r / "out").read_text().strip() == str(size)
+    assert peak < 16 << 20  # a few chunks and the tracker's own state, never 50 MiB
 
 
 def test_paths_outside_the_roots_are_refused_and_nothing_is_created(setup: Setup) -> None:

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import pytest
 
+import containertracker
 from containertracker import InvalidArgumentError, InvalidStateError, JobState, JobTemplate
 from containertracker.core import labels as lb
 from containertracker.core.statestore import StateStore
@@ -148,8 +149,8 @@ def submitter(backend, state_dir, session_name, image) -> Iterator:  # type: ign
     tasks, paused after ``pause_after`` creations). Returns the process once it paused."""
     processes: list[subprocess.Popen[str]] = []
 
-    def start(kind: str, pause_after: int = 1) -> subprocess.Popen[str]:
-        params = {**engine_params(backend, state_dir), "state_dir": str(state_dir)}
+    def start(kind: str, pause_after: int = 1, state: Path = state_dir) -> subprocess.Popen[str]:
+        params = {**engine_params(backend, state), "state_dir": str(state)}
         args = [backend, session_name, repr(params), image, kind, str(pause_after)]
         process = subprocess.Popen(
             [sys.executable, "-c", _PAUSING_SUBMITTER, *args],
@@ -217,6 +218,101 @@ def test_array_killed_mid_submission_is_rolled_back_as_a_whole(
     _kill(process)
     assert until(lambda: tracker.list_jobs() == [held]), "the partial array was not rolled back"
     assert until(lambda: StateStore(state_dir).submissions(session_name) == set())
+
+
+# -- review: trackers of another state directory, marks of gone jobs ---------------------------
+
+
+@pytest.mark.local_only
+@pytest.mark.parametrize("kind", ["job", "0"])
+def test_a_submission_of_another_state_directory_is_left_to_its_trackers(
+    submitter, tracker, engine, backend, session_name, tmp_path, kind
+) -> None:
+    """A tracker with another state directory (say, the server's as root) sees a submission
+    under way whose record it cannot see: it starts none of its jobs (before, it started the
+    add_job's job, which ran twice if it ended before its submitter's own start, and the tasks
+    of an array being created), nor after the submitter died; a tracker of the submitter's
+    state directory rolls it back."""
+    theirs = tmp_path / "their-state"
+    process = submitter(kind, pause_after=5, state=theirs)  # "job": paused before its start
+    ids = tracker.list_jobs()
+    before = sorted(engine.inspect(i).status for i in ids)
+    assert before == ["created"] * (1 if kind == "job" else 5)
+    tracker._scheduler.schedule_now()
+    assert sorted(engine.inspect(i).status for i in ids) == before
+    _kill(process)
+    tracker._scheduler.schedule_now()
+    assert sorted(engine.inspect(i).status for i in ids) == before  # not ours to run
+    with containertracker.new_job_tracker(backend, session_name, engine_params(backend, theirs)):
+        assert until(lambda: tracker.list_jobs() == []), "their tracker did not roll it back"
+
+
+@pytest.mark.local_only
+def test_a_throttled_array_of_another_state_directory_is_not_refilled(
+    tracker, engine, backend, image, session_name, tmp_path
+) -> None:
+    """A throttled array submitted with another state directory, its tracker closed: a slot
+    that frees up is not filled by a tracker of this state directory (its claims there cannot
+    be seen, so both sides filling slots would exceed max_parallel or run a task twice)."""
+    theirs = engine_params(backend, tmp_path / "their-state")
+    with containertracker.new_job_tracker(backend, session_name, theirs) as submitting:
+        array_id = submitting.add_array_job(jt(image, "sleep", "300"), 1, 2, 1, max_parallel=1)
+        first, second = submitting.list_array_jobs(array_id)
+    tracker.job_control(first, "terminate")
+    assert tracker.wait(first, 60) is JobState.FAILED
+    tracker._scheduler.schedule_now()
+    assert engine.inspect(second).status == "created"
+    with containertracker.new_job_tracker(backend, session_name, theirs):  # its own: it starts
+        assert until(lambda: engine.inspect(second).status == "running")
+
+
+@pytest.mark.local_only
+def test_a_queued_job_of_another_state_directory_is_not_controlled_from_here(
+    tracker, engine, backend, image, session_name, tmp_path
+) -> None:
+    """hold, release and terminate before the start are marks in the submitter's state
+    directory: from a tracker with another one they are refused (a mark there would be
+    ignored and the job start anyway), and they work from a tracker of the submitter's."""
+    theirs = engine_params(backend, tmp_path / "their-state")
+    with containertracker.new_job_tracker(backend, session_name, theirs) as submitting:
+        held = submitting.add_job(jt(image, "sleep", "300", submit_as_hold=True))
+        for action in ("release", "terminate"):
+            with pytest.raises(InvalidStateError, match="another state directory"):
+                tracker.job_control(held, action)  # type: ignore[arg-type]
+        assert engine.inspect(held).status == "created"
+        assert submitting.job_state(held)[0] is QUEUED_HELD
+        submitting.job_control(held, "release")
+        assert submitting.wait(held, 60, RUNNING) is RUNNING
+        tracker.job_control(held, "terminate")  # running: a stop works from anywhere
+        assert submitting.wait(held, 60) is JobState.FAILED
+
+
+@pytest.mark.local_only
+def test_an_rm_job_leaves_no_marks_behind(tracker, image, state_dir) -> None:
+    """A job whose container the engine removes at its end (rm=true) leaves no marks file:
+    the tracker drops it on the container's removal event."""
+    job_id = tracker.add_job(jt(image, "true", extension={"rm": "true"}))
+    assert until(lambda: tracker.list_jobs() == [])
+    assert until(lambda: not (state_dir / "jobs" / job_id).exists()), "its marks stayed"
+
+
+@pytest.mark.local_only
+def test_marks_of_a_job_removed_while_no_tracker_ran_are_pruned(
+    engine, backend, image, session_name, tmp_path
+) -> None:
+    """A job removed by hand while no tracker of its session was open: the next tracker's
+    background pass prunes its marks once they are older than its list."""
+    params = engine_params(backend, tmp_path)
+    with containertracker.new_job_tracker(backend, session_name, params) as first:
+        job_id = first.add_job(jt(image, "true"))
+        assert first.wait(job_id, 60) is JobState.DONE
+    engine.remove(job_id)
+    marks = tmp_path / "jobs" / job_id
+    assert marks.exists()
+    then = time.time() - 600  # written long before any list the next tracker takes
+    os.utime(marks, (then, then))
+    with containertracker.new_job_tracker(backend, session_name, params):
+        assert until(lambda: not marks.exists()), "the gone job's marks were not pruned"
 
 
 # -- 5: a missing image fails before any task is built ------------------------------------------

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import resource
 import socket
 import threading
 import uuid
@@ -24,6 +25,7 @@ from loguru import logger
 import containertracker
 from containertracker import (
     DeniedByDrmsError,
+    InvalidArgumentError,
     JobNotFoundError,
     JobState,
     JobTemplate,
@@ -225,6 +227,83 @@ def test_a_kept_alive_connection_cannot_stall_its_next_request(serve) -> None:
                 assert sock.recv(1024) == b""
 
 
+TOKEN = "a-token-long-enough-0001"
+REFUSED_POST = (
+    b"POST /addjob HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+    b"Content-Length: 100000\r\n\r\n"
+)
+"""Headers of a request the server refuses (no token) before reading its body."""
+
+
+def _unreachable_backend(session: str) -> Any:
+    raise containertracker.DrmCommunicationError("these tests reach no tracker")
+
+
+def _read_401(sock: socket.socket) -> None:
+    answer = b""
+    while b"bearer token" not in answer:  # the end of the 401's body
+        chunk = sock.recv(4096)
+        assert chunk, "the server closed the connection before answering"
+        answer += chunk
+    assert answer.startswith(b"HTTP/1.1 401")
+
+
+def _closed_by_server(sock: socket.socket, trickle: bool) -> bool:
+    """Whether the server closes ``sock`` (within the socket's timeout, a test bound only),
+    while the client sends one more body byte (``trickle``: one byte after another)."""
+    sock.sendall(b"{")
+    sock.settimeout(0.2 if trickle else 60)
+    for _ in range(300):
+        try:
+            if sock.recv(1024) == b"":
+                return True
+        except TimeoutError:
+            if not trickle:
+                return False
+            try:
+                sock.sendall(b" ")
+            except (BrokenPipeError, ConnectionResetError):
+                return True
+        except ConnectionResetError:
+            return True
+    return False
+
+
+def test_an_unread_body_cannot_hold_a_connection() -> None:
+    """Refused at once (401, its body unread), a request then sends one body byte, or one
+    byte after another: uvicorn's keep-alive timer stops at each byte and no endpoint reads
+    the body, so such connections were held forever and, at max_connections, every later
+    request got 503. Now the rest of the body has header_timeout after the answer; then
+    the connection is closed and a valid request is served. (No engine: nothing reaches a
+    tracker.)"""
+    settings = ServerSettings(
+        port=0, header_timeout=1, keep_alive=300, max_connections=3, token=TOKEN
+    )
+    with ServerThread(TrackerPool(_unreachable_backend, "s"), settings) as url:
+        address = urlsplit(url)
+        for trickle in (True, False):
+            with socket.create_connection((address.hostname, address.port), timeout=60) as sock:
+                sock.sendall(REFUSED_POST)
+                _read_401(sock)
+                assert _closed_by_server(sock, trickle)
+        valid = httpx.get(url + "/openapi.json", headers={"Authorization": f"Bearer {TOKEN}"})
+        assert valid.status_code == 200
+
+
+def test_a_refused_request_whose_body_completes_keeps_its_connection() -> None:
+    """The deadline ends with the body: a client that sends it whole may send its next
+    request on the same connection."""
+    settings = ServerSettings(port=0, header_timeout=30, token=TOKEN)
+    with ServerThread(TrackerPool(_unreachable_backend, "s"), settings) as url:
+        address = urlsplit(url)
+        with socket.create_connection((address.hostname, address.port), timeout=60) as sock:
+            sock.sendall(REFUSED_POST)
+            _read_401(sock)
+            sock.sendall(b" " * 100_000)
+            sock.sendall(b"GET /openapi.json HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            assert sock.recv(12) == b"HTTP/1.1 200"
+
+
 # -- item 7: monitoring shows only trackers' containers ------------------------------------------
 
 
@@ -252,6 +331,20 @@ def test_monitoring_hides_foreign_containers(serve, foreign_container: str) -> N
     with serve(monitor_all_containers=True) as url, client(url, "ct-test-monitor") as tracker:
         assert foreign_container in tracker.get_all_job_ids()  # the option shows it
         assert tracker.job_info_from_monitor(foreign_container).id == foreign_container
+
+
+def test_a_pool_built_directly_hides_foreign_containers_too(
+    backend: str, state_dir: Path, session_name: str, foreign_container: str
+) -> None:
+    """A pool whose trackers were opened with the library's default (monitor everything),
+    served as it is (ServerThread, embedding): the server still shows only trackers'
+    containers, unless its settings allow all."""
+    check_engine(backend, state_dir)
+    pool = TrackerPool.for_backend(backend, session_name, engine_params(backend, state_dir))
+    with ServerThread(pool, ServerSettings(port=0)) as url, client(url, session_name) as tracker:
+        assert foreign_container not in tracker.get_all_job_ids()
+        with pytest.raises(JobNotFoundError):
+            tracker.job_info_from_monitor(foreign_container)
 
 
 # -- item 8: tokens bound to sessions ------------------------------------------------------------
@@ -325,6 +418,30 @@ def test_policy_refusals_leave_nothing_behind(
     assert session_containers(engine, session_name) == []
 
 
+@pytest.mark.parametrize(
+    "limits",
+    [
+        {"VIRTUAL_MEMORY": "1M", "virtual_memory": "1T"},  # the policy read 1M, the job got 1T
+        {"VIRTUAL_MEMORY": "0"},  # no default was added, and 0 is no limit to the engine
+        {"OPEN_FILES": str(resource.getrlimit(resource.RLIMIT_NOFILE)[1] + 1)},
+        {"OPEN_FILES": "1000000000000", "FILE_SIZE": "1p"},  # beyond any nofile limit
+    ],
+)
+def test_resource_limits_cannot_pass_the_policy_another_way(
+    serve, engine: Engine, session_name: str, limits: dict[str, str]
+) -> None:
+    """Resource limits are read once, by the core: the policy checks what the job would get
+    (a second spelling of a key, 0 for "unlimited", ulimits through resource_limits)."""
+    with serve() as url, client(url, session_name) as tracker:
+        jt = JobTemplate(remote_command="true", job_category=TEST_IMAGE, resource_limits=limits)
+        with pytest.raises((InvalidArgumentError, DeniedByDrmsError)):
+            tracker.add_job(jt)
+        with pytest.raises((InvalidArgumentError, DeniedByDrmsError)):
+            tracker.add_array_job(jt, 1, 3)
+        assert tracker.list_jobs() == []
+    assert session_containers(engine, session_name) == []
+
+
 def _host_config(engine: Engine, container_id: str) -> dict[str, Any]:
     """The container's HostConfig as the engine reports it (both speak Docker's keys)."""
     api: Any = engine._api  # type: ignore[attr-defined]
@@ -364,6 +481,20 @@ def test_a_huge_array_is_refused_before_any_work(serve, engine: Engine, session_
         assert answer.status_code == 200 and answer.json()["JobID"] == ""
         assert answer.headers[ERROR_CLASS_HEADER] == "InvalidArgumentError"
         assert "limit" in answer.json()["Error"]
+    assert session_containers(engine, session_name) == []
+
+
+def test_an_escaped_template_counts_at_its_stored_size(
+    serve, engine: Engine, session_name: str
+) -> None:
+    """100 kB of ``<`` times 20 tasks is 2 MB of body, but each task stores 800 kB of label
+    (Go escapes ``<`` as six bytes, base64 grows it) and the environment again: beyond an
+    8 MiB limit, refused before any work."""
+    body = {**GO_BODY, "jobEnvironment": {"A": "<" * 100_000}, "begin": 1, "end": 20}
+    with serve(max_array_bytes=8 << 20) as url, httpx.Client(base_url=url, timeout=60) as http:
+        answer = http.post("/addarrayjob", json=body)
+        assert answer.headers[ERROR_CLASS_HEADER] == "InvalidArgumentError"
+        assert "limit" in answer.json()["Error"] and answer.json()["JobID"] == ""
     assert session_containers(engine, session_name) == []
 
 

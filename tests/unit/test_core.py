@@ -23,10 +23,13 @@ from containertracker import (
 from containertracker.core import extensions as ext
 from containertracker.core import labels as lb
 from containertracker.core.convert import (
+    ResourceLimits,
     SubmitContext,
     container_state,
     job_info_from_record,
+    resource_limits,
     template_to_spec,
+    template_ulimits,
 )
 from containertracker.core.engine import Bind, ContainerRecord, EngineInfo, PortBinding, Ulimit
 from containertracker.core.statestore import JobMarks, StateStore
@@ -227,6 +230,28 @@ def test_resources_and_plan(tmp_path: Path) -> None:
     assert lb.Plan.from_labels(spec.labels) == plan
 
 
+def test_resource_limits_read_one_way(tmp_path: Path) -> None:
+    """Keys in any case, each limit once; the ulimits of both sources in one list, which the
+    spec carries exactly; CPU time rounded up (a ulimit counts whole seconds)."""
+    jt = JobTemplate(
+        remote_command="true",
+        job_category="i",
+        resource_limits={"virtual_memory": "64m", "Cpu_Time": "0.5", "file_size": "1k"},
+        extension={"ulimit": "nofile=10:20"},
+    )
+    assert resource_limits(jt.resource_limits) == ResourceLimits(
+        ulimits=(
+            ("resource limit CPU_TIME", Ulimit("cpu", 1, 1)),
+            ("resource limit FILE_SIZE", Ulimit("fsize", 1024, 1024)),
+        ),
+        memory=64 << 20,
+    )
+    named = template_ulimits(jt)
+    assert [what for what, _ in named][-1] == "extension ulimit nofile"
+    spec, _ = template_to_spec(jt, ctx(tmp_path))
+    assert spec.ulimits == tuple(limit for _, limit in named) and spec.mem_limit == 64 << 20
+
+
 def test_array_task(tmp_path: Path) -> None:
     """A task gets TASK_ID (env, label, stored template), a suffixed name, its index."""
     jt = JobTemplate(
@@ -278,6 +303,28 @@ def test_array_task(tmp_path: Path) -> None:
         ({"resource_limits": {"NICE": "1"}}, UnsupportedAttributeError, "NICE"),
         ({"resource_limits": {"CPU_TIME": "-1"}}, InvalidArgumentError, "positive"),
         ({"resource_limits": {"STACK_SIZE": "big"}}, InvalidArgumentError, "STACK_SIZE"),
+        # One spelling per limit: which of two would hold was a matter of order.
+        (
+            {"resource_limits": {"VIRTUAL_MEMORY": "1M", "virtual_memory": "1T"}},
+            InvalidArgumentError,
+            "set it once",
+        ),
+        # No limit means "unlimited": a memory limit of 0 would, to the engine.
+        ({"resource_limits": {"VIRTUAL_MEMORY": "0"}}, InvalidArgumentError, "positive"),
+        ({"resource_limits": {"virtual_memory": "0.1"}}, InvalidArgumentError, "positive"),
+        ({"resource_limits": {"FILE_SIZE": "0"}}, InvalidArgumentError, "positive"),
+        ({"resource_limits": {"OPEN_FILES": "0.5"}}, InvalidArgumentError, "positive"),
+        ({"resource_limits": {"CPU_TIME": "nan"}}, InvalidArgumentError, "positive"),
+        ({"resource_limits": {"WALLCLOCK_TIME": "inf"}}, InvalidArgumentError, "positive"),
+        ({"resource_limits": {"DATA_SIZE": "99999999p"}}, InvalidArgumentError, "beyond"),
+        (
+            {"resource_limits": {"OPEN_FILES": "64"}, "extension": {"ulimit": "nofile=32"}},
+            InvalidArgumentError,
+            "twice",
+        ),
+        ({"extension": {"ulimit": "nofile=32,nofile=64"}}, InvalidArgumentError, "twice"),
+        ({"extension": {"ulimit": "core=-5"}}, InvalidArgumentError, "-1"),
+        ({"extension": {"ulimit": f"core={2**63}"}}, InvalidArgumentError, "-1"),
     ],
 )
 def test_refusals(tmp_path: Path, fields: dict[str, object], error: type, text: str) -> None:

@@ -6,8 +6,12 @@ from __future__ import annotations
 
 import io
 import os
+import shutil
+import socket
 import stat
 import tarfile
+import tempfile
+import threading
 import tracemalloc
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from containertracker import JobTemplate
+from containertracker.backends._common import feed_stdin
 from containertracker.core import hostfs, outputs
 from containertracker.core.convert import template_to_spec
 from containertracker.errors import DeniedByDrmsError, InvalidArgumentError
@@ -56,10 +61,89 @@ def test_dotdot_after_symlink_resolves_as_the_kernel_does(root: Path) -> None:
     untouched(root)
 
 
-def test_resolve_relative_paths_against_cwd_and_keeps_devices(root: Path) -> None:
+def test_resolve_relative_paths_against_cwd_and_keeps_dev_null(root: Path) -> None:
     (root / "d").mkdir()
     assert hostfs.resolve("d/../f", str(root)) == f"{root}/f"
     assert hostfs.resolve("/dev/null", "/") == "/dev/null"
+
+
+# -- /dev paths: only /dev/null is literal -----------------------------------------------------
+
+
+@pytest.fixture
+def shm(root: Path) -> Iterator[Path]:
+    """A directory of its own in /dev/shm (a tmpfs an operator may allow), removed after."""
+    if not os.access("/dev/shm", os.W_OK):
+        pytest.skip("no writable /dev/shm")
+    path = Path(tempfile.mkdtemp(dir="/dev/shm", prefix="ct-test-"))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path)
+
+
+def test_dev_paths_are_resolved_and_checked_like_any_path(root: Path, shm: Path) -> None:
+    # Attack: with roots [/dev/shm/...], '..' and symlinks below /dev/ escaped the root:
+    # /dev/... was taken literally, never checked, and opened following symlinks.
+    roots = [str(shm)]
+    escape = f"{shm}/../../../etc/passwd"
+    assert hostfs.resolve(escape, "/") == "/etc/passwd"
+    with pytest.raises(DeniedByDrmsError, match="outside"):
+        hostfs.check_within(hostfs.resolve(escape, "/"), roots, "input_path")
+    (shm / "link").symlink_to(outside(root))
+    with pytest.raises(DeniedByDrmsError, match="outside"):
+        hostfs.check_within(hostfs.resolve(f"{shm}/link/out", "/"), roots, "output_path")
+    with pytest.raises(InvalidArgumentError, match="symlink"):  # the unresolved path: never
+        hostfs.write_file(f"{shm}/link/out", [b"evil"])  # followed either
+    (outside(root) / "secret").write_bytes(b"secret")
+    (shm / "in").symlink_to(outside(root) / "secret")
+    with pytest.raises(InvalidArgumentError, match="symlink"):
+        hostfs.open_for_reading(f"{shm}/in")
+    jt = JobTemplate(job_category="i", stage_in_files={f"{shm}/../../..": "/h"})
+    _, plan = template_to_spec(jt, ctx(root))
+    assert plan.stage_in == ["/"]
+    with pytest.raises(DeniedByDrmsError, match="outside"):
+        outputs.check(plan, roots)
+    assert sorted(p.name for p in outside(root).iterdir()) == ["secret"]
+    assert (outside(root) / "secret").read_bytes() == b"secret"
+
+
+@pytest.mark.parametrize("device", ["/dev/zero", "/dev/tty", "/dev/random"])
+def test_devices_are_refused_with_roots(device: str) -> None:
+    resolved = hostfs.resolve(device, "/")
+    with pytest.raises(DeniedByDrmsError, match="is a device"):
+        hostfs.check_within(resolved, ["/dev", "/proc", "/tmp"], "input_path")
+    hostfs.check_within(resolved, None, "input_path")  # the library default: allowed
+
+
+def test_a_pipe_behind_dev_fd_resolves_to_its_fd_link_and_is_written() -> None:
+    # /dev/stdout as a pipe (or a deleted file) has no path: it resolves to the process's
+    # /proc/<pid>/fd/<n> link, which is opened (as the last component only) and not truncated.
+    read_end, write_end = os.pipe()
+    try:
+        resolved = hostfs.resolve(f"/dev/fd/{write_end}", "/")
+        assert resolved == f"/proc/{os.getpid()}/fd/{write_end}"
+        with pytest.raises(DeniedByDrmsError, match="is a device"):
+            hostfs.check_within(resolved, ["/proc"], "output_path")
+        hostfs.create_file(resolved)
+        hostfs.write_file(resolved, [b"to ", b"the pipe"])
+        assert os.read(read_end, 100) == b"to the pipe"
+    finally:
+        os.close(read_end)
+        os.close(write_end)
+    with tempfile.TemporaryFile(dir="/tmp") as deleted:
+        deleted.write(b"kept")
+        deleted.flush()
+        resolved = hostfs.resolve(f"/dev/fd/{deleted.fileno()}", "/")
+        assert resolved == f"/proc/{os.getpid()}/fd/{deleted.fileno()}"
+        with hostfs.open_for_reading(resolved) as f:
+            assert f.read() == b"kept"
+
+
+def test_a_character_device_is_used_without_roots() -> None:
+    with hostfs.open_for_reading(hostfs.resolve("/dev/zero", "/")) as f:
+        assert f.read(4) == bytes(4)
+    hostfs.write_file(hostfs.resolve("/dev/null", "/"), [b"gone"])
 
 
 def test_symlink_out_of_the_root_is_refused(root: Path) -> None:
@@ -164,9 +248,13 @@ def test_read_does_not_follow_symlinks(root: Path) -> None:
     (outside(root) / "secret").write_bytes(b"secret")
     (root / "in").symlink_to(outside(root) / "secret")
     with pytest.raises(InvalidArgumentError, match="symlink"):
-        hostfs.read_file(f"{root}/in", "input file")
+        hostfs.open_for_reading(f"{root}/in", "input file")
+    os.mkfifo(root / "fifo")
+    with pytest.raises(InvalidArgumentError, match="not a regular file"):
+        hostfs.open_for_reading(f"{root}/fifo", "input file")  # and no hang
     (root / "real").write_bytes(b"data")
-    assert hostfs.read_file(f"{root}/real", "input file") == b"data"
+    with hostfs.open_for_reading(f"{root}/real", "input file") as f:
+        assert f.read() == b"data"
 
 
 # -- stage-out archives -----------------------------------------------------------------------
@@ -212,7 +300,8 @@ def test_directory_with_symlink_and_hard_link(root: Path) -> None:
         (member("out", tarfile.DIRTYPE), None),
         (member("out/sub", tarfile.DIRTYPE, mode=0o7777), None),
         (member("out/sub/a", mode=0o6777), b"A"),
-        (member("out/link", tarfile.SYMTYPE, linkname=str(outside(root))), None),
+        (member("out/link", tarfile.SYMTYPE, linkname="sub/a"), None),
+        (member("out/sub/dangling", tarfile.SYMTYPE, linkname="x/./y"), None),
         (member("out/hard", tarfile.LNKTYPE, linkname="out/sub/a"), None),
     )
     hostfs.extract(chunks(data), "/out", f"{root}/dest")
@@ -220,7 +309,8 @@ def test_directory_with_symlink_and_hard_link(root: Path) -> None:
     assert (dest / "sub/a").read_bytes() == b"A"
     assert stat.S_IMODE((dest / "sub/a").stat().st_mode) == 0o755
     assert stat.S_IMODE((dest / "sub").stat().st_mode) & 0o7022 == 0
-    assert os.readlink(dest / "link") == str(outside(root))  # created, never followed
+    assert os.readlink(dest / "link") == "sub/a"  # relative, no '..': created
+    assert os.readlink(dest / "sub/dangling") == "x/./y"
     assert (dest / "hard").read_bytes() == b"A"
     assert (dest / "hard").stat().st_nlink == 1  # a copy, not a link
     untouched(root)
@@ -244,7 +334,7 @@ def test_evil_members_are_refused(
     (outside(root) / "v").write_bytes(b"precious")
     data = tar_of(
         (member("out", tarfile.DIRTYPE), None),
-        (member("out/link", tarfile.SYMTYPE, linkname=str(outside(root))), None),
+        (member("out/link", tarfile.SYMTYPE, linkname="sub"), None),
         evil,
     )
     with pytest.raises(InvalidArgumentError, match=match):
@@ -253,6 +343,44 @@ def test_evil_members_are_refused(
     assert (outside(root) / "v").read_bytes() == b"precious"
     assert sorted(p.name for p in root.parent.iterdir()) == ["R", "outside"]
     assert not (root / "dest/dev").exists() and not (root / "dest/fifo").exists()
+
+
+@pytest.mark.parametrize(
+    "target",
+    ["/etc/shadow", "..", "../x", "a/../../x", "a/..", "./..", ""],
+)
+def test_symlink_members_that_could_lead_outside_are_refused(root: Path, target: str) -> None:
+    # Attack: a job stages out `in -> /etc/shadow` (or `-> ../..`) next to another job's
+    # stage-in source; the engine, re-resolving the bind at a restart, would mount the target.
+    data = tar_of(
+        (member("out", tarfile.DIRTYPE), None),
+        (member("out/in", tarfile.SYMTYPE, linkname=target), None),
+    )
+    with pytest.raises(InvalidArgumentError, match="could lead outside"):
+        hostfs.extract(chunks(data), "/out", f"{root}/x")
+    assert list((root / "x").iterdir()) == []
+    untouched(root)
+
+
+@pytest.mark.parametrize("existing", ["file", "symlink"])
+def test_an_existing_file_is_never_replaced_by_a_symlink(root: Path, existing: str) -> None:
+    # Attack: R/x/in is another job's stage-in source (checked as a file); a stage-out onto
+    # R/x with the member `in` as a symlink would swap it for a link.
+    (root / "x").mkdir()
+    if existing == "file":
+        (root / "x/in").write_bytes(b"input")
+    else:
+        (root / "x/in").symlink_to("other")
+    data = tar_of(
+        (member("out", tarfile.DIRTYPE), None),
+        (member("out/in", tarfile.SYMTYPE, linkname="elsewhere"), None),
+    )
+    with pytest.raises(InvalidArgumentError, match="exists already"):
+        hostfs.extract(chunks(data), "/out", f"{root}/x")
+    if existing == "file":
+        assert (root / "x/in").read_bytes() == b"input"
+    else:
+        assert os.readlink(root / "x/in") == "other"
 
 
 def test_symlinked_destination_is_refused(root: Path) -> None:
@@ -333,8 +461,45 @@ def test_stage_in_is_read_only_and_rechecked_before_start(root: Path) -> None:
     jt = JobTemplate(job_category="i", stage_in_files={"in": "/in"}, input_path="stdin")
     spec, plan = template_to_spec(jt, ctx(root))
     assert [(b.host_path, b.read_only) for b in spec.binds] == [(f"{root}/in", True)]
-    assert outputs.read_input(plan) == b"data"
+    stdin = outputs.open_input(plan)
+    assert stdin is not None
+    with stdin:
+        assert stdin.read() == b"data"
     (root / "in").rename(root / "was-in")
     (root / "in").symlink_to(outside(root))
     with pytest.raises(InvalidArgumentError, match="now resolves to"):
-        outputs.read_input(plan)
+        outputs.open_input(plan)
+
+
+def test_input_is_fed_in_pieces_in_bounded_memory(root: Path) -> None:
+    # A job's input file of any size (another job's stage-out, say) is never read whole:
+    # it is copied to the engine's attach connection a chunk at a time, then closed.
+    size = 50 << 20
+    with open(root / "in", "wb") as f:
+        f.truncate(size)
+    jt = JobTemplate(job_category="i", input_path="in")
+    _, plan = template_to_spec(jt, ctx(root))
+    ours, engine_side = socket.socketpair()
+    received = 0
+
+    def drain() -> None:
+        nonlocal received
+        while data := engine_side.recv(1 << 16):
+            received += len(data)
+
+    reader = threading.Thread(target=drain)
+    reader.start()
+    tracemalloc.start()
+    try:
+        stdin = outputs.open_input(plan)
+        assert stdin is not None
+        feed_stdin(ours, stdin)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+        ours.close()  # (closed already, unless the feed failed: the reader must end)
+        reader.join()
+        engine_side.close()
+    assert received == size  # all of it arrived, then EOF
+    assert stdin.closed and ours.fileno() == -1
+    assert peak < 4 << 20  # a few chunks, never the whole 50 MiB

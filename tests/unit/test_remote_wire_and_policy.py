@@ -4,6 +4,10 @@ admission policy and the exposure check (no server, no engine)."""
 from __future__ import annotations
 
 import os
+import resource
+import subprocess
+import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -12,7 +16,14 @@ from containertracker import errors
 from containertracker.errors import DeniedByDrmsError, InvalidArgumentError
 from containertracker.models import JobState, JobTemplate
 from containertracker.remote import Policy, TrackerPool, check_exposure
-from containertracker.remote.app import PATHS, _check_array_size, allowed_hosts, openapi_document
+from containertracker.remote.app import (
+    PATHS,
+    _check_array_size,
+    _stored_bytes,
+    allowed_hosts,
+    create_app,
+    openapi_document,
+)
 from containertracker.remote.tokens import Grant, parse_tokens
 from containertracker.remote.wire import error_class_name, error_from_wire, parse_states
 from containertracker.settings import ServerSettings
@@ -118,6 +129,73 @@ def test_default_policy_refuses_unbounded_resources_and_exposure(
         Policy().check(tpl(extension=extension, resource_limits=limits))
 
 
+@pytest.mark.parametrize(
+    "limits",
+    [
+        {"VIRTUAL_MEMORY": "1M", "virtual_memory": "1T"},  # read 1M, ran with 1T
+        {"virtual_memory": "1T", "VIRTUAL_MEMORY": "1M"},
+        {"VIRTUAL_MEMORY": "0"},  # no default added, and 0 is unlimited to the engine
+        {"VIRTUAL_MEMORY": "0.1"},
+    ],
+)
+def test_the_memory_limit_cannot_be_spelled_past_the_policy(limits: dict[str, str]) -> None:
+    with pytest.raises(InvalidArgumentError):
+        Policy().check(tpl(resource_limits=limits))
+
+
+def test_resource_limits_that_are_ulimits_meet_the_same_bounds() -> None:
+    """OPEN_FILES & co. become ulimits like the ulimit extension: the same check."""
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    assert hard != resource.RLIM_INFINITY  # Linux: nofile is always bounded
+    for template in (
+        tpl(resource_limits={"OPEN_FILES": str(hard + 1)}),
+        tpl(resource_limits={"open_files": "100000000000", "FILE_SIZE": "1p"}),
+        tpl(extension={"ulimit": f"nofile={hard + 1}"}),
+    ):
+        with pytest.raises(DeniedByDrmsError, match="hard limit"):
+            Policy().check(template)
+    Policy().check(tpl(resource_limits={"OPEN_FILES": str(hard)}))
+
+
+_LOWERED_HARD_LIMITS = """
+import resource, sys
+from containertracker.errors import DeniedByDrmsError
+from containertracker.models import JobTemplate
+from containertracker.remote import Policy
+
+for name in ("CORE", "CPU", "DATA", "FSIZE", "STACK"):
+    which = getattr(resource, "RLIMIT_" + name)
+    soft = resource.getrlimit(which)[0]
+    soft = 1 << 30 if soft == resource.RLIM_INFINITY else min(soft, 1 << 30)
+    resource.setrlimit(which, (soft, 1 << 30))
+refused = []
+for key, value in [("CORE_FILE_SIZE", "1025m"), ("CPU_TIME", str((1 << 30) + 1)),
+                   ("DATA_SIZE", "1025m"), ("FILE_SIZE", "1025m"), ("STACK_SIZE", "1025m")]:
+    jt = JobTemplate(remote_command="true", job_category="i", resource_limits={key: value})
+    try:
+        Policy().check(jt)
+    except DeniedByDrmsError as exc:
+        refused.append(key if "hard limit" in str(exc) else str(exc))
+    Policy().check(jt.model_copy(update={"resource_limits": {key: "1024"}}))
+print(" ".join(refused))
+"""
+
+
+def test_every_ulimit_resource_limit_is_bounded_by_the_servers_own() -> None:
+    """In a process whose hard limits are 1 GiB (1 Gi seconds), asking for more through any
+    resource limit that is a ulimit is refused."""
+    done = subprocess.run(
+        [sys.executable, "-c", _LOWERED_HARD_LIMITS], capture_output=True, text=True, check=True
+    )
+    assert done.stdout.split() == [
+        "CORE_FILE_SIZE",
+        "CPU_TIME",
+        "DATA_SIZE",
+        "FILE_SIZE",
+        "STACK_SIZE",
+    ]
+
+
 def test_policy_fills_in_default_limits_a_template_may_lower() -> None:
     policy = Policy(default_pids_limit=100, default_memory=1 << 30)
     given = tpl(job_environment={"A": "1"})
@@ -170,6 +248,17 @@ def test_array_size_is_bounded_before_any_work() -> None:
     with pytest.raises(InvalidArgumentError, match="limit"):
         _check_array_size(900_000, 1, 1000, 1, 64 << 20)
     _check_array_size(900_000, 1, 1000, 1000, 64 << 20)  # step: 1 task
+
+
+def test_array_size_counts_what_each_task_stores() -> None:
+    """100 kB of ``<`` is 100 kB of body but 800 kB of label (Go escapes it, base64 grows
+    it), and the environment is stored again as the container's."""
+    escaped = tpl(job_environment={"A": "<" * 100_000})
+    assert _stored_bytes(escaped) >= 800_000 + 100_000
+    plain = tpl(job_environment={"A": "x" * 100_000})
+    assert _stored_bytes(plain) >= len(plain.to_label()) + 100_000
+    with pytest.raises(InvalidArgumentError, match="limit"):
+        _check_array_size(_stored_bytes(escaped), 1, 20, 1, 8 << 20)
 
 
 def test_host_paths_are_left_to_the_trackers_when_some_are_allowed(tmp_path: Path) -> None:
@@ -237,3 +326,100 @@ def test_a_session_opened_twice_keeps_one_tracker_and_closes_the_other() -> None
     assert second.closed and not first.closed
     pool.close()
     assert first.closed
+
+
+def test_failed_opens_leave_nothing_behind() -> None:
+    """Item 13 follow-up: a session whose opening failed (engine down, every session busy)
+    leaves no lock or name in the pool, and a pool full of busy sessions refuses before
+    building a tracker only to close it again."""
+    built: list[str] = []
+
+    def down(session: str) -> _Opened:
+        built.append(session)
+        raise errors.DrmCommunicationError("engine down")
+
+    pool = TrackerPool(down, "s")  # type: ignore[arg-type]
+    for n in range(100):
+        with pytest.raises(errors.DrmCommunicationError), pool.using(f"random-{n}"):
+            pass
+    assert pool._opening == {} and len(built) == 100
+
+    opened: list[_Opened] = []
+
+    def works(session: str) -> _Opened:
+        opened.append(_Opened())
+        return opened[-1]
+
+    full = TrackerPool(works, "s", max_sessions=1)  # type: ignore[arg-type]
+    with full.using("busy"):
+        for n in range(100):
+            with pytest.raises(errors.TryLaterError), full.using(f"random-{n}"):
+                pass
+    assert len(opened) == 1 and full._opening == {}
+    with full.using("next"):  # "busy" is idle now: evicted, closed
+        assert opened[0].closed and len(opened) == 2
+    full.close()
+
+
+def test_concurrent_openers_of_a_session_share_one_tracker() -> None:
+    """Requests for one session wait for the one opening it, and get its tracker; the
+    opening lock lives as long as someone holds or waits for it."""
+    release = threading.Event()
+    opened: list[_Opened] = []
+
+    def slow(session: str) -> _Opened:
+        release.wait(60)
+        opened.append(_Opened())
+        return opened[-1]
+
+    pool = TrackerPool(slow, "s")  # type: ignore[arg-type]
+    got: list[object] = []
+
+    def request() -> None:
+        with pool.using("s") as tracker:
+            got.append(tracker)
+
+    threads = [threading.Thread(target=request) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for _ in range(6000):  # all three hold or wait for the lock (a test bound only)
+        if pool._opening.get("s", (None, 0))[1] == 3:
+            break
+        threading.Event().wait(0.01)
+    assert pool._opening["s"][1] == 3
+    release.set()
+    for thread in threads:
+        thread.join(60)
+    assert len(opened) == 1 and got == [opened[0]] * 3 and pool._opening == {}
+    pool.close()
+
+
+class _Monitoring(_Opened):
+    """Stands for a tracker that says what its monitoring shows."""
+
+    host_path_roots: tuple[str, ...] = ()
+
+    def __init__(self, shows_all: bool) -> None:
+        super().__init__()
+        self.monitor_all_containers = shows_all
+
+
+def test_a_pool_confined_to_trackers_containers_refuses_trackers_that_show_all() -> None:
+    """Item 7 follow-up: however the pool was built, create_app confines it (unless the
+    server allows all): a tracker showing every container is closed, never served."""
+    shows_all = _Monitoring(True)
+    pool = TrackerPool(lambda session: shows_all, "s")  # type: ignore[arg-type,return-value]
+    create_app(pool, ServerSettings())
+    with pytest.raises(DeniedByDrmsError, match="monitoring"), pool.using("s"):
+        pass
+    assert shows_all.closed
+    hidden = _Monitoring(False)
+    pool = TrackerPool(lambda session: hidden, "s")  # type: ignore[arg-type,return-value]
+    create_app(pool, ServerSettings())
+    with pool.using("s") as tracker:
+        assert tracker is hidden
+    allowed = _Monitoring(True)
+    pool = TrackerPool(lambda session: allowed, "s")  # type: ignore[arg-type,return-value]
+    create_app(pool, ServerSettings(monitor_all_containers=True))
+    with pool.using("s") as tracker:
+        assert tracker is allowed
