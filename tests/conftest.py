@@ -14,13 +14,14 @@ import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 import containertracker
 from containertracker.core.engine import Engine
 from containertracker.core.tracker import ContainerTracker
-from containertracker.remote import ServerThread, TrackerPool
+from containertracker.remote import RemoteTracker, ServerThread, TrackerPool
 from containertracker.settings import ServerSettings
 
 TEST_IMAGE = "containertracker/busybox:latest"
@@ -201,6 +202,13 @@ def remote_url(engine: str, state_dir: Path) -> str:
         server = ServerThread(pool, settings)
         _servers[engine] = (server, server.__enter__())
     return _servers[engine][1]
+
+
+def client(url: str, session: str, **params: Any) -> RemoteTracker:
+    """A remote tracker of ``session`` talking to the server at ``url``."""
+    tracker = containertracker.new_job_tracker("remote", session, {"remote_url": url, **params})
+    assert isinstance(tracker, RemoteTracker)
+    return tracker
 
 
 @pytest.fixture(scope="session", autouse=True)

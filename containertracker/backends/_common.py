@@ -108,7 +108,6 @@ def tracker_from_params(
     )
 
 
-_LOG_CHUNK = 1 << 16
 """Largest piece of a job's output read at a time."""
 
 
@@ -133,7 +132,7 @@ def frame_payloads(raw: Any, engine: str) -> Iterator[bytes]:
             raise InternalError(f"the {engine}'s log stream ended inside a frame header")
         (remaining,) = struct.unpack_from(">xxxxL", header)
         while remaining:
-            data = raw.read(min(remaining, _LOG_CHUNK))
+            data = raw.read(min(remaining, CHUNK_SIZE))
             if not data:
                 raise InternalError(f"the {engine}'s log stream ended inside a frame")
             remaining -= len(data)

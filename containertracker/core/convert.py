@@ -308,8 +308,13 @@ def template_ulimits(jt: JobTemplate) -> list[tuple[str, Ulimit]]:
             or twice in the extension); a value below -1 (-1 is unlimited, only in the
             extension) or beyond 2**63 - 1.
     """
-    named = list(resource_limits(jt.resource_limits).ulimits)
-    text = jt.extension.get("ulimit", "")
+    return _ulimits(resource_limits(jt.resource_limits), jt.extension)
+
+
+def _ulimits(limits: ResourceLimits, extension: Mapping[str, str]) -> list[tuple[str, Ulimit]]:
+    """:func:`template_ulimits` from already parsed resource limits."""
+    named = list(limits.ulimits)
+    text = extension.get("ulimit", "")
     if text:
         named += [(f"extension ulimit {u.name}", u) for u in ext.parse_ulimits(text)]
     seen: dict[str, str] = {}
@@ -391,7 +396,7 @@ def template_to_spec(jt: JobTemplate, ctx: SubmitContext) -> tuple[ContainerSpec
         stage_out[src] = _host_path(host, ctx, f"stage_out_files[{container}]")
 
     limits = resource_limits(jt.resource_limits)
-    ulimits = [limit for _, limit in template_ulimits(jt)]
+    ulimits = [limit for _, limit in _ulimits(limits, jt.extension)]
     spec_ext = _extension_options(jt.extension)
 
     stdin_path = _host_path(jt.input_path, ctx, "input_path") if jt.input_path else None

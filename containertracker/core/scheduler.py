@@ -50,7 +50,6 @@ from collections import Counter
 from collections.abc import Callable, Collection
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import BinaryIO
 
 from loguru import logger
 
@@ -235,7 +234,9 @@ class Scheduler:
                 self._store.update(job_id, claimed_at=now, starting=True)
             elif not self._store.renew_claim(job_id, claimed_at, now):
                 return False
-        self._engine.start(job_id, _read_input(plan))
+        # Opened right before the start (its host paths checked again); the engine reads it
+        # in pieces and closes it.
+        self._engine.start(job_id, outputs.open_input(plan))
         if marks.retries:
             self._store.update(job_id, retry_after=None, retries=0, last_error="")
         if self._store.marks(job_id).terminated:
@@ -319,7 +320,8 @@ class Scheduler:
             submissions = self._store.submissions(self._session)
             died = self._recently_died()
             now = time.time()
-            decision = self._decide(rows, died, now, submissions - self._own_submissions)
+            others = submissions - self._own_submissions  # under way elsewhere, or abandoned
+            decision = self._decide(rows, died, now, others)
             self._claims_seen = self._claim(decision.to_start, count, now)
             self._waiting = decision.waiting
             self._owned = {
@@ -327,14 +329,13 @@ class Scheduler:
                 for cid, array in (self._owned | decision.owned).items()
                 if cid in decision.holders and array not in decision.overfull
             }
-            abandoned = submissions - self._own_submissions
         errors = self._start_claimed(decision.to_start, now, wait=not background, report=report)
         if not background:
             # Stops, finalizations and rollbacks are the background pass's: a foreground
             # caller wants its starts, not errors about other jobs (say, one deleted meanwhile).
             self._kick.set()
             return decision.next_wake, errors
-        for submission_id in abandoned:  # (or under way in another tracker: checked there)
+        for submission_id in others:  # abandoned (or under way in another tracker: checked there)
             self._in_background(f"roll back {submission_id}", self._roll_back, submission_id)
         if time.monotonic() >= self._next_prune:
             self._next_prune = time.monotonic() + _PRUNE_INTERVAL
@@ -371,7 +372,7 @@ class Scheduler:
         for row in queued:
             array_id = row.labels.get(lb.ARRAY_ID)
             limits[array_id] = int(row.labels.get(lb.MAX_PARALLEL, "0"))
-            if row.labels.get(lb.STATE_DIR, self._store.identity) != self._store.identity:
+            if not self._store.owns(row.labels):
                 continue  # another state directory's: its schedulers start it
             marks = self._store.marks(row.id)
             if marks.failure:
@@ -615,10 +616,3 @@ class Scheduler:
             self._store.update(job_id, failure=f"could not start: {exc}")
         self._kick.set()  # its slot is free again
         return False
-
-
-def _read_input(plan: lb.Plan) -> BinaryIO | None:
-    """The job's standard input, its input file opened (the engine's start reads it in pieces
-    and closes it); first, right before the start, a check that its host paths still resolve
-    as they did at submission (see :func:`containertracker.core.outputs.open_input`)."""
-    return outputs.open_input(plan)

@@ -25,9 +25,11 @@ import os
 import re
 import socket
 import threading
-from collections.abc import Collection, Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+
+from containertracker.core.labels import STATE_DIR as STATE_DIR_LABEL
 
 __all__ = ["JobMarks", "StateStore", "Submission"]
 
@@ -104,6 +106,11 @@ class StateStore:
         """This state directory among those of every host: a hash of the host name and the
         directory's real path (the same for every tracker using it)."""
         return self._identity
+
+    def owns(self, labels: Mapping[str, str]) -> bool:
+        """Whether a job with ``labels`` is scheduled from this state directory: it says it
+        was submitted with this one, or it says nothing (made before jobs said so)."""
+        return labels.get(STATE_DIR_LABEL, self._identity) == self._identity
 
     def marks(self, job_id: str) -> JobMarks:
         """The marks of a job (defaults when none were recorded)."""

@@ -587,8 +587,7 @@ class ContainerTracker:
         used another state directory: holds, releases and terminations before the start are
         marks there, which the trackers that start the job read, and this tracker cannot
         write them (a mark here would be ignored, and the job start anyway)."""
-        theirs = record.labels.get(lb.STATE_DIR)
-        if theirs is not None and theirs != self._store.identity:
+        if not self._store.owns(record.labels):
             raise InvalidStateError(
                 f"cannot {action} job {record.id} from this tracker: it was submitted by a "
                 "tracker with another state directory, whose trackers start it; use a tracker "

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import ipaddress
 import json
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -68,6 +67,7 @@ from containertracker.remote.wire import (
     SESSION_HEADER,
     STATUS_OF_ERROR,
     error_class_name,
+    is_loopback,
     parse_states,
 )
 from containertracker.settings import ServerSettings
@@ -538,20 +538,10 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
 
 
 def policy(settings: ServerSettings) -> Policy:
-    """The admission policy ``settings`` describe."""
-    return Policy(
-        allow_privileged=settings.allow_privileged,
-        allow_host_namespaces=settings.allow_host_namespaces,
-        allowed_host_paths=tuple(settings.allowed_host_paths),
-        allow_host_ports=settings.allow_host_ports,
-        allow_networks=settings.allow_networks,
-        default_pids_limit=settings.default_pids_limit,
-        max_pids_limit=settings.max_pids_limit,
-        default_memory=settings.default_memory,
-        max_memory=settings.max_memory,
-        max_shm_size=settings.max_shm_size,
-        max_restarts=settings.max_restarts,
-    )
+    """The admission policy ``settings`` describe (each Policy field is the setting of
+    the same name)."""
+    values = {name: getattr(settings, name) for name in Policy.__dataclass_fields__}
+    return Policy(**{**values, "allowed_host_paths": tuple(settings.allowed_host_paths)})
 
 
 def grants(settings: ServerSettings) -> list[Grant]:
@@ -578,11 +568,7 @@ def allowed_hosts(settings: ServerSettings) -> list[str]:
     if bound in _WILDCARD_HOSTS:
         return list(settings.allowed_hosts) or ["*"]
     names = [f"[{bound}]" if ":" in bound else bound, *settings.allowed_hosts]
-    try:
-        loopback = bound == "localhost" or ipaddress.ip_address(bound).is_loopback
-    except ValueError:
-        loopback = False
-    if loopback:
+    if is_loopback(bound):
         names += _LOOPBACK_NAMES
     return list(dict.fromkeys(names))
 

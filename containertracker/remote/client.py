@@ -302,19 +302,16 @@ class RemoteTracker:
         deadline = None if timeout is None else time.monotonic() + timeout
         while self._long_poll:
             left = _LONG_POLL if deadline is None else max(0.0, deadline - time.monotonic())
+            round_left = min(left, _LONG_POLL)
             try:
-                return self._interruptible(self._wait_round, job_id, min(left, _LONG_POLL), wanted)
+                try:
+                    return self._interruptible(self._wait_round, job_id, round_left, wanted)
+                except TryLaterError:
+                    # Every long-poll slot of the server is taken: poll /jobstate for a round.
+                    return self._poll(job_id, time.monotonic() + round_left, timeout, wanted)
             except WaitTimeoutError:
                 if deadline is not None and time.monotonic() >= deadline:
                     raise
-            except TryLaterError:
-                # Every long-poll slot of the server is taken: poll /jobstate for a round.
-                round_end = time.monotonic() + min(left, _LONG_POLL)
-                try:
-                    return self._poll(job_id, round_end, timeout, wanted)
-                except WaitTimeoutError:
-                    if deadline is not None and time.monotonic() >= deadline:
-                        raise
             except _NoEndpoint:
                 self._long_poll = False  # a Go server: poll from now on
         return self._poll(job_id, deadline, timeout, wanted)

@@ -221,7 +221,10 @@ class TrackerPool:
         """
         with self._lock:
             if len(self._trackers) >= self._max and all(self._busy[s] for s in self._trackers):
-                raise TryLaterError(f"all {self._max} sessions this server keeps open are busy")
+                raise self._full()
+
+    def _full(self) -> TryLaterError:
+        return TryLaterError(f"all {self._max} sessions this server keeps open are busy")
 
     def _insert(self, session: str, tracker: JobTracker) -> JobTracker:
         """Add a newly opened tracker, marked busy, evicting idle ones to make room; if the
@@ -245,9 +248,7 @@ class TrackerPool:
                 while len(self._trackers) >= self._max:
                     idle = next((s for s in self._trackers if not self._busy[s]), None)
                     if idle is None:
-                        raise TryLaterError(
-                            f"all {self._max} sessions this server keeps open are busy"
-                        )
+                        raise self._full()
                     evicted.append(self._trackers.pop(idle))
                 self._trackers[session] = tracker
                 self._busy[session] += 1

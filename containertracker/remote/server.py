@@ -3,7 +3,6 @@ and the exposure check that keeps an unprotected server on loopback."""
 
 from __future__ import annotations
 
-import ipaddress
 import socket
 import threading
 from collections.abc import Callable
@@ -18,18 +17,10 @@ from containertracker.errors import InternalError, InvalidArgumentError
 from containertracker.remote.app import create_app, grants
 from containertracker.remote.connections import HeaderDeadlineConfig
 from containertracker.remote.pool import TrackerPool
+from containertracker.remote.wire import is_loopback
 from containertracker.settings import ServerSettings
 
 __all__ = ["ServerThread", "check_exposure", "serve", "tracker_params"]
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def check_exposure(settings: ServerSettings) -> None:
@@ -43,7 +34,7 @@ def check_exposure(settings: ServerSettings) -> None:
     if settings.user and not settings.password:
         raise InvalidArgumentError("basic auth needs a password as well as a user name")
     tokens = grants(settings)
-    if not _is_loopback(settings.host) and not (tokens or settings.user):
+    if not is_loopback(settings.host) and not (tokens or settings.user):
         raise InvalidArgumentError(
             f"refusing to serve on {settings.host}: anyone who reaches the server can run "
             "containers on this host. Set a token (--token-file / "
@@ -113,7 +104,7 @@ def serve(
     )
     with pool.using(settings.session):  # fail now, not at the first request, if the engine is down
         pass
-    if not settings.tls_certfile and not _is_loopback(settings.host):
+    if not settings.tls_certfile and not is_loopback(settings.host):
         what = "the basic-auth password" if settings.user else "the token"
         logger.warning("serving without TLS: {} travels in clear text", what)
     scheme = "https" if settings.tls_certfile else "http"

@@ -7,6 +7,7 @@ Python client raises exactly the class the server's tracker raised. Pure: no I/O
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Final
 
 from containertracker import errors
@@ -19,6 +20,7 @@ __all__ = [
     "STATUS_OF_ERROR",
     "error_class_name",
     "error_from_wire",
+    "is_loopback",
     "parse_states",
 ]
 
@@ -80,3 +82,13 @@ def parse_states(names: list[str]) -> tuple[JobState, ...]:
             raise ValueError(f"unknown job state {name!r}")
         states.append(state)
     return tuple(states)
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (an address or ``localhost``) is on the loopback interface."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

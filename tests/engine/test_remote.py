@@ -25,10 +25,10 @@ from containertracker import (
     JobTemplate,
     WaitTimeoutError,
 )
-from containertracker.remote import RemoteTracker, ServerThread, TrackerPool
+from containertracker.remote import ServerThread, TrackerPool
 from containertracker.remote.wire import ERROR_CLASS_HEADER
 from containertracker.settings import ServerSettings
-from tests.conftest import TEST_IMAGE, check_engine, engine_params
+from tests.conftest import TEST_IMAGE, check_engine, client, engine_params
 
 pytestmark = pytest.mark.only_engines("docker", "podman")
 
@@ -107,12 +107,6 @@ def serve(backend: str, state_dir: Path, session_name: str) -> Iterator[Callable
     ) as t:
         for job_id in t.list_jobs():
             t._engine.remove(job_id)  # type: ignore[attr-defined]
-
-
-def client(url: str, session: str, **params: Any) -> RemoteTracker:
-    tracker = containertracker.new_job_tracker("remote", session, {"remote_url": url, **params})
-    assert isinstance(tracker, RemoteTracker)
-    return tracker
 
 
 # -- the Go wire format ------------------------------------------------------------------------

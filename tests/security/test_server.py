@@ -32,11 +32,11 @@ from containertracker import (
 )
 from containertracker.core import labels as lb
 from containertracker.core.engine import ContainerSpec, Engine
-from containertracker.remote import RemoteTracker, ServerThread, TrackerPool
+from containertracker.remote import ServerThread, TrackerPool
 from containertracker.remote.server import tracker_params
 from containertracker.remote.wire import ERROR_CLASS_HEADER
 from containertracker.settings import ServerSettings
-from tests.conftest import TEST_IMAGE, check_engine, engine_params
+from tests.conftest import TEST_IMAGE, check_engine, client, engine_params
 
 pytestmark = pytest.mark.only_engines("docker", "podman")
 
@@ -68,12 +68,6 @@ def serve(backend: str, state_dir: Path, session_name: str) -> Iterator[Callable
         ) as t:
             for job_id in t.list_jobs():
                 t._engine.remove(job_id)  # type: ignore[attr-defined]
-
-
-def client(url: str, session: str, **params: Any) -> RemoteTracker:
-    tracker = containertracker.new_job_tracker("remote", session, {"remote_url": url, **params})
-    assert isinstance(tracker, RemoteTracker)
-    return tracker
 
 
 def session_containers(engine: Engine, session: str) -> list[str]:
@@ -209,6 +203,15 @@ def test_silent_or_slow_connections_are_closed(serve, sent: bytes) -> None:
                 assert sock.recv(1024) == b""  # closed by the server, not a timeout here
 
 
+def _read_401(sock: socket.socket) -> None:
+    answer = b""
+    while b"bearer token" not in answer:  # the end of the 401's body
+        chunk = sock.recv(4096)
+        assert chunk, "the server closed the connection before answering"
+        answer += chunk
+    assert answer.startswith(b"HTTP/1.1 401")
+
+
 def test_a_kept_alive_connection_cannot_stall_its_next_request(serve) -> None:
     """After one answered request, the next one's headers start and stop: closed (uvicorn's
     own keep-alive timer stops at the first byte)."""
@@ -216,12 +219,7 @@ def test_a_kept_alive_connection_cannot_stall_its_next_request(serve) -> None:
         address = urlsplit(url)
         with socket.create_connection((address.hostname, address.port), timeout=60) as sock:
             sock.sendall(b"GET /listjobs HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
-            answer = b""
-            while b"bearer token" not in answer:  # the end of the 401's body
-                chunk = sock.recv(4096)
-                assert chunk, "the server closed the connection after one request"
-                answer += chunk
-            assert answer.startswith(b"HTTP/1.1 401")
+            _read_401(sock)  # answered, and the connection kept alive
             sock.sendall(b"GET /listjobs HTTP/1.1\r\n")
             with contextlib.suppress(ConnectionResetError):
                 assert sock.recv(1024) == b""
@@ -237,15 +235,6 @@ REFUSED_POST = (
 
 def _unreachable_backend(session: str) -> Any:
     raise containertracker.DrmCommunicationError("these tests reach no tracker")
-
-
-def _read_401(sock: socket.socket) -> None:
-    answer = b""
-    while b"bearer token" not in answer:  # the end of the 401's body
-        chunk = sock.recv(4096)
-        assert chunk, "the server closed the connection before answering"
-        answer += chunk
-    assert answer.startswith(b"HTTP/1.1 401")
 
 
 def _closed_by_server(sock: socket.socket, trickle: bool) -> bool:
