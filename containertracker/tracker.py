@@ -19,11 +19,13 @@ from containertracker.models import JobInfo, JobState, JobTemplate, Machine
 __all__ = [
     "CONTROL_ACTIONS",
     "HOLD",
+    "MAX_ARRAY_TASKS",
     "RELEASE",
     "RESUME",
     "SUSPEND",
     "TERMINATE",
     "Closer",
+    "ClosesOnExit",
     "ContactStringer",
     "ControlAction",
     "JobTemplater",
@@ -40,6 +42,9 @@ RESUME: Final = "resume"
 HOLD: Final = "hold"
 RELEASE: Final = "release"
 CONTROL_ACTIONS: Final[tuple[ControlAction, ...]] = get_args(ControlAction)
+
+MAX_ARRAY_TASKS: Final = 10_000
+"""Most tasks one array job may have (each is a container); every tracker refuses more."""
 
 
 def control_action(action: str) -> ControlAction:
@@ -141,6 +146,25 @@ class Closer(Protocol):
     def close(self) -> None:
         """Release connections and background threads; jobs keep running."""
         ...
+
+
+class ClosesOnExit:
+    """Mixin for a :class:`Closer`: it is its own context manager, and leaving the ``with``
+    block calls ``close()`` (whether the block ended normally or by an exception)."""
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
 
 
 _Class = TypeVar("_Class", bound=type)

@@ -457,7 +457,7 @@ class Scheduler:
         if due > now:
             return due
         reason = "deadline reached" if due == plan.deadline else "wall-clock limit reached"
-        self._store.update(row.id, failure=f"terminated: {reason}")
+        self._store.update(row.id, failure=f"terminated: {reason}", terminated=True)
         return None
 
     def _in_background(self, key: str, work: Callable[[str], None], job_id: str) -> None:

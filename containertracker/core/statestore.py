@@ -53,7 +53,11 @@ class JobMarks:
     claimed_at: float | None = None
     """When a scheduler took the job to start it (epoch seconds); no other scheduler starts it."""
     failure: str = ""
-    """Why a tracker declared the job FAILED although its container did not say so."""
+    """Why a tracker declared the job FAILED although its container did not say so (shown
+    as its sub-state and annotation)."""
+    terminated: bool = False
+    """A tracker terminated the job, or found it past its deadline or wall-clock limit: it
+    must not run (a scheduler starting it right then stops it again)."""
     finalized: bool = False
     """Output files and stage-out copies have been written."""
     starting: bool = False
@@ -69,12 +73,6 @@ class JobMarks:
     """The :meth:`StateStore.scope_of` the trackers that wrote the marks (their engine and
     session): a pass of such a tracker may prune the marks once the job is gone. Empty:
     written by a store without one (the marks are dropped with the job only)."""
-
-    @property
-    def terminated(self) -> bool:
-        """A tracker terminated the job, or found it overdue (such failures read
-        "terminated..."): it must not run."""
-        return self.failure.startswith("terminated")
 
 
 class StateStore:
@@ -120,7 +118,10 @@ class StateStore:
             return JobMarks()
         except (OSError, ValueError):
             return JobMarks()
-        return JobMarks(**{k: v for k, v in data.items() if k in JobMarks.__dataclass_fields__})
+        known = {k: v for k, v in data.items() if k in JobMarks.__dataclass_fields__}
+        if "terminated" not in known:  # written before terminations had their own field
+            known["terminated"] = str(known.get("failure", "")).startswith("terminated")
+        return JobMarks(**known)
 
     def update(self, job_id: str, **changes: object) -> JobMarks:
         """Change some marks of a job atomically and return the new marks."""

@@ -24,8 +24,6 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import CancelledError, ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
-from types import TracebackType
-from typing import Self
 from urllib.parse import quote
 
 from loguru import logger
@@ -59,12 +57,15 @@ from containertracker.errors import (
 )
 from containertracker.models import CPU, OS, JobInfo, JobState, JobTemplate, Machine
 from containertracker.settings import PullPolicy
-from containertracker.tracker import ControlAction, control_action, refuse_calls_when_closed
+from containertracker.tracker import (
+    MAX_ARRAY_TASKS,
+    ClosesOnExit,
+    ControlAction,
+    control_action,
+    refuse_calls_when_closed,
+)
 
-__all__ = ["MAX_ARRAY_TASKS", "ContainerTracker"]
-
-MAX_ARRAY_TASKS = 10_000
-"""Most tasks one array job may have: each is a container on one host."""
+__all__ = ["ContainerTracker"]
 
 _STOP_SLACK = 10.0
 """How much longer than the stop grace a stop may take (the engine's own work)."""
@@ -85,7 +86,7 @@ def _of_submission(spec: ContainerSpec, submission: Submission, store: StateStor
 
 
 @refuse_calls_when_closed
-class ContainerTracker:
+class ContainerTracker(ClosesOnExit):
     """A DRMAA2 JobTracker whose jobs are containers of one engine, grouped by session.
 
     Thread-safe. Closing the tracker stops its background threads; jobs keep running, and
@@ -503,17 +504,6 @@ class ContainerTracker:
         self._scheduler.close()
         self._engine.close()
 
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
     # -- internals ----------------------------------------------------------------------------
 
     def _context(
@@ -607,18 +597,22 @@ class ContainerTracker:
             raise InvalidStateError(
                 f"cannot terminate job {record.id}: it already ended {state.name}"
             )
-        previous = self._store.marks(record.id).failure
+        previous = self._store.marks(record.id)
         try:
             if state in (JobState.QUEUED, JobState.QUEUED_HELD):
                 # Marked before looking: a scheduler starting the job right now reads the mark
                 # after its start and stops the job itself, so it never runs on.
-                self._store.update(record.id, failure="terminated before it started")
+                self._store.update(
+                    record.id, failure="terminated before it started", terminated=True
+                )
                 if self._engine.inspect(record.id).status == "created":
                     return
-            self._store.update(record.id, failure="terminated")
+            self._store.update(record.id, failure="terminated", terminated=True)
             self._engine.stop(record.id, self._stop_grace)
         except BaseException:
-            self._store.update(record.id, failure=previous)
+            self._store.update(
+                record.id, failure=previous.failure, terminated=previous.terminated
+            )
             raise
 
     @contextlib.contextmanager

@@ -21,14 +21,12 @@ import time
 from collections.abc import Callable, Mapping
 from concurrent import futures
 from concurrent.futures import Future
-from types import TracebackType
-from typing import Any, Final, Self
+from typing import Any, Final
 from urllib.parse import quote
 
 import httpx
 from pydantic import ValidationError
 
-from containertracker.core.tracker import MAX_ARRAY_TASKS
 from containertracker.errors import (
     ContainerTrackerError,
     DeniedByDrmsError,
@@ -44,7 +42,13 @@ from containertracker.errors import (
 from containertracker.models import JobInfo, JobState, JobTemplate, Machine
 from containertracker.remote.wire import ERROR_CLASS_HEADER, SESSION_HEADER, error_from_wire
 from containertracker.settings import Settings
-from containertracker.tracker import ControlAction, control_action, refuse_calls_when_closed
+from containertracker.tracker import (
+    MAX_ARRAY_TASKS,
+    ClosesOnExit,
+    ControlAction,
+    control_action,
+    refuse_calls_when_closed,
+)
 
 __all__ = ["RemoteTracker", "new_remote_tracker"]
 
@@ -61,7 +65,7 @@ class _NoEndpoint(Exception):
 
 
 @refuse_calls_when_closed
-class RemoteTracker:
+class RemoteTracker(ClosesOnExit):
     """A JobTracker (and Closer, ContactStringer, JobTemplater, Monitorer) over HTTP.
 
     Once closed, every method but ``close`` raises InvalidStateError.
@@ -437,17 +441,6 @@ class RemoteTracker:
         with contextlib.suppress(futures.InvalidStateError):  # closed already
             self._closing.set_result(None)
         self._http.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         return f"RemoteTracker({self._session!r}, {self._url!r})"

@@ -599,11 +599,16 @@ def test_a_submission_is_taken_over_only_once_its_holder_let_go(tmp_path: Path) 
         store.open_submission("s", "../x")
 
 
-def test_only_termination_marks_mean_terminated() -> None:
-    """A job must be stopped for its marks only when a tracker terminated it."""
-    assert JobMarks(failure="terminated before it started").terminated
-    assert JobMarks(failure="terminated: deadline reached").terminated
-    assert not JobMarks(failure="stage-out failed: gone").terminated
+def test_termination_is_a_field_of_its_own(tmp_path: Path) -> None:
+    """Whether a job must not run is its own mark, not read from the failure's wording; marks
+    written before the field existed still read terminated when their failure says so."""
+    store = StateStore(tmp_path)
+    assert store.update("a", failure="terminated", terminated=True).terminated
+    assert not store.update("b", failure="terminated-looking stage-out error").terminated
+    (tmp_path / "jobs" / "old").write_text('{"failure": "terminated: deadline reached"}')
+    (tmp_path / "jobs" / "older").write_text('{"failure": "stage-out failed: gone"}')
+    assert store.marks("old").terminated
+    assert not store.marks("older").terminated
     assert not JobMarks().terminated
 
 
