@@ -8,11 +8,15 @@ caller passes, so ``new_job_tracker("docker", "s", {"stop_grace": 2})`` wins ove
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from enum import StrEnum
 from pathlib import Path
+from typing import Any, Self
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from containertracker.errors import InvalidArgumentError
 
 __all__ = [
     "DEFAULT_REMOTE_URL",
@@ -122,6 +126,19 @@ class Settings(BaseSettings):
         default=None,
         description="Remote backend: CA bundle that signs the server's TLS certificate.",
     )
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any] | None) -> Self:
+        """The ``CONTAINERTRACKER_*`` settings overridden by ``params`` (keys are field
+        names), as :func:`containertracker.new_job_tracker` takes them.
+
+        Raises:
+            InvalidArgumentError: a param is unknown, or a param or variable has a wrong value.
+        """
+        try:
+            return cls(**dict(params or {}))
+        except ValidationError as exc:
+            raise InvalidArgumentError(f"invalid tracker params: {exc}") from None
 
 
 MIN_TOKEN_LENGTH = 16

@@ -1,4 +1,5 @@
-"""What every engine backend shares: building a tracker from settings, parsing engine times."""
+"""What the engine adapters share: error translation, the Docker-shaped JSON both engines
+answer with (inspect, list rows, events), engine times and the log stream's framing."""
 
 from __future__ import annotations
 
@@ -8,13 +9,11 @@ import socket
 import struct
 from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
+from types import MappingProxyType
 from typing import Any, BinaryIO
 
-from pydantic import ValidationError
-
-from containertracker.core.engine import Engine
+from containertracker.core.engine import ContainerRecord, ContainerSummary, EngineEvent
 from containertracker.core.hostfs import CHUNK_SIZE
-from containertracker.core.tracker import ContainerTracker
 from containertracker.errors import (
     ContainerTrackerError,
     DeniedByDrmsError,
@@ -23,14 +22,16 @@ from containertracker.errors import (
     InvalidStateError,
     JobNotFoundError,
 )
-from containertracker.settings import Settings
 
 __all__ = [
+    "container_record",
+    "container_summary",
+    "engine_event",
     "error_for_status",
+    "event_time_ns",
     "feed_stdin",
     "frame_payloads",
     "parse_time",
-    "tracker_from_params",
     "translating",
 ]
 
@@ -82,33 +83,82 @@ def parse_time(value: str | None) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-def tracker_from_params(
-    make_engine: Callable[[Settings], Engine], session: str, params: Mapping[str, Any] | None
-) -> ContainerTracker:
-    """A ContainerTracker from ``CONTAINERTRACKER_*`` settings overridden by ``params``.
+_AS_IS: Mapping[str, str] = MappingProxyType({})
+"""No names to translate: the engine speaks Docker's vocabulary."""
+
+
+def container_record(
+    data: Mapping[str, Any], *, statuses: Mapping[str, str] = _AS_IS
+) -> ContainerRecord:
+    """The record of a container from the engine's inspect JSON (Docker's shape; libpod's
+    ``/containers/{id}/json`` has the same fields), its status renamed by ``statuses``
+    where the engine's differ from Docker's.
 
     Raises:
-        InvalidArgumentError: a param is unknown or has a wrong value.
-        DrmCommunicationError: the engine cannot be reached.
+        KeyError: ``data`` has no ``Id`` (not an inspect answer).
     """
-    try:
-        settings = Settings(**dict(params or {}))
-    except ValidationError as exc:
-        raise InvalidArgumentError(f"invalid tracker params: {exc}") from None
-    engine = make_engine(settings)
-    return ContainerTracker(
-        engine,
-        session,
-        state_dir=settings.state_dir,
-        stop_grace=settings.stop_grace,
-        pull_policy=settings.pull_policy,
-        resync_interval=settings.resync_interval,
-        host_path_roots=settings.host_path_roots,
-        monitor_all_containers=settings.monitor_all_containers,
+    state = data.get("State") or {}
+    config = data.get("Config") or {}
+    host = data.get("HostConfig") or {}
+    status = state.get("Status", "")
+    return ContainerRecord(
+        id=data["Id"],
+        name=str(data.get("Name", "")).lstrip("/"),  # Docker writes "/name"
+        # libpod's own ImageName: the image as named at creation; Docker has only Config.Image.
+        image=data.get("ImageName") or config.get("Image", ""),
+        labels=config.get("Labels") or {},
+        status=statuses.get(status, status),
+        exit_code=int(state.get("ExitCode") or 0),
+        oom_killed=bool(state.get("OOMKilled")),
+        error=state.get("Error") or "",
+        created=parse_time(data.get("Created")),
+        started_at=parse_time(state.get("StartedAt")),
+        finished_at=parse_time(state.get("FinishedAt")),
+        command=tuple(config.get("Cmd") or ()),
+        working_dir=config.get("WorkingDir") or "",
+        user=config.get("User") or "",
+        nano_cpus=int(host.get("NanoCpus") or 0),
     )
 
 
-"""Largest piece of a job's output read at a time."""
+def container_summary(
+    row: Mapping[str, Any], *, statuses: Mapping[str, str] = _AS_IS
+) -> ContainerSummary:
+    """The summary of a row of the engine's container list JSON, its status renamed by
+    ``statuses``; ``Created`` is epoch seconds (Docker) or an RFC 3339 time (libpod).
+
+    Raises:
+        KeyError: ``row`` has no ``Id``.
+    """
+    created = row.get("Created")
+    when = parse_time(created) if isinstance(created, str) else None
+    status = row.get("State", "")
+    return ContainerSummary(
+        row["Id"],
+        statuses.get(status, status),
+        row.get("Labels") or {},
+        when.timestamp() if when else float(created or 0),
+    )
+
+
+def event_time_ns(raw: Mapping[str, Any]) -> int:
+    """When an engine event happened, in nanoseconds since the epoch."""
+    return int(raw.get("timeNano") or int(raw.get("time", 0)) * 1_000_000_000)
+
+
+def engine_event(raw: Mapping[str, Any], *, actions: Mapping[str, str] = _AS_IS) -> EngineEvent:
+    """An event of the engine's event stream JSON (Docker's shape, which libpod's
+    ``/events`` shares), its action renamed by ``actions`` where the engine's names
+    differ from Docker's."""
+    actor = raw.get("Actor") or {}
+    # Docker appends details to some actions ("exec_start: sh -c ..."); the name is before ":".
+    action = str(raw.get("Action") or raw.get("status") or "").split(":")[0]
+    return EngineEvent(
+        actor.get("ID") or raw.get("id", ""),
+        actions.get(action, action),
+        event_time_ns(raw) / 1e9,
+        dict(actor.get("Attributes") or {}),
+    )
 
 
 def _read_exactly(raw: Any, size: int) -> bytes:

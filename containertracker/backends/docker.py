@@ -13,11 +13,12 @@ from collections.abc import Iterator, Mapping
 from typing import Any, BinaryIO
 
 from containertracker.backends._common import (
+    container_record,
+    container_summary,
+    engine_event,
     error_for_status,
     feed_stdin,
     frame_payloads,
-    parse_time,
-    tracker_from_params,
     translating,
 )
 from containertracker.core.engine import (
@@ -28,7 +29,6 @@ from containertracker.core.engine import (
     EngineInfo,
     ImageNotFoundError,
 )
-from containertracker.core.tracker import ContainerTracker
 from containertracker.errors import (
     ContainerTrackerError,
     DrmCommunicationError,
@@ -36,7 +36,7 @@ from containertracker.errors import (
     InvalidArgumentError,
 )
 
-__all__ = ["DockerEngine", "map_engine_errors", "new_docker_tracker"]
+__all__ = ["DockerEngine", "map_engine_errors"]
 
 try:
     import docker
@@ -79,16 +79,7 @@ class _DockerEvents:
     def __iter__(self) -> Iterator[EngineEvent]:
         with map_engine_errors():
             for raw in self._stream:
-                actor = raw.get("Actor") or {}
-                container_id = actor.get("ID") or raw.get("id", "")
-                action = str(raw.get("Action") or raw.get("status") or "")
-                time_ns = raw.get("timeNano") or int(raw.get("time", 0)) * 1_000_000_000
-                yield EngineEvent(
-                    container_id,
-                    action.split(":")[0],
-                    time_ns / 1e9,
-                    dict(actor.get("Attributes") or {}),
-                )
+                yield engine_event(raw)
 
     def close(self) -> None:
         with contextlib.suppress(Exception):
@@ -223,39 +214,14 @@ class DockerEngine:
     def inspect(self, container_id: str) -> ContainerRecord:
         """See :meth:`Engine.inspect`."""
         with map_engine_errors():
-            data = self._api.inspect_container(container_id)
-        state = data.get("State") or {}
-        config = data.get("Config") or {}
-        host = data.get("HostConfig") or {}
-        return ContainerRecord(
-            id=data["Id"],
-            name=str(data.get("Name", "")).lstrip("/"),
-            image=config.get("Image", ""),
-            labels=config.get("Labels") or {},
-            status=state.get("Status", ""),
-            exit_code=int(state.get("ExitCode") or 0),
-            oom_killed=bool(state.get("OOMKilled")),
-            error=state.get("Error") or "",
-            created=parse_time(data.get("Created")),
-            started_at=parse_time(state.get("StartedAt")),
-            finished_at=parse_time(state.get("FinishedAt")),
-            command=tuple(config.get("Cmd") or ()),
-            working_dir=config.get("WorkingDir") or "",
-            user=config.get("User") or "",
-            nano_cpus=int(host.get("NanoCpus") or 0),
-        )
+            return container_record(self._api.inspect_container(container_id))
 
     def list_containers(self, labels: Mapping[str, str]) -> list[ContainerSummary]:
         """See :meth:`Engine.list_containers`."""
         filters = {"label": [f"{k}={v}" for k, v in labels.items()]} if labels else None
         with map_engine_errors():
             rows = self._api.containers(all=True, filters=filters)
-        return [
-            ContainerSummary(
-                row["Id"], row.get("State", ""), row.get("Labels") or {}, row.get("Created", 0)
-            )
-            for row in rows
-        ]
+        return [container_summary(row) for row in rows]
 
     def logs(self, container_id: str, *, stdout: bool, stderr: bool) -> Iterator[bytes]:
         """See :meth:`Engine.logs`.
@@ -353,12 +319,3 @@ def _restart_policy(policy: str | None) -> dict[str, Any] | None:
         return None
     name, _, retries = policy.partition(":")
     return {"Name": name, "MaximumRetryCount": int(retries or 0)}
-
-
-def new_docker_tracker(session: str, params: Mapping[str, Any] | None = None) -> ContainerTracker:
-    """Allocator for ``new_job_tracker("docker", session, params)``."""
-    return tracker_from_params(
-        lambda settings: DockerEngine(settings.engine_url, settings.request_timeout),
-        session,
-        params,
-    )

@@ -27,11 +27,13 @@ from collections.abc import Iterator, Mapping
 from typing import Any, BinaryIO
 
 from containertracker.backends._common import (
+    container_record,
+    container_summary,
+    engine_event,
     error_for_status,
+    event_time_ns,
     feed_stdin,
     frame_payloads,
-    parse_time,
-    tracker_from_params,
     translating,
 )
 from containertracker.core.engine import (
@@ -42,7 +44,6 @@ from containertracker.core.engine import (
     EngineInfo,
     ImageNotFoundError,
 )
-from containertracker.core.tracker import ContainerTracker
 from containertracker.errors import (
     ContainerTrackerError,
     DrmCommunicationError,
@@ -52,12 +53,13 @@ from containertracker.errors import (
     UnsupportedAttributeError,
 )
 
-__all__ = ["PodmanEngine", "default_podman_url", "map_engine_errors", "new_podman_tracker"]
+__all__ = ["PodmanEngine", "default_podman_url", "map_engine_errors"]
 
 try:
     import podman
     import podman.errors
     import requests.exceptions
+    import urllib3.exceptions
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     raise ImportError(
         "the podman backend needs podman-py: pip install 'containertracker[podman]'"
@@ -118,6 +120,40 @@ def _checked(response: Any) -> Any:
 
 _DOCKER_ACTIONS = {"died": "die", "remove": "destroy"}
 """libpod's event actions under their Docker names (what :class:`EngineEvent` carries)."""
+_DOCKER_STATUSES = {
+    "configured": "created",
+    "initialized": "created",
+    "stopped": "exited",
+    "stopping": "running",
+}
+"""libpod's container statuses under their Docker names (what the records carry)."""
+
+
+def _is_read_timeout(exc: requests.exceptions.ConnectionError) -> bool:
+    """Whether ``exc`` is a streamed response's read timing out (an idle event stream).
+
+    requests raises a read timeout in the middle of a streamed body as a plain
+    ConnectionError (its ReadTimeout only comes before the headers), so the exception's
+    own type cannot tell a quiet stream from a broken connection; the urllib3
+    ReadTimeoutError it was raised while handling can, and no message text is read. Seen
+    with requests 2.34 and urllib3 2.8 under podman-py 5.8 (podman 4.3.1):
+    ``ConnectionError("UDSConnectionPool(host=..., port=80): Read timed out.")`` raised
+    while handling ``ReadTimeoutError``.
+    """
+    return isinstance(exc.__context__, urllib3.exceptions.ReadTimeoutError)
+
+
+def _is_exited_process_race(status: int, body: str) -> bool:
+    """Whether an inspect answer is libpod's race with a container process that just exited.
+
+    libpod (podman before 4.4) reads /proc/PID/cgroup of a running container while
+    inspecting it; when the process exits between opening and reading that file, it answers
+    ``500 {"cause":"no such process","message":"read /proc/PID/cgroup: no such
+    process",...}`` (podman 4.3.1; fixed upstream by containers/podman#16504). A 500 is
+    libpod's answer to many failures and the body carries no error code, so only the
+    message (ESRCH's text) tells this transient one apart.
+    """
+    return status == 500 and "no such process" in body
 
 
 class _PodmanEvents:
@@ -160,22 +196,13 @@ class _PodmanEvents:
                         if not line:
                             continue
                         raw = json.loads(line)
-                        time_ns = int(raw.get("timeNano") or int(raw.get("time", 0)) * 10**9)
+                        time_ns = event_time_ns(raw)
                         if time_ns <= self._since_ns:
                             continue  # already seen before the stream was re-opened
                         self._since_ns = time_ns
-                        action = str(raw.get("Action") or raw.get("status") or "")
-                        actor = raw.get("Actor") or {}
-                        yield EngineEvent(
-                            actor.get("ID") or raw.get("ID", ""),
-                            _DOCKER_ACTIONS.get(action, action),
-                            time_ns / 1e9,
-                            dict(actor.get("Attributes") or {}),
-                        )
+                        yield engine_event(raw, actions=_DOCKER_ACTIONS)
                 except requests.exceptions.ConnectionError as exc:
-                    if "timed out" not in str(exc).lower() and not isinstance(
-                        exc.__context__, TimeoutError
-                    ):
+                    if not _is_read_timeout(exc):
                         raise
                 finally:
                     response.close()
@@ -442,32 +469,11 @@ class PodmanEngine:
         with map_engine_errors():
             for attempt in range(_INSPECT_ATTEMPTS):
                 response = self._api.get(f"/containers/{container_id}/json")
-                # libpod reads /proc/PID/cgroup of a running container; when the process
-                # exits in between it answers 500 "...: no such process". A read: ask again.
-                if not (response.status_code == 500 and "no such process" in response.text):
+                if not _is_exited_process_race(response.status_code, response.text):
                     break
-                time.sleep(0.05 * (attempt + 1))
+                time.sleep(0.05 * (attempt + 1))  # a read: asking again is safe
             data = self._checked_for(container_id, response).json()
-        state = data.get("State") or {}
-        config = data.get("Config") or {}
-        host = data.get("HostConfig") or {}
-        return ContainerRecord(
-            id=data["Id"],
-            name=str(data.get("Name", "")),
-            image=data.get("ImageName") or config.get("Image", ""),
-            labels=config.get("Labels") or {},
-            status=_status(state.get("Status", "")),
-            exit_code=int(state.get("ExitCode") or 0),
-            oom_killed=bool(state.get("OOMKilled")),
-            error=state.get("Error") or "",
-            created=parse_time(data.get("Created")),
-            started_at=parse_time(state.get("StartedAt")),
-            finished_at=parse_time(state.get("FinishedAt")),
-            command=tuple(config.get("Cmd") or ()),
-            working_dir=config.get("WorkingDir") or "",
-            user=config.get("User") or "",
-            nano_cpus=int(host.get("NanoCpus") or 0),
-        )
+        return container_record(data, statuses=_DOCKER_STATUSES)
 
     def list_containers(self, labels: Mapping[str, str]) -> list[ContainerSummary]:
         """See :meth:`Engine.list_containers`."""
@@ -476,19 +482,7 @@ class PodmanEngine:
             params["filters"] = json.dumps({"label": [f"{k}={v}" for k, v in labels.items()]})
         with map_engine_errors():
             rows = _checked(self._api.get("/containers/json", params=params)).json()
-        summaries = []
-        for row in rows:
-            created = row.get("Created")
-            when = parse_time(created) if isinstance(created, str) else None
-            summaries.append(
-                ContainerSummary(
-                    row["Id"],
-                    _status(row.get("State", "")),
-                    row.get("Labels") or {},
-                    when.timestamp() if when else float(created or 0),
-                )
-            )
-        return summaries
+        return [container_summary(row, statuses=_DOCKER_STATUSES) for row in rows]
 
     def logs(self, container_id: str, *, stdout: bool, stderr: bool) -> Iterator[bytes]:
         """See :meth:`Engine.logs`."""
@@ -571,22 +565,3 @@ class PodmanEngine:
         """See :meth:`Engine.close`."""
         with contextlib.suppress(Exception):
             self._api.close()
-
-
-def _status(libpod_status: str) -> str:
-    """libpod container status -> Docker vocabulary."""
-    return {
-        "configured": "created",
-        "initialized": "created",
-        "stopped": "exited",
-        "stopping": "running",
-    }.get(libpod_status, libpod_status)
-
-
-def new_podman_tracker(session: str, params: Mapping[str, Any] | None = None) -> ContainerTracker:
-    """Allocator for ``new_job_tracker("podman", session, params)``."""
-    return tracker_from_params(
-        lambda settings: PodmanEngine(settings.engine_url, settings.request_timeout),
-        session,
-        params,
-    )

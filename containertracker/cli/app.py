@@ -368,18 +368,20 @@ def logs(
 
 
 def _log_text(tracker: JobTracker, job_id: str, stderr: bool) -> str:
-    """The content of a job's output (or error) file, with the template's placeholders filled."""
-    template = _template(tracker, job_id)
-    if template is None:
-        raise UnsupportedOperationError("this backend does not keep job templates")
-    path = template.error_path if stderr else template.output_path
+    """The content of a job's output (or error) file, read where the job's tracker put it:
+    the path it resolved at submission (JobInfo extension ``output_path``/``error_path``,
+    every placeholder expanded), which any backend reports.
+
+    Raises:
+        InvalidArgumentError: the job has no such file, or it cannot be read here.
+    """
+    info = tracker.job_info(job_id)
+    path = info.extension.get("error_path" if stderr else "output_path")
     what = "--error" if stderr else "--output"
     if not path:
         raise InvalidArgumentError(
             f"job {job_id[:12]} has no {what} file; submit with {what} FILE to keep it"
         )
-    path = path.replace("$DRMAA2_INDEX$", template.job_environment.get("TASK_ID", ""))
-    path = path.replace("$DRMAA2_HOME_DIR$", str(Path.home()))
     try:
         return Path(path).read_text(errors="replace")
     except OSError as exc:

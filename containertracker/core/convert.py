@@ -29,14 +29,15 @@ __all__ = [
     "normalize_resource_limits",
     "parse_pids_limit",
     "resource_limits",
+    "template_host_paths",
     "template_to_spec",
     "template_ulimits",
 ]
 
-INDEX = "$DRMAA2_INDEX$"
-HOME_DIR = "$DRMAA2_HOME_DIR$"
-WORKING_DIR = "$DRMAA2_WORKING_DIR$"
-_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
+_INDEX_PLACEHOLDER = "$DRMAA2_INDEX$"
+_HOME_DIR_PLACEHOLDER = "$DRMAA2_HOME_DIR$"
+_WORKING_DIR_PLACEHOLDER = "$DRMAA2_WORKING_DIR$"
+_CONTAINER_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
 _ENV_KEY = re.compile(r"^[^=\0]+$")
 
 # DRMAA2 resource limit names -> Docker ulimit names (sizes in bytes, times in seconds).
@@ -86,15 +87,30 @@ class SubmitContext:
     max_parallel: int = 0
 
 
-def _substitute(value: str, ctx: SubmitContext, *, host_side: bool, what: str) -> str:
-    """Replace DRMAA2 placeholders: the index anywhere, directories only in host paths."""
-    if INDEX in value:
+def _expand_placeholders(value: str, ctx: SubmitContext, *, host_side: bool, what: str) -> str:
+    """``value`` with its DRMAA2 placeholders replaced: the one place they are expanded.
+
+    ``$DRMAA2_INDEX$`` becomes the task id, anywhere. ``$DRMAA2_HOME_DIR$`` and
+    ``$DRMAA2_WORKING_DIR$`` become the submitter's home and working directory, in host paths
+    only (``host_side``): inside the container they would name directories of another
+    machine. Whoever needs the result later (the ``logs`` command, say) reads it from the
+    job's plan (:func:`job_info_from_record`), never expands again.
+
+    Raises:
+        InvalidArgumentError: the index outside an array job, or a directory placeholder
+            outside a host path (the message names the field, ``what``).
+    """
+    if _INDEX_PLACEHOLDER in value:
         if ctx.task_id is None:
             raise InvalidArgumentError(
-                f"{what} uses {INDEX}, which is only defined for array jobs (add_array_job)"
+                f"{what} uses {_INDEX_PLACEHOLDER}, which is only defined for array jobs "
+                "(add_array_job)"
             )
-        value = value.replace(INDEX, str(ctx.task_id))
-    for placeholder, replacement in ((HOME_DIR, ctx.home), (WORKING_DIR, ctx.cwd)):
+        value = value.replace(_INDEX_PLACEHOLDER, str(ctx.task_id))
+    for placeholder, replacement in (
+        (_HOME_DIR_PLACEHOLDER, ctx.home),
+        (_WORKING_DIR_PLACEHOLDER, ctx.cwd),
+    ):
         if placeholder in value:
             if not host_side:
                 raise InvalidArgumentError(
@@ -105,27 +121,55 @@ def _substitute(value: str, ctx: SubmitContext, *, host_side: bool, what: str) -
     return value
 
 
-def _host_path(value: str, ctx: SubmitContext, what: str) -> str:
-    """The host path ``value`` names for this task: every placeholder substituted, then
+def _resolved_host_path(value: str, ctx: SubmitContext, what: str) -> str:
+    """The host path ``value`` names for this task: every placeholder expanded, then
     resolved (symlinks and ``..``, as the kernel would) to the one path that is checked,
-    stored in the plan and used from then on (see :mod:`containertracker.core.hostfs`)."""
-    path = _substitute(value, ctx, host_side=True, what=what)
+    stored in the plan and used from then on (see :mod:`containertracker.core.hostfs`).
+
+    Raises:
+        InvalidArgumentError: a misplaced placeholder, or a NUL byte in the path.
+    """
+    path = _expand_placeholders(value, ctx, host_side=True, what=what)
     if "\0" in path:
         raise InvalidArgumentError(f"{what} {path!r} contains a NUL byte")
     return hostfs.resolve(path, ctx.cwd)
 
 
+def template_host_paths(jt: JobTemplate) -> lb.HostPaths:
+    """The host paths ``jt`` names, as it gives them (placeholders unexpanded): the one
+    reading of which template fields are host paths, for the conversion (which resolves
+    them, :func:`host_paths`) and a server's policy (which may refuse them) alike.
+
+    The error path is left out when stderr is joined into the output file: the job never
+    uses it.
+    """
+    return lb.HostPaths(
+        input_path=jt.input_path or None,
+        output_path=jt.output_path or None,
+        error_path=None if jt.join_files else (jt.error_path or None),
+        stage_in={host: host for host in jt.stage_in_files},
+        stage_out=dict(jt.stage_out_files),
+    )
+
+
+def _resolved_host_paths(jt: JobTemplate, ctx: SubmitContext) -> lb.HostPaths:
+    """:func:`template_host_paths` for the task of ``ctx``, each resolved once
+    (:func:`_resolved_host_path`).
+
+    Raises:
+        InvalidArgumentError: a misplaced placeholder, or a NUL byte in a path.
+    """
+    return template_host_paths(jt).replaced(lambda path, what: _resolved_host_path(path, ctx, what))
+
+
 def host_paths(jt: JobTemplate, ctx: SubmitContext) -> list[tuple[str, str]]:
     """Every host path ``jt`` names for the task of ``ctx``, resolved as
-    :func:`template_to_spec` puts it in the plan, with the field that named it."""
-    named = [
-        ("input_path", jt.input_path),
-        ("output_path", jt.output_path),
-        ("error_path", "" if jt.join_files else jt.error_path),
-    ]
-    named += [(f"stage_in_files[{host}]", host) for host in jt.stage_in_files]
-    named += [(f"stage_out_files[{c}]", host) for c, host in jt.stage_out_files.items()]
-    return [(what, _host_path(value, ctx, what)) for what, value in named if value]
+    :func:`template_to_spec` puts it in the plan, with the field that named it.
+
+    Raises:
+        InvalidArgumentError: a misplaced placeholder, or a NUL byte in a path.
+    """
+    return _resolved_host_paths(jt, ctx).named()
 
 
 def _timestamp(t: datetime | None) -> float | None:
@@ -308,10 +352,12 @@ def template_ulimits(jt: JobTemplate) -> list[tuple[str, Ulimit]]:
             or twice in the extension); a value below -1 (-1 is unlimited, only in the
             extension) or beyond 2**63 - 1.
     """
-    return _ulimits(resource_limits(jt.resource_limits), jt.extension)
+    return _named_ulimits(resource_limits(jt.resource_limits), jt.extension)
 
 
-def _ulimits(limits: ResourceLimits, extension: Mapping[str, str]) -> list[tuple[str, Ulimit]]:
+def _named_ulimits(
+    limits: ResourceLimits, extension: Mapping[str, str]
+) -> list[tuple[str, Ulimit]]:
     """:func:`template_ulimits` from already parsed resource limits."""
     named = list(limits.ulimits)
     text = extension.get("ulimit", "")
@@ -335,6 +381,9 @@ def _ulimits(limits: ResourceLimits, extension: Mapping[str, str]) -> list[tuple
 def template_to_spec(jt: JobTemplate, ctx: SubmitContext) -> tuple[ContainerSpec, lb.Plan]:
     """Turn a template into a container spec and the plan around it.
 
+    Every host path is resolved here, once (:func:`host_paths`); the plan holds the
+    resolved paths, and whoever checks or uses them later reads them from there.
+
     Raises:
         InvalidArgumentError: a field has a wrong value (the message names it and says why).
         UnsupportedAttributeError: a field is set that container trackers cannot honour.
@@ -345,101 +394,211 @@ def template_to_spec(jt: JobTemplate, ctx: SubmitContext) -> tuple[ContainerSpec
         )
     _refuse_unsupported(jt)
     _check_machine(jt, ctx.engine)
-    nano_cpus = (slots := _slots(jt, ctx.engine)) and slots * 1_000_000_000
+    slots = _slots(jt, ctx.engine)
+    limits = resource_limits(jt.resource_limits)
+    ulimits = tuple(limit for _, limit in _named_ulimits(limits, jt.extension))
+    extension_options = _extension_options(jt.extension)
+    paths = _resolved_host_paths(jt, ctx)
+    binds = _stage_in_binds(jt, ctx, paths)
+    plan = _plan(jt, ctx, paths, binds, limits.wallclock)
+    if extension_options.get("auto_remove") and (plan.needs_finalizing or ctx.array_id):
+        raise InvalidArgumentError(
+            "the rm extension removes the container at exit, so output_path, error_path, "
+            "stage_out_files and array jobs cannot be used with it"
+        )
+    spec = ContainerSpec(
+        image=jt.job_category,
+        labels=_labels(jt, ctx, plan),
+        command=_command(jt, ctx),
+        environment=_environment(jt, ctx),
+        name=_container_name(jt, ctx),
+        working_dir=_working_dir(jt, ctx),
+        binds=binds,
+        nano_cpus=slots * 1_000_000_000 if slots else None,
+        mem_limit=limits.memory,
+        ulimits=ulimits,
+        open_stdin=plan.stdin_path is not None,
+        # Under an init, SIGTERM reaches the command (terminate takes effect at once); in a
+        # shared PID namespace (the pid extension) the command is not PID 1 anyway.
+        init=not extension_options.get("pid_mode"),
+        **extension_options,  # type: ignore[arg-type]
+    )
+    return spec, plan
 
+
+def _command(jt: JobTemplate, ctx: SubmitContext) -> tuple[str, ...] | None:
+    """The container's command: ``remote_command`` and ``args`` (the index expanded in
+    the args); None (the image's default) when neither is given, the args alone when only
+    they are.
+
+    Raises:
+        InvalidArgumentError: a placeholder the args may not use.
+    """
+    args = tuple(_expand_placeholders(a, ctx, host_side=False, what="args") for a in jt.args)
+    if jt.remote_command:
+        return (jt.remote_command, *args)
+    return args or None
+
+
+def _environment(jt: JobTemplate, ctx: SubmitContext) -> dict[str, str]:
+    """The container's environment: ``job_environment``, plus ``TASK_ID`` for an array
+    task (as in drmaa2os), the index expanded in the values.
+
+    Raises:
+        InvalidArgumentError: a key that is no variable name, or a placeholder a value may
+            not use.
+    """
     environment = dict(jt.job_environment)
     for key in environment:
         if not _ENV_KEY.match(key):
             raise InvalidArgumentError(f"job_environment key {key!r} is not a valid name")
     if ctx.task_id is not None:
         environment["TASK_ID"] = str(ctx.task_id)
-    environment = {
-        k: _substitute(v, ctx, host_side=False, what=f"job_environment[{k}]")
-        for k, v in environment.items()
+    return {
+        key: _expand_placeholders(value, ctx, host_side=False, what=f"job_environment[{key}]")
+        for key, value in environment.items()
     }
-    args = tuple(_substitute(a, ctx, host_side=False, what="args") for a in jt.args)
-    command = (jt.remote_command, *args) if jt.remote_command else (args or None)
-    working_dir = _substitute(jt.working_directory, ctx, host_side=False, what="working_directory")
+
+
+def _working_dir(jt: JobTemplate, ctx: SubmitContext) -> str | None:
+    """The container's working directory (None: the image's), the index expanded.
+
+    Raises:
+        InvalidArgumentError: not an absolute container path, or a placeholder it may not use.
+    """
+    working_dir = _expand_placeholders(
+        jt.working_directory, ctx, host_side=False, what="working_directory"
+    )
     if working_dir and not working_dir.startswith("/"):
         raise InvalidArgumentError(
             f"working_directory {working_dir!r} must be an absolute path inside the container"
         )
+    return working_dir or None
 
-    name = None
-    if jt.job_name:
-        name = jt.job_name if ctx.task_id is None else f"{jt.job_name}-{ctx.task_id}"
-        if not _NAME.match(name):
-            raise InvalidArgumentError(
-                f"job_name {jt.job_name!r} is not a valid container name "
-                "([a-zA-Z0-9][a-zA-Z0-9_.-]*)"
-            )
 
+def _container_name(jt: JobTemplate, ctx: SubmitContext) -> str | None:
+    """The container's name: ``job_name``, suffixed ``-<task id>`` for an array task (None:
+    the engine picks one).
+
+    Raises:
+        InvalidArgumentError: not a valid container name.
+    """
+    if not jt.job_name:
+        return None
+    name = jt.job_name if ctx.task_id is None else f"{jt.job_name}-{ctx.task_id}"
+    if not _CONTAINER_NAME.match(name):
+        raise InvalidArgumentError(
+            f"job_name {jt.job_name!r} is not a valid container name ([a-zA-Z0-9][a-zA-Z0-9_.-]*)"
+        )
+    return name
+
+
+def _stage_in_binds(jt: JobTemplate, ctx: SubmitContext, paths: lb.HostPaths) -> tuple[Bind, ...]:
+    """A read-only bind mount per ``stage_in_files`` entry, from its resolved source in
+    ``paths`` to its container path (the index expanded).
+
+    Raises:
+        InvalidArgumentError: a source that does not exist, or a destination that is not an
+            absolute container path (or uses a placeholder it may not).
+    """
     binds = []
     for host, container in jt.stage_in_files.items():
-        src = _host_path(host, ctx, f"stage_in_files[{host}]")
-        if not os.path.exists(src):
-            raise InvalidArgumentError(f"stage_in_files source {src!r} does not exist on this host")
-        dst = _substitute(container, ctx, host_side=False, what=f"stage_in_files[{host}]")
-        if not dst.startswith("/"):
+        source = paths.stage_in[host]
+        if not os.path.exists(source):
             raise InvalidArgumentError(
-                f"stage_in_files destination {dst!r} must be an absolute container path"
+                f"stage_in_files source {source!r} does not exist on this host"
+            )
+        destination = _expand_placeholders(
+            container, ctx, host_side=False, what=f"stage_in_files[{host}]"
+        )
+        if not destination.startswith("/"):
+            raise InvalidArgumentError(
+                f"stage_in_files destination {destination!r} must be an absolute container path"
             )
         # Stage-in is input: read-only, so a job cannot change the host through it.
-        binds.append(Bind(src, dst, read_only=True))
+        binds.append(Bind(source, destination, read_only=True))
+    return tuple(binds)
+
+
+def _stage_out(ctx: SubmitContext, paths: lb.HostPaths) -> dict[str, str]:
+    """Container path (the index expanded) -> resolved host path, per ``stage_out_files``
+    entry of ``paths``.
+
+    Raises:
+        InvalidArgumentError: a container path that is not absolute (or uses a placeholder
+            it may not).
+    """
     stage_out = {}
-    for container, host in jt.stage_out_files.items():
-        src = _substitute(container, ctx, host_side=False, what=f"stage_out_files[{container}]")
-        if not src.startswith("/"):
+    for container, host_path in paths.stage_out.items():
+        source = _expand_placeholders(
+            container, ctx, host_side=False, what=f"stage_out_files[{container}]"
+        )
+        if not source.startswith("/"):
             raise InvalidArgumentError(
-                f"stage_out_files source {src!r} must be an absolute container path"
+                f"stage_out_files source {source!r} must be an absolute container path"
             )
-        stage_out[src] = _host_path(host, ctx, f"stage_out_files[{container}]")
+        stage_out[source] = host_path
+    return stage_out
 
-    limits = resource_limits(jt.resource_limits)
-    ulimits = [limit for _, limit in _ulimits(limits, jt.extension)]
-    spec_ext = _extension_options(jt.extension)
 
-    stdin_path = _host_path(jt.input_path, ctx, "input_path") if jt.input_path else None
-    if stdin_path and not os.path.isfile(stdin_path):
-        raise InvalidArgumentError(f"input_path {stdin_path!r} is not a readable file")
-    stdout_path = _host_path(jt.output_path, ctx, "output_path") if jt.output_path else None
-    stderr_path = _host_path(jt.error_path, ctx, "error_path") if jt.error_path else None
-    if jt.join_files:
-        stderr_path = None
+def _plan(
+    jt: JobTemplate,
+    ctx: SubmitContext,
+    paths: lb.HostPaths,
+    binds: tuple[Bind, ...],
+    wallclock_limit: float | None,
+) -> lb.Plan:
+    """What must happen around the container: its hold, start and end times, and its host
+    files (``paths`` and the stage-in ``binds``, resolved already).
 
+    Raises:
+        InvalidArgumentError: the input path is not a file; the deadline has passed or is not
+            after the start time; a bad stage-out container path.
+    """
+    if paths.input_path and not os.path.isfile(paths.input_path):
+        raise InvalidArgumentError(f"input_path {paths.input_path!r} is not a readable file")
+    start_at, deadline = _start_and_deadline(jt, ctx.now)
+    return lb.Plan(
+        hold=jt.submit_as_hold,
+        start_at=start_at,
+        deadline=deadline,
+        wallclock_limit=wallclock_limit,
+        stdin_path=paths.input_path,
+        stdout_path=paths.output_path,
+        stderr_path=paths.error_path,
+        join_files=jt.join_files,
+        stage_out=_stage_out(ctx, paths),
+        stage_in=[bind.host_path for bind in binds],
+    )
+
+
+def _start_and_deadline(jt: JobTemplate, now: datetime) -> tuple[float | None, float | None]:
+    """The job's start time (None: now, also for a start time already past) and deadline
+    (None: none), as epoch seconds.
+
+    Raises:
+        InvalidArgumentError: the deadline has passed, or is not after the start time.
+    """
     start_at = _timestamp(jt.start_time)
     deadline = _timestamp(jt.deadline_time)
-    now = ctx.now.timestamp()
-    if deadline is not None and deadline <= now:
+    if deadline is not None and deadline <= now.timestamp():
         raise InvalidArgumentError(f"deadline_time {jt.deadline_time} has already passed")
     if start_at is not None and deadline is not None and start_at >= deadline:
         raise InvalidArgumentError("start_time must be before deadline_time")
-    plan = lb.Plan(
-        hold=jt.submit_as_hold,
-        start_at=start_at if start_at is not None and start_at > now else None,
-        deadline=deadline,
-        wallclock_limit=limits.wallclock,
-        stdin_path=stdin_path,
-        stdout_path=stdout_path,
-        stderr_path=stderr_path,
-        join_files=jt.join_files,
-        stage_out=stage_out,
-        stage_in=[bind.host_path for bind in binds],
-    )
-    if spec_ext.get("auto_remove") and (plan.needs_finalizing or ctx.array_id):
-        raise InvalidArgumentError(
-            "the rm extension removes the container at exit, so output_path, error_path, "
-            "stage_out_files and array jobs cannot be used with it"
-        )
+    return (start_at if start_at is not None and start_at > now.timestamp() else None), deadline
 
-    # As in drmaa2os, a task's stored template carries its TASK_ID.
-    stored = jt
+
+def _labels(jt: JobTemplate, ctx: SubmitContext, plan: lb.Plan) -> dict[str, str]:
+    """The container's labels: its session, the template (a task's with its ``TASK_ID``,
+    as drmaa2os stores it), the plan, where and by whom it was submitted, its accounting
+    id and queue, and for an array task its array, index and the array's ``max_parallel``."""
+    stored_template = jt
     if ctx.task_id is not None:
-        task_env = {**jt.job_environment, "TASK_ID": str(ctx.task_id)}
-        stored = jt.model_copy(update={"job_environment": task_env})
+        task_environment = {**jt.job_environment, "TASK_ID": str(ctx.task_id)}
+        stored_template = jt.model_copy(update={"job_environment": task_environment})
     labels = {
         lb.SESSION: ctx.session,
-        lb.TEMPLATE: stored.to_label(),
+        lb.TEMPLATE: stored_template.to_label(),
         lb.MANAGED: lb.SCHEMA_VERSION,
         lb.PLAN: plan.to_label(),
         lb.SUBMISSION_HOST: ctx.submission_host,
@@ -453,25 +612,7 @@ def template_to_spec(jt: JobTemplate, ctx: SubmitContext) -> tuple[ContainerSpec
         labels[lb.ARRAY_ID] = ctx.array_id
         labels[lb.TASK_ID] = str(ctx.task_id)
         labels[lb.MAX_PARALLEL] = str(ctx.max_parallel)
-
-    spec = ContainerSpec(
-        image=jt.job_category,
-        labels=labels,
-        command=command,
-        environment=environment,
-        name=name,
-        working_dir=working_dir or None,
-        binds=tuple(binds),
-        nano_cpus=nano_cpus or None,
-        mem_limit=limits.memory,
-        ulimits=tuple(ulimits),
-        open_stdin=stdin_path is not None,
-        # Under an init, SIGTERM reaches the command (terminate takes effect at once); in a
-        # shared PID namespace (the pid extension) the command is not PID 1 anyway.
-        init=not spec_ext.get("pid_mode"),
-        **spec_ext,  # type: ignore[arg-type]
-    )
-    return spec, plan
+    return labels
 
 
 def parse_pids_limit(value: str) -> int:
@@ -555,7 +696,7 @@ def container_state(
             return JobState.UNDETERMINED, record_status
 
 
-_SIGNALS = {1: "SIGHUP", 2: "SIGINT", 3: "SIGQUIT", 6: "SIGABRT", 9: "SIGKILL", 15: "SIGTERM"}
+_SIGNAL_NAMES = {1: "SIGHUP", 2: "SIGINT", 3: "SIGQUIT", 6: "SIGABRT", 9: "SIGKILL", 15: "SIGTERM"}
 
 
 def job_info_from_record(
@@ -568,13 +709,19 @@ def job_info_from_record(
     """A JobInfo from an inspected container and its already-derived state.
 
     Its times never run backwards: submission <= dispatch <= finish (see :func:`_in_order`).
+    Its ``extension`` has drmaa2os' ``workingdir``, ``commandline`` and ``category``; an
+    array task's ``array_id`` and ``task_id``; and the host files the job's output goes to,
+    ``output_path`` and ``error_path`` (each when set, and no error path when stderr is
+    joined into the output file): the paths its tracker resolved at submission and writes,
+    every placeholder expanded, so a reader (on the tracker's host) never expands them again.
     """
     labels = record.labels
+    plan = lb.Plan.from_labels(labels)
     finished = state.terminal
     exit_status = record.exit_code if finished else None
     signal = ""
     if finished and exit_status is not None and exit_status > 128:
-        signal = _SIGNALS.get(exit_status - 128, f"SIG{exit_status - 128}")
+        signal = _SIGNAL_NAMES.get(exit_status - 128, f"SIG{exit_status - 128}")
     submitted, dispatched, ended = _in_order(
         record.created, record.started_at, record.finished_at if finished else None
     )
@@ -609,6 +756,14 @@ def job_info_from_record(
                 key: labels[label]
                 for key, label in (("array_id", lb.ARRAY_ID), ("task_id", lb.TASK_ID))
                 if label in labels
+            },
+            **{
+                key: path
+                for key, path in (
+                    ("output_path", plan.stdout_path),
+                    ("error_path", plan.stderr_path),
+                )
+                if path
             },
         },
     )

@@ -2,7 +2,9 @@
 their deadline or wall-clock limit, and has ended jobs' outputs written.
 
 Every tracker runs one, and several schedulers of a session (trackers in any process on this
-host) share the work with no coordinator. What keeps them from starting a job twice or more
+host) share the work with no coordinator. Which jobs a pass starts is decided by the pure
+:func:`~containertracker.core.decision.decide` (its module defines slots, claims, owned tasks
+and arrays over their limit). What keeps the schedulers from starting a job twice or more
 tasks of an array than its ``max_parallel``:
 
 * Decisions are taken under the session's lock, and every start is *claimed* first: the job
@@ -14,10 +16,11 @@ tasks of an array than its ``max_parallel``:
   slow part). A job another scheduler claimed since may be missing from that list, so when
   the claim count moved by more than this scheduler's own claims, the pass lists again, under
   the lock.
-* When a throttled task this scheduler started ends, its slot goes to the next task the last
-  pass left waiting, at once and without a list, unless another scheduler has claimed a start
-  since that pass, or that pass saw the array over its limit (its list lagging behind a task
-  that ended and was replaced): then the slot may be taken already, and a pass decides.
+* When a throttled task this scheduler started (an owned task) ends, its slot goes to the
+  next task the last pass left waiting, at once and without a list, unless another scheduler
+  has claimed a start since that pass, or that pass saw the array over its limit (its list
+  lagging behind a task that ended and was replaced): then the slot may be taken already,
+  and a pass decides.
 * A claim is renewed just before the start, under the session lock, and only if the job is
   neither held nor failed by then; the renewal marks it ``starting``. Holds and releases are
   written under that lock too, so a hold either comes first (the start does not happen, the
@@ -46,15 +49,14 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable, Collection
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 
 from loguru import logger
 
 from containertracker.core import labels as lb
 from containertracker.core import outputs
+from containertracker.core.decision import CLAIM_HORIZON, Decision, Start, candidates, decide, held
 from containertracker.core.engine import (
     ACTIVE_STATUSES,
     ENDED_STATUSES,
@@ -62,18 +64,12 @@ from containertracker.core.engine import (
     Engine,
     EngineEvent,
 )
-from containertracker.core.statestore import JobMarks, StateStore
+from containertracker.core.statestore import StateStore
 from containertracker.errors import ContainerTrackerError, JobNotFoundError
 
-__all__ = ["Scheduler", "held"]
+# held: re-exported for the tracker, which reads a job's hold state the way passes do.
+__all__ = ["Scheduler"]
 
-_ORPHAN_AGE = 60.0
-"""A plain job made before submissions were recorded (no submission label) still "created"
-this long after submission lost its submitter: start it. (Jobs with the label are left to
-their submitter while it lives, and rolled back when it died.)"""
-_RECENT = 60.0
-"""How long a claim or a seen "die" event is trusted over the engine's list; a job claimed
-longer ago and still "created" lost the scheduler that claimed it, and may be claimed anew."""
 _PRUNE_INTERVAL = 60.0
 _PRUNE_BATCH = 256
 """A background pass prunes the marks of gone jobs this often (seconds), looking at this many
@@ -81,31 +77,6 @@ marks files at most (the next prune goes on from there)."""
 _RETRY_FIRST = 1.0
 _RETRY_MAX = 30.0
 """Backoff of the starts that met an unreachable engine: doubling from the first, capped."""
-
-Start = tuple[str, lb.Plan]
-"""A job to start: its container id and plan."""
-
-
-def held(plan: lb.Plan, marks: JobMarks) -> bool:
-    """Held as submitted, unless a hold or release since says otherwise."""
-    return plan.hold if marks.hold is None else marks.hold
-
-
-@dataclass
-class _Decision:
-    """What a pass decided, from one view of the session."""
-
-    next_wake: float
-    to_start: list[Start] = field(default_factory=list)
-    waiting: dict[str, list[Start]] = field(default_factory=dict)
-    """Per throttled array, the tasks that would start but for the limit, in task order."""
-    owned: dict[str, str] = field(default_factory=dict)
-    """The throttled tasks in ``to_start``: their array id."""
-    holders: set[str] = field(default_factory=set)
-    """The jobs this view counts as holding a slot (active, being started, or to start)."""
-    overfull: set[str] = field(default_factory=set)
-    """Throttled arrays seen with more active tasks than their limit: this view of them is
-    stale, so their freed slots wait for a pass."""
 
 
 class Scheduler:
@@ -120,14 +91,20 @@ class Scheduler:
         finalize: Callable[[str], None],
         resync_interval: float,
         stop_grace: float,
+        clock: Callable[[], float] = time.time,
     ) -> None:
-        """Start the scheduling thread; ``finalize(job_id)`` writes an ended job's outputs."""
+        """Start the scheduling thread; ``finalize(job_id)`` writes an ended job's outputs.
+
+        ``clock`` gives the time (epoch seconds) that claims, retries, start times and
+        deadlines are measured with; a test passes a fake one to let a claim age at once.
+        """
         self._engine = engine
         self._session = session
         self._store = store
         self._finalize = finalize
         self._resync = resync_interval
         self._stop_grace = stop_grace
+        self._clock = clock
         self._log = logger.bind(backend=engine.name, session=session)
         self._closed = threading.Event()
         self._kick = threading.Event()
@@ -229,7 +206,7 @@ class Scheduler:
                 if claimed_at is not None:
                     self._store.update(job_id, claimed_at=None)  # its slot is free again
                 return False
-            now = time.time()
+            now = self._clock()
             if claimed_at is None:
                 self._store.update(job_id, claimed_at=now, starting=True)
             elif not self._store.renew_claim(job_id, claimed_at, now):
@@ -282,14 +259,14 @@ class Scheduler:
 
     def _loop(self) -> None:
         while not self._closed.is_set():
-            next_wake = time.time() + self._resync
+            next_wake = self._clock() + self._resync
             try:
                 next_wake = min(next_wake, self._pass(background=True)[0])
             except ContainerTrackerError as exc:
                 self._log.debug("scheduler pass failed: {}", exc)
             except Exception as exc:  # keep scheduling whatever happens
                 self._log.opt(exception=exc).warning("scheduler pass crashed")
-            self._kick.wait(max(0.0, next_wake - time.time()))
+            self._kick.wait(max(0.0, next_wake - self._clock()))
             self._kick.clear()
 
     def _pass(
@@ -308,7 +285,7 @@ class Scheduler:
         """
         with self._store.session_lock(self._session):
             before = self._store.claim_count(self._session) - self._own_claims
-        listed_at = time.time()
+        listed_at = time.time()  # the file system's time: prune compares it with mtimes
         listing = self._list()
         with self._store.session_lock(self._session):
             count = self._store.claim_count(self._session)
@@ -318,16 +295,15 @@ class Scheduler:
             if include is not None:
                 self._own_submissions.add(include)
             submissions = self._store.submissions(self._session)
-            died = self._recently_died()
-            now = time.time()
+            now = self._clock()
             others = submissions - self._own_submissions  # under way elsewhere, or abandoned
-            decision = self._decide(rows, died, now, others)
+            decision = self._decide(rows, now, others)
             self._claims_seen = self._claim(decision.to_start, count, now)
-            self._waiting = decision.waiting
+            self._waiting = {array: list(tasks) for array, tasks in decision.waiting.items()}
             self._owned = {
                 cid: array
-                for cid, array in (self._owned | decision.owned).items()
-                if cid in decision.holders and array not in decision.overfull
+                for cid, array in {**self._owned, **decision.owned}.items()
+                if cid in decision.slot_holders and array not in decision.over_limit
             }
         errors = self._start_claimed(decision.to_start, now, wait=not background, report=report)
         if not background:
@@ -343,79 +319,39 @@ class Scheduler:
                 self._store.prune({row.id for row in listing}, listed_at, _PRUNE_BATCH)
             except OSError as exc:  # the state directory's trouble shows elsewhere too
                 self._log.debug("pruning marks failed: {}", exc)
-        return self._look_after(rows, decision.next_wake), errors
+        return self._stop_overdue_and_finalize(rows, decision.next_wake), errors
 
     def _list(self) -> list[ContainerSummary]:
         """Every container of the session (also those of other tools: marks of them stay)."""
         return self._engine.list_containers({lb.SESSION: self._session})
 
     def _recently_died(self) -> set[str]:
-        horizon = time.monotonic() - _RECENT
+        horizon = time.monotonic() - CLAIM_HORIZON
         with self._died_lock:
             self._died = {cid: t for cid, t in self._died.items() if t > horizon}
             return set(self._died)
 
-    def _decide(
-        self, rows: list[ContainerSummary], died: set[str], now: float, others: set[str]
-    ) -> _Decision:
-        """Which created jobs start now; ``others`` are submissions under way that are not
-        this scheduler's to start. Must hold the session lock (it reads claims)."""
-        decision = _Decision(next_wake=now + self._resync)
-        running = [row for row in rows if row.status in ACTIVE_STATUSES and row.id not in died]
-        decision.holders = {row.id for row in running}
-        active = Counter(row.labels.get(lb.ARRAY_ID) for row in running)
-        queued = sorted(
-            (row for row in rows if row.status == "created"),
-            key=lambda row: (row.labels.get(lb.ARRAY_ID, ""), int(row.labels.get(lb.TASK_ID, "0"))),
+    def _decide(self, rows: list[ContainerSummary], now: float, others: set[str]) -> Decision:
+        """Decide from ``rows`` and the marks of their queued jobs (read now) which jobs start;
+        ``others`` are submissions under way that are not this scheduler's to start. Records
+        the failure of the jobs whose deadline passed before they could start. Must hold the
+        session lock (claims are read and made under it)."""
+        owns = self._store.owns
+        marks = {job_id: self._store.marks(job_id) for job_id in candidates(rows, owns)}
+        decision = decide(
+            rows,
+            marks,
+            died=self._recently_died(),
+            now=now,
+            not_ours=others,
+            owns=owns,
+            resync_interval=self._resync,
         )
-        limits: dict[str | None, int] = {}
-        for row in queued:
-            array_id = row.labels.get(lb.ARRAY_ID)
-            limits[array_id] = int(row.labels.get(lb.MAX_PARALLEL, "0"))
-            if not self._store.owns(row.labels):
-                continue  # another state directory's: its schedulers start it
-            marks = self._store.marks(row.id)
-            if marks.failure:
-                continue  # it will never run
-            if marks.claimed_at is not None and now - marks.claimed_at < _RECENT:
-                active[array_id] += 1  # being started: it holds its slot
-                decision.holders.add(row.id)
-                continue
-            plan = lb.Plan.from_labels(row.labels)
-            if held(plan, marks):
-                continue
-            submission = row.labels.get(lb.SUBMISSION)
-            if submission in others:
-                continue  # its submitter starts it (or it is to be rolled back)
-            if marks.retry_after is not None and marks.retry_after > now:
-                decision.next_wake = min(decision.next_wake, marks.retry_after)
-                continue  # its start met an unreachable engine: retried then
-            deferred = plan.hold or plan.start_at is not None or array_id is not None
-            if submission is None and not deferred and now - row.created < _ORPHAN_AGE:
-                continue  # made before submissions were recorded: its add_job may start it
-            if plan.deadline is not None and plan.deadline <= now:
-                self._store.update(row.id, failure="deadline passed before the job could start")
-                continue
-            if plan.start_at is not None and plan.start_at > now:
-                decision.next_wake = min(decision.next_wake, plan.start_at)
-                continue
-            limit = limits[array_id]
-            if array_id is not None and limit and active[array_id] >= limit:
-                decision.waiting.setdefault(array_id, []).append((row.id, plan))
-                continue
-            active[array_id] += 1
-            decision.holders.add(row.id)
-            decision.to_start.append((row.id, plan))
-            if array_id is not None and limit:
-                decision.owned[row.id] = array_id
-        decision.overfull = {
-            array_id
-            for array_id, limit in limits.items()
-            if array_id is not None and limit and active[array_id] > limit
-        }
+        for job_id in decision.expired:
+            self._store.update(job_id, failure="deadline passed before the job could start")
         return decision
 
-    def _claim(self, starts: list[Start], count: int, now: float) -> int:
+    def _claim(self, starts: Collection[Start], count: int, now: float) -> int:
         """Claim ``starts`` at ``now``, the claim count being ``count``; return the new count.
         Must hold the session lock."""
         if not starts:
@@ -423,10 +359,10 @@ class Scheduler:
         self._own_claims += len(starts)
         return self._store.claim(self._session, (job_id for job_id, _ in starts), now)
 
-    def _look_after(self, rows: list[ContainerSummary], next_wake: float) -> float:
+    def _stop_overdue_and_finalize(self, rows: list[ContainerSummary], next_wake: float) -> float:
         """Stop overdue jobs and terminated jobs that still run (terminated during their start,
         a stop that failed), and have ended jobs finalized; return when to look again."""
-        now = time.time()
+        now = self._clock()
         for row in rows:
             try:
                 if row.status in ACTIVE_STATUSES:
@@ -509,14 +445,14 @@ class Scheduler:
     def _refill(self, ended: str) -> None:
         """Give the slot of ``ended``, a throttled task this scheduler started, to the next
         waiting task of its array."""
-        settled = False
+        no_pass_needed = False
         try:
             with self._store.session_lock(self._session):
-                successor, settled = self._take_slot(ended)
+                successor, no_pass_needed = self._take_slot(ended)
             if successor is not None:
-                settled = self._start_or_record(*successor) and settled
+                no_pass_needed = self._start_or_record(*successor) and no_pass_needed
         finally:
-            if not settled:
+            if not no_pass_needed:
                 self._kick.set()  # a pass decides (the slot is free, or a timer is due)
 
     def _take_slot(self, ended: str) -> tuple[tuple[str, lb.Plan, float] | None, bool]:
@@ -528,28 +464,28 @@ class Scheduler:
         if array_id is None or count != self._claims_seen:
             return None, False
         waiting = self._waiting.get(array_id, [])
-        now = time.time()
-        settled = True
+        now = self._clock()
+        no_pass_needed = True
         while waiting:
             job_id, plan = waiting.pop(0)
             marks = self._store.marks(job_id)
             if plan.deadline is not None and plan.deadline <= now:
-                settled = False  # a pass records its failure
+                no_pass_needed = False  # a pass records its failure
                 continue
             if marks.claimed_at is not None or marks.failure or held(plan, marks):
                 continue
             if marks.retry_after is not None and marks.retry_after > now:
-                settled = False  # a pass retries it when due
+                no_pass_needed = False  # a pass retries it when due
                 continue
             self._claims_seen = self._claim([(job_id, plan)], count, now)
             self._owned[job_id] = array_id
             # A pass sets the timer of a job with a deadline or wall-clock limit.
             timed = plan.deadline is not None or plan.wallclock_limit is not None
-            return (job_id, plan, now), settled and not timed
+            return (job_id, plan, now), no_pass_needed and not timed
         return None, False
 
     def _start_claimed(
-        self, jobs: list[Start], claimed_at: float, *, wait: bool, report: Collection[str]
+        self, jobs: Collection[Start], claimed_at: float, *, wait: bool, report: Collection[str]
     ) -> list[ContainerTrackerError]:
         """Start jobs claimed at ``claimed_at`` in parallel.
 
@@ -598,7 +534,7 @@ class Scheduler:
                 job_id,
                 claimed_at=None,  # its slot is free until the retry
                 starting=False,
-                retry_after=time.time() + delay,
+                retry_after=self._clock() + delay,
                 retries=retries,
                 last_error=str(exc),
             )

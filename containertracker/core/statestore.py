@@ -3,8 +3,9 @@
 Container labels are fixed at creation, so the facts that change later live in files under
 the state directory: a hold or release after submission, a scheduler's claim to start the job,
 a failure recorded by a tracker (cancelled before start, a start or stage-out error), a start
-to retry once the engine is back, and "outputs written". Each job has one small JSON file
-written atomically, dropped when the job is deleted or its container removed (seen from its
+to retry once the engine is back, and "outputs written". These facts are the job's *marks*
+(:class:`JobMarks`), kept in the job's marks file: one small JSON file per job, written
+atomically, dropped when the job is deleted or its container removed (seen from its
 ``destroy`` event, or missed by a later list: :meth:`StateStore.prune`). ``fcntl`` locks make
 several processes agree on who schedules a session and who writes a job's outputs (the kernel
 drops a dead process's locks). A submission under way has a record, locked by its submitter,

@@ -36,6 +36,7 @@ from containertracker.core.convert import (
     job_info_from_record,
     template_to_spec,
 )
+from containertracker.core.decision import held
 from containertracker.core.engine import (
     ACTIVE_STATUSES,
     ContainerRecord,
@@ -44,7 +45,7 @@ from containertracker.core.engine import (
     Engine,
     ImageNotFoundError,
 )
-from containertracker.core.scheduler import Scheduler, held
+from containertracker.core.scheduler import Scheduler
 from containertracker.core.statestore import StateStore, Submission
 from containertracker.core.watch import EventWatcher
 from containertracker.errors import (
@@ -78,7 +79,9 @@ _CREATE_THREADS = 8
 _TERMINAL = (JobState.DONE, JobState.FAILED)
 
 
-def _of_submission(spec: ContainerSpec, submission: Submission, store: StateStore) -> ContainerSpec:
+def _with_submission_labels(
+    spec: ContainerSpec, submission: Submission, store: StateStore
+) -> ContainerSpec:
     """The spec with the labels naming the submission that creates the container and the
     state directory it is recorded in (whose schedulers alone start the job)."""
     labels = {**spec.labels, lb.SUBMISSION: submission.id, lb.STATE_DIR: store.identity}
@@ -104,6 +107,7 @@ class ContainerTracker(ClosesOnExit):
         resync_interval: float = 2.0,
         host_path_roots: Sequence[str | os.PathLike[str]] | None = None,
         monitor_all_containers: bool = True,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         """Connect the tracker to ``engine`` and start its event and scheduler threads.
 
@@ -114,6 +118,9 @@ class ContainerTracker(ClosesOnExit):
         ``monitor_all_containers``: the Monitorer calls see every container on the engine;
         False: only containers of trackers (those with a session label), as a server shows.
 
+        ``clock``: the wall clock (epoch seconds) that start times, deadlines, claims and
+        retries are measured by; tests of the scheduling logic pass a fake one.
+
         Raises:
             DrmCommunicationError: the engine cannot be reached.
         """
@@ -121,10 +128,11 @@ class ContainerTracker(ClosesOnExit):
         self._session = session
         self._stop_grace = stop_grace
         self._pull_policy = pull_policy
-        self._resync = resync_interval
-        self._roots = hostfs.normalize_roots(host_path_roots)
+        self._resync_interval = resync_interval
+        self._host_path_roots = hostfs.normalize_roots(host_path_roots)
         self._monitor_all = monitor_all_containers
-        self._info = engine.info()
+        self._clock = clock
+        self._engine_info = engine.info()
         self._store = StateStore(
             state_dir, scope=StateStore.scope_of(engine.name, engine.url, session)
         )
@@ -137,6 +145,7 @@ class ContainerTracker(ClosesOnExit):
             finalize=self._finalize_quietly,
             resync_interval=resync_interval,
             stop_grace=stop_grace,
+            clock=clock,
         )
         self._watcher = EventWatcher(
             engine,
@@ -173,13 +182,13 @@ class ContainerTracker(ClosesOnExit):
             InvalidArgumentError: a template field is wrong, or the image is not present.
             UnsupportedAttributeError: a template field cannot be honoured.
         """
-        spec, plan = template_to_spec(jt, self._context())
-        outputs.check(plan, self._roots)
+        spec, plan = template_to_spec(jt, self._submit_context())
+        outputs.check(plan, self._host_path_roots)
         self._ensure_image(spec.image)
         outputs.prepare(plan)
         created: list[str] = []
         with self._submission(uuid.uuid4().hex[:16], created) as submission:
-            created.append(self._create(_of_submission(spec, submission, self._store)))
+            created.append(self._create(_with_submission_labels(spec, submission, self._store)))
             if not (plan.hold or plan.start_at):
                 self._scheduler.start(created[0], plan)
         return created[0]
@@ -212,7 +221,7 @@ class ContainerTracker(ClosesOnExit):
                 "split it into several array jobs"
             )
         array_id = uuid.uuid4().hex[:16]
-        context = self._context(task_id=begin, array_id=array_id, max_parallel=max_parallel)
+        context = self._submit_context(task_id=begin, array_id=array_id, max_parallel=max_parallel)
         # The template and the image are checked once, before any task exists; each task's
         # spec is built when the task is created (a large template times many tasks never
         # sits in memory at once).
@@ -220,26 +229,27 @@ class ContainerTracker(ClosesOnExit):
         self._ensure_image(spec.image)
         del spec
         task_ids = range(begin, end + 1, step)
-        outputs.check_tasks(jt, context, task_ids, self._roots)
+        outputs.check_tasks(jt, context, task_ids, self._host_path_roots)
         created: list[str] = []
         with self._submission(array_id, created) as submission:
 
-            def make(task_id: int) -> ContainerSpec:
+            def task_spec(task_id: int) -> ContainerSpec:
                 spec, plan = template_to_spec(jt, dataclasses.replace(context, task_id=task_id))
-                outputs.check(plan, self._roots)  # per task: the index may change the path
+                # Per task: the index may change the path.
+                outputs.check(plan, self._host_path_roots)
                 outputs.prepare(plan)
-                return _of_submission(spec, submission, self._store)
+                return _with_submission_labels(spec, submission, self._store)
 
             # No other scheduler starts the tasks of a submission under way, so they are
             # created without the session lock, and this call sees the first ones start.
             first = max_parallel or len(task_ids)
-            self._create_all(make, task_ids[:first], created)
+            self._create_all(task_spec, task_ids[:first], created)
             failures = self._scheduler.start_submitted(submission.id, created)
             if failures:
                 raise failures[0]
             # The rest of a throttled array is created while its first tasks run (as a plain
             # thread-pool script would): the scheduler starts each one as a slot frees up.
-            self._create_all(make, task_ids[first:], created, kick_scheduler=True)
+            self._create_all(task_spec, task_ids[first:], created, kick_scheduler=True)
         return array_id
 
     def job_state(self, job_id: str) -> tuple[JobState, str]:
@@ -256,7 +266,7 @@ class ContainerTracker(ClosesOnExit):
         Raises:
             JobNotFoundError: no such job in this session.
         """
-        return self._info_of(self._record(job_id))
+        return self._job_info_of(self._record(job_id))
 
     def job_template(self, job_id: str) -> JobTemplate:
         """The template the job was submitted with (read from its ``drmaa2jobtemplate`` label).
@@ -287,13 +297,13 @@ class ContainerTracker(ClosesOnExit):
         state, _ = self._state_of(record)
         match action:
             case "suspend":
-                self._require(job_id, action, state, JobState.RUNNING)
+                self._require_state(job_id, action, state, JobState.RUNNING)
                 self._engine.pause(record.id)
             case "resume":
-                self._require(job_id, action, state, JobState.SUSPENDED)
+                self._require_state(job_id, action, state, JobState.SUSPENDED)
                 self._engine.unpause(record.id)
             case "hold":
-                self._require(job_id, action, state, JobState.QUEUED)
+                self._require_state(job_id, action, state, JobState.QUEUED)
                 self._require_own_state_dir(record, action)
                 if not self._scheduler.hold(record.id):
                     raise InvalidStateError(
@@ -301,7 +311,7 @@ class ContainerTracker(ClosesOnExit):
                         "QUEUED jobs can be held"
                     )
             case "release":
-                self._require(job_id, action, state, JobState.QUEUED_HELD)
+                self._require_state(job_id, action, state, JobState.QUEUED_HELD)
                 self._require_own_state_dir(record, action)
                 self._scheduler.release(record.id)
             case "terminate":
@@ -338,51 +348,99 @@ class ContainerTracker(ClosesOnExit):
             raise InvalidArgumentError(f"timeout must be None, 0 or positive, not {timeout}")
         wanted = frozenset(states or _TERMINAL)
         deadline = None if timeout is None else time.monotonic() + timeout
-        # Events name containers by their full id; the caller may have given a prefix or a
-        # name. The first look resolves it, and every later look uses the full id.
-        key = job_id
+        record, seen = self._resolve_for_wait(job_id, deadline)
         while True:
-            if self._closed.is_set():
-                raise InvalidStateError(f"the tracker was closed while waiting for job {job_id}")
-            seen = self._watcher.generation(key)
-            try:
-                record = self._record(key)
-            except DrmCommunicationError:
-                # The engine is away (e.g. restarting): keep trying until the deadline.
-                if deadline is not None and time.monotonic() >= deadline:
-                    raise
-                self._closed.wait(
-                    self._resync
-                    if deadline is None
-                    else min(self._resync, max(0.0, deadline - time.monotonic()))
+            state, settled = self._state_for_wait(record)
+            if settled and state in wanted:
+                return state
+            if settled and state.terminal:
+                raise InvalidStateError(
+                    f"job {job_id} ended {state.name}, so it can never reach "
+                    f"{'/'.join(sorted(s.name for s in wanted))}"
                 )
-                continue
-            state, _ = self._state_of(record)
-            # A job that reads FAILED (terminated, overdue) while its container is still
-            # stopping is not over: its outputs come when the container has ended.
-            if not (state.terminal and record.status in ACTIVE_STATUSES):
-                if state.terminal:
-                    # Outputs first (written here, or waited for if a scheduler is writing
-                    # them); then the state again, as a failed stage-out makes the job FAILED.
-                    self._finalize(record)
-                    state, _ = self._state_of(record)
-                if state in wanted:
-                    return state
-                if state.terminal:
-                    raise InvalidStateError(
-                        f"job {job_id} ended {state.name}, so it can never reach "
-                        f"{'/'.join(sorted(s.name for s in wanted))}"
-                    )
-            if key != record.id:
-                key = record.id  # `seen` counted events of another key: look again at once
-                continue
-            remaining = self._resync if deadline is None else deadline - time.monotonic()
-            if remaining <= 0:
+            if deadline is not None and time.monotonic() >= deadline:
                 raise WaitTimeoutError(
                     f"timeout while waiting for job state: job {job_id} is still {state.name} "
                     f"after {timeout} s"
                 )
-            self._watcher.wait_for_change(key, seen, min(remaining, self._resync))
+            record, seen = self._look_after_change(record.id, seen, job_id, deadline)
+
+    def _resolve_for_wait(self, job_id: str, deadline: float | None) -> tuple[ContainerRecord, int]:
+        """For :meth:`wait`: the job ``job_id`` names (its id, a unique id prefix or its
+        name), looked at under its full id, with the event generation read before that look.
+
+        Events name containers by their full id only: a prefix or a name is resolved by a
+        first look, and the job looked at once more under its full id, so that an event
+        between the two looks is not missed.
+
+        Raises:
+            as :meth:`_look_for_wait`.
+        """
+        seen = self._watcher.generation(job_id)
+        record = self._look_for_wait(job_id, job_id, deadline)
+        if record.id != job_id:
+            seen = self._watcher.generation(record.id)
+            record = self._look_for_wait(record.id, job_id, deadline)
+        return record, seen
+
+    def _look_after_change(
+        self, full_id: str, seen: int, job_id: str, deadline: float | None
+    ) -> tuple[ContainerRecord, int]:
+        """For :meth:`wait`: sleep until the job's container has an event after generation
+        ``seen`` (or the resync interval, or the deadline, has passed: an event may have
+        been lost), then look at the job again; returns it with the new generation.
+
+        Raises:
+            as :meth:`_look_for_wait`.
+        """
+        self._watcher.wait_for_change(full_id, seen, self._time_to_next_look(deadline))
+        seen = self._watcher.generation(full_id)
+        return self._look_for_wait(full_id, job_id, deadline), seen
+
+    def _look_for_wait(self, ref: str, job_id: str, deadline: float | None) -> ContainerRecord:
+        """For :meth:`wait` on ``job_id``: the job's record now (``ref``: its id, or what
+        the caller named it by), looked up again and again while the engine is away (e.g.
+        restarting), until ``deadline``.
+
+        Raises:
+            InvalidStateError: the tracker was closed (before or while retrying).
+            DrmCommunicationError: the engine was still away at the deadline.
+            JobNotFoundError: no such job in this session.
+        """
+        while True:
+            if self._closed.is_set():
+                raise InvalidStateError(f"the tracker was closed while waiting for job {job_id}")
+            try:
+                return self._record(ref)
+            except DrmCommunicationError:
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise
+                self._closed.wait(self._time_to_next_look(deadline))
+
+    def _state_for_wait(self, record: ContainerRecord) -> tuple[JobState, bool]:
+        """For :meth:`wait`: the job's state, and whether it is settled (a wait may return
+        it, or give up on it).
+
+        A job that reads FAILED (terminated, overdue) while its container is still stopping
+        is not settled: its outputs come when the container has ended. An ended job's
+        outputs are complete before its state is settled (written here, or waited for if a
+        scheduler is writing them); its state is then read again, as a failed stage-out
+        makes the job FAILED.
+        """
+        state, _ = self._state_of(record)
+        if not state.terminal:
+            return state, True
+        if record.status in ACTIVE_STATUSES:
+            return state, False
+        self._finalize(record)
+        return self._state_of(record)[0], True
+
+    def _time_to_next_look(self, deadline: float | None) -> float:
+        """Seconds a wait sleeps before it looks at the job again, even without an event: the
+        resync interval (in case an event was lost), or less if the deadline comes first."""
+        if deadline is None:
+            return self._resync_interval
+        return min(self._resync_interval, max(0.0, deadline - time.monotonic()))
 
     def delete_job(self, job_id: str) -> None:
         """Remove a finished job's container, after its outputs are written (a job that reads
@@ -416,7 +474,7 @@ class ContainerTracker(ClosesOnExit):
     @property
     def host_path_roots(self) -> tuple[str, ...] | None:
         """The resolved directories jobs' host paths must lie below (None: anywhere)."""
-        return self._roots
+        return self._host_path_roots
 
     @property
     def monitor_all_containers(self) -> bool:
@@ -447,7 +505,7 @@ class ContainerTracker(ClosesOnExit):
         matching = []
         for row in rows:
             try:
-                info = self._info_of(self._engine.inspect(row.id))
+                info = self._job_info_of(self._engine.inspect(row.id))
             except JobNotFoundError:
                 continue  # removed meanwhile
             if filter.matches(info):
@@ -471,11 +529,11 @@ class ContainerTracker(ClosesOnExit):
         record = self._inspect(job_id)
         if not self._monitor_all and lb.SESSION not in record.labels:
             raise JobNotFoundError(f"no job {job_id!r} among the containers of trackers")
-        return self._info_of(record)
+        return self._job_info_of(record)
 
     def machine(self) -> Machine:
         """The engine's host as a DRMAA2 Machine."""
-        info = self._info
+        info = self._engine_info
         version = ".".join(info.kernel_version.split("-")[0].split(".")[:2])
         return Machine(
             name=info.host_name,
@@ -506,12 +564,12 @@ class ContainerTracker(ClosesOnExit):
 
     # -- internals ----------------------------------------------------------------------------
 
-    def _context(
+    def _submit_context(
         self, task_id: int | None = None, array_id: str | None = None, max_parallel: int = 0
     ) -> SubmitContext:
         return SubmitContext(
             session=self._session,
-            engine=self._info,
+            engine=self._engine_info,
             now=datetime.now(UTC),
             cwd=os.getcwd(),
             home=str(Path.home()),
@@ -560,15 +618,15 @@ class ContainerTracker(ClosesOnExit):
         )
         if state is JobState.QUEUED and marks.last_error:
             sub_state = f"waiting for the engine, start retried (last error: {marks.last_error})"
-        elif state is JobState.QUEUED and plan.start_at and plan.start_at > time.time():
+        elif state is JobState.QUEUED and plan.start_at and plan.start_at > self._clock():
             sub_state = f"waiting for start time {datetime.fromtimestamp(plan.start_at, UTC)}"
         elif state is JobState.QUEUED and record.labels.get(lb.MAX_PARALLEL, "0") != "0":
             sub_state = "waiting for a free slot (max_parallel)"
         return state, sub_state
 
-    def _info_of(self, record: ContainerRecord) -> JobInfo:
+    def _job_info_of(self, record: ContainerRecord) -> JobInfo:
         state, sub_state = self._state_of(record)
-        info = job_info_from_record(record, state, sub_state, self._info.host_name)
+        info = job_info_from_record(record, state, sub_state, self._engine_info.host_name)
         failure = self._store.marks(record.id).failure
         return info.model_copy(update={"annotation": failure}) if failure else info
 
@@ -585,7 +643,7 @@ class ContainerTracker(ClosesOnExit):
             )
 
     @staticmethod
-    def _require(job_id: str, action: str, state: JobState, needed: JobState) -> None:
+    def _require_state(job_id: str, action: str, state: JobState, needed: JobState) -> None:
         if state is not needed:
             raise InvalidStateError(
                 f"cannot {action} job {job_id}: it is {state.name}, and only {needed.name} "
@@ -610,9 +668,7 @@ class ContainerTracker(ClosesOnExit):
             self._store.update(record.id, failure="terminated", terminated=True)
             self._engine.stop(record.id, self._stop_grace)
         except BaseException:
-            self._store.update(
-                record.id, failure=previous.failure, terminated=previous.terminated
-            )
+            self._store.update(record.id, failure=previous.failure, terminated=previous.terminated)
             raise
 
     @contextlib.contextmanager
@@ -632,7 +688,7 @@ class ContainerTracker(ClosesOnExit):
             # Only an engine's refusal is sure to have made no container: anything else (an
             # interrupt, a broken connection) may have left one the engine made anyway.
             known = isinstance(exc, ContainerTrackerError) and not exc.transient
-            removed = self._discard(created)
+            removed = self._remove_created(created)
             submission.close(complete=removed and known)
             raise
         else:
@@ -676,13 +732,13 @@ class ContainerTracker(ClosesOnExit):
 
     def _create_all(
         self,
-        make: Callable[[int], ContainerSpec],
+        task_spec: Callable[[int], ContainerSpec],
         task_ids: Sequence[int],
         created: list[str],
         *,
         kick_scheduler: bool = False,
     ) -> None:
-        """Create a container per task, its spec made by ``make(task_id)`` just before (so
+        """Create a container per task, its spec made by ``task_spec(task_id)`` just before (so
         specs do not pile up in memory), appending their ids to ``created`` as they come.
 
         The first alone: a template the engine refuses then fails once, not once per task.
@@ -693,12 +749,13 @@ class ContainerTracker(ClosesOnExit):
         """
         if not task_ids:
             return
-        created.append(self._create(make(task_ids[0])))
+        created.append(self._create(task_spec(task_ids[0])))
         with ThreadPoolExecutor(
             max_workers=_CREATE_THREADS, thread_name_prefix="containertracker-create"
         ) as pool:
             futures = [
-                pool.submit(lambda t: self._create(make(t)), task_id) for task_id in task_ids[1:]
+                pool.submit(lambda t: self._create(task_spec(t)), task_id)
+                for task_id in task_ids[1:]
             ]
             errors: list[ContainerTrackerError] = []
             for done, future in enumerate(futures, start=2):
@@ -717,7 +774,7 @@ class ContainerTracker(ClosesOnExit):
         if errors:
             raise errors[0]
 
-    def _discard(self, job_ids: list[str]) -> bool:
+    def _remove_created(self, job_ids: list[str]) -> bool:
         """Remove containers of a failed submission (best effort, errors logged); returns
         whether every one was removed."""
         removed = True
@@ -743,7 +800,7 @@ class ContainerTracker(ClosesOnExit):
                 return
             failure = ""
             try:
-                outputs.write(self._engine, record.id, plan, self._roots)
+                outputs.write(self._engine, record.id, plan, self._host_path_roots)
             except (ContainerTrackerError, OSError, tarfile.TarError) as exc:
                 failure = f"stage-out failed: {exc}"
                 self._log.warning("job {}: {}", record.id, failure)

@@ -4,6 +4,8 @@ Wire compatibility with the Go server (reference section 5): the same paths unde
 base path, the same JSON shapes (``JobID``/``Error``, ``JobState``/``JobSubState``, JobInfo
 plus ``Error``, a JSON string for jobcontrol/deletejob, ``[]`` for empty lists), tracker errors
 as HTTP 200 with the message in the body, and 400 with Go's texts for missing parameters.
+Each endpoint's decorator says how its tracker errors go out: :func:`_errors_in_body` (the Go
+shapes with an ``Error`` slot) or :func:`_errors_as_status` (the lists, which have none).
 
 What we add, all ignorable by a Go client: the error class in the ``X-ContainerTracker-Error``
 header; an ``Error`` key in jobstate answers; real HTTP errors (with ``{"Error": ...}``) where
@@ -28,7 +30,7 @@ import contextlib
 import functools
 import json
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any, TypeVar
@@ -90,23 +92,26 @@ class _SlowBody(Exception):
 
 
 @dataclass(frozen=True)
-class _Context:
+class _Shared:
+    """What the endpoints share (built once, by :func:`create_app`)."""
+
     pool: TrackerPool
     policy: Policy
     max_wait: float
     max_array_bytes: int
     body_timeout: float
-    workers: anyio.CapacityLimiter
-    """Threads of every request but long polls."""
-    wait_slots: anyio.CapacityLimiter
-    """Admission of long polls (taken without waiting, or the poll is refused)."""
-    wait_threads: anyio.CapacityLimiter
-    """Threads of admitted long polls (as many as slots: never waited for)."""
+    request_threads: anyio.CapacityLimiter
+    """Threads of every request but long polls (``worker_threads``): a reserve long polls
+    cannot take, so submissions and state queries keep answering while polls wait."""
+    long_polls: anyio.CapacityLimiter
+    """Long polls in flight (``max_waiters``): each holds a thread for up to ``max_wait``.
+    Taken without waiting, or the poll is refused (a queued poll would hold its connection
+    and answer late; the client polls ``/jobstate`` instead)."""
 
 
-def _context(request: Request) -> _Context:
-    ctx: _Context = request.app.state.ctx
-    return ctx
+def _shared(request: Request) -> _Shared:
+    shared: _Shared = request.app.state.shared
+    return shared
 
 
 # -- request parsing ---------------------------------------------------------------------------
@@ -147,11 +152,11 @@ def _page(request: Request, ids: list[str]) -> list[str]:
 async def _body(request: Request) -> bytes:
     """The request body, read within the body timeout."""
     try:
-        with anyio.fail_after(_context(request).body_timeout):
+        with anyio.fail_after(_shared(request).body_timeout):
             return await request.body()
     except TimeoutError:
         raise _SlowBody(
-            f"the request body did not arrive within {_context(request).body_timeout} s"
+            f"the request body did not arrive within {_shared(request).body_timeout} s"
         ) from None
 
 
@@ -192,7 +197,7 @@ def _integer(data: dict[str, Any], key: str, default: int | None) -> int:
 # -- running tracker calls ---------------------------------------------------------------------
 
 
-async def _run(
+async def _call_tracker(
     request: Request,
     work: Callable[[JobTracker], T],
     *,
@@ -200,14 +205,14 @@ async def _run(
     every_session: bool = False,
 ) -> T:
     """``work(tracker of the request's session)`` in a worker thread (of ``threads``,
-    default the ordinary workers).
+    default the request threads).
 
     Raises:
         DeniedByDrmsError: the request's token does not cover its session (or, with
             ``every_session``, does not cover every session).
     """
-    ctx = _context(request)
-    session = request.headers.get(SESSION_HEADER) or ctx.pool.default_session
+    shared = _shared(request)
+    session = request.headers.get(SESSION_HEADER) or shared.pool.default_session
     grant: Grant | None = request.scope.get(GRANT_KEY)
     if grant is not None and every_session and not grant.every_session:
         raise DeniedByDrmsError(
@@ -220,27 +225,82 @@ async def _run(
         )
 
     def call() -> T:
-        with ctx.pool.using(session) as tracker:
+        with shared.pool.using(session) as tracker:
             return work(tracker)
 
-    return await anyio.to_thread.run_sync(call, limiter=threads or ctx.workers)
+    return await anyio.to_thread.run_sync(call, limiter=threads or shared.request_threads)
+
+
+@contextlib.contextmanager
+def _long_poll_slot(long_polls: anyio.CapacityLimiter) -> Iterator[None]:
+    """Hold one of ``long_polls`` for the block (the current task borrows it).
+
+    Raises:
+        TryLaterError: every slot is taken; the poll is refused at once, not queued.
+    """
+    try:
+        long_polls.acquire_nowait()
+    except anyio.WouldBlock:
+        raise TryLaterError(
+            f"all {int(long_polls.total_tokens)} long-poll slots of this server are "
+            "busy; poll /jobstate instead"
+        ) from None
+    try:
+        yield
+    finally:
+        long_polls.release()
+
+
+# -- answering tracker errors ------------------------------------------------------------------
+
+_Endpoint = Callable[[Request], Awaitable[Response]]
 
 
 def _error_headers(exc: ContainerTrackerError) -> dict[str, str]:
     return {ERROR_CLASS_HEADER: error_class_name(exc)}
 
 
-def _with_error(body: Any, exc: ContainerTrackerError) -> JSONResponse:
-    """HTTP 200 carrying the error in the body, as the Go server does."""
-    logger.debug("request failed: {}: {}", type(exc).__name__, exc)
-    return JSONResponse(body, headers=_error_headers(exc))
+def _answering_errors(
+    answer: Callable[[ContainerTrackerError], Response],
+) -> Callable[[_Endpoint], _Endpoint]:
+    """Endpoint decorator: a ContainerTrackerError the endpoint raises (its tracker's, the
+    session check's, the server's own limits') is answered with ``answer(error)``. Requests
+    the server cannot parse raise ``_BadRequest`` instead, never a ContainerTrackerError."""
+
+    def decorate(endpoint: _Endpoint) -> _Endpoint:
+        @functools.wraps(endpoint)
+        async def answered(request: Request) -> Response:
+            try:
+                return await endpoint(request)
+            except ContainerTrackerError as exc:
+                return answer(exc)
+
+        return answered
+
+    return decorate
 
 
-def _error_status(exc: ContainerTrackerError) -> JSONResponse:
-    """A real HTTP error where the Go shape has no place for one (the list endpoints)."""
+def _errors_in_body(body: Callable[[str], Any]) -> Callable[[_Endpoint], _Endpoint]:
+    """Endpoint decorator for the Go shapes with an ``Error`` slot: an error is answered
+    as the Go server does, HTTP 200 with ``body(message)`` (plus the error class header)."""
+
+    def answer(exc: ContainerTrackerError) -> Response:
+        logger.debug("request failed: {}: {}", type(exc).__name__, exc)
+        return JSONResponse(body(str(exc)), headers=_error_headers(exc))
+
+    return _answering_errors(answer)
+
+
+def _error_status(exc: ContainerTrackerError) -> Response:
     status = next(code for cls, code in STATUS_OF_ERROR if isinstance(exc, cls))
     logger.debug("request failed ({}): {}: {}", status, type(exc).__name__, exc)
     return JSONResponse({"Error": str(exc)}, status_code=status, headers=_error_headers(exc))
+
+
+_errors_as_status = _answering_errors(_error_status)
+"""Endpoint decorator for the Go shapes without an ``Error`` slot (the lists, where the Go
+server silently sent an empty list): an error is answered with a real HTTP status
+(``STATUS_OF_ERROR``) and ``{"Error": message}``."""
 
 
 def _monitorer(tracker: JobTracker) -> Monitorer:
@@ -258,60 +318,54 @@ def _templater(tracker: JobTracker) -> JobTemplater:
 # -- endpoints -----------------------------------------------------------------------------------
 
 
+@_errors_as_status
 async def list_jobs(request: Request) -> Response:
     _page(request, [])  # reject bad paging before doing any work
-    try:
-        return JSONResponse(_page(request, await _run(request, lambda t: t.list_jobs())))
-    except ContainerTrackerError as exc:
-        return _error_status(exc)
+    return JSONResponse(_page(request, await _call_tracker(request, lambda t: t.list_jobs())))
 
 
+@_errors_as_status
 async def list_array_jobs(request: Request) -> Response:
     array_id = _query(request, "arrayJobID")
     _page(request, [])
-    try:
-        ids = await _run(request, lambda t: t.list_array_jobs(array_id))
-        return JSONResponse(_page(request, ids))
-    except ContainerTrackerError as exc:
-        return _error_status(exc)
+    ids = await _call_tracker(request, lambda t: t.list_array_jobs(array_id))
+    return JSONResponse(_page(request, ids))
 
 
+@_errors_as_status
 async def list_job_categories(request: Request) -> Response:
-    try:
-        return JSONResponse(await _run(request, lambda t: t.list_job_categories()))
-    except ContainerTrackerError as exc:
-        return _error_status(exc)
+    return JSONResponse(await _call_tracker(request, lambda t: t.list_job_categories()))
 
 
+def _job_id_body(job_id: str, error: str = "") -> dict[str, str]:
+    return {"JobID": job_id, "Error": error}
+
+
+@_errors_in_body(lambda error: _job_id_body("", error))
 async def add_job(request: Request) -> Response:
     jt = _template(await _json_object(request))
-    policy = _context(request).policy
+    policy = _shared(request).policy
 
     def work(tracker: JobTracker) -> str:
         return tracker.add_job(policy.check(jt))
 
-    try:
-        return JSONResponse({"JobID": await _run(request, work), "Error": ""})
-    except ContainerTrackerError as exc:
-        return _with_error({"JobID": "", "Error": str(exc)}, exc)
+    return JSONResponse(_job_id_body(await _call_tracker(request, work)))
 
 
+@_errors_in_body(lambda error: _job_id_body("", error))
 async def add_array_job(request: Request) -> Response:
     data = await _json_object(request)
     jt = _template(data)
     begin, end = _integer(data, "begin", None), _integer(data, "end", None)
     step, max_parallel = _integer(data, "step", 1), _integer(data, "maxParallel", 0)
-    ctx = _context(request)
-    policy = ctx.policy
+    shared = _shared(request)
+    policy = shared.policy
 
     def work(tracker: JobTracker) -> str:
         return tracker.add_array_job(policy.check(jt), begin, end, step, max_parallel)
 
-    try:
-        _check_array_size(_stored_bytes(jt), begin, end, step, ctx.max_array_bytes)
-        return JSONResponse({"JobID": await _run(request, work), "Error": ""})
-    except ContainerTrackerError as exc:
-        return _with_error({"JobID": "", "Error": str(exc)}, exc)
+    _check_array_size(_stored_bytes(jt), begin, end, step, shared.max_array_bytes)
+    return JSONResponse(_job_id_body(await _call_tracker(request, work)))
 
 
 def _stored_bytes(jt: JobTemplate) -> int:
@@ -343,12 +397,10 @@ def _state_body(state: JobState, sub_state: str, error: str = "") -> dict[str, s
     return {"JobState": state.remote_name, "JobSubState": sub_state, "Error": error}
 
 
+@_errors_in_body(lambda error: _state_body(JobState.UNDETERMINED, "", error))
 async def job_state(request: Request) -> Response:
     job_id = _query(request, "jobID")
-    try:
-        state, sub_state = await _run(request, lambda t: t.job_state(job_id))
-    except ContainerTrackerError as exc:
-        return _with_error(_state_body(JobState.UNDETERMINED, "", str(exc)), exc)
+    state, sub_state = await _call_tracker(request, lambda t: t.job_state(job_id))
     return JSONResponse(_state_body(state, sub_state))
 
 
@@ -356,46 +408,43 @@ def _info_body(info: JobInfo, error: str = "") -> dict[str, Any]:
     return {**info.to_remote_dict(), "Error": error}
 
 
+@_errors_in_body(lambda error: _info_body(JobInfo(), error))
 async def job_info(request: Request) -> Response:
     job_id = _query(request, "jobID")
-    try:
-        info = await _run(request, lambda t: t.job_info(job_id))
-    except ContainerTrackerError as exc:
-        return _with_error(_info_body(JobInfo(), str(exc)), exc)
-    return JSONResponse(_info_body(info))
+    return JSONResponse(_info_body(await _call_tracker(request, lambda t: t.job_info(job_id))))
 
 
+# jobcontrol and deletejob answer a bare JSON string: the error text, empty on success.
+@_errors_in_body(lambda error: error)
 async def job_control(request: Request) -> Response:
     job_id = _query(request, "jobID")
     try:
         action = control_action(_query(request, "action"))
     except InvalidArgumentError as exc:
+        # A malformed parameter, not the tracker's answer: HTTP 400 like any other, before
+        # the decorator could put it in the body.
         raise _BadRequest(f"Invalid format for parameter action: {exc}") from None
-    try:
-        await _run(request, lambda t: t.job_control(job_id, action))
-    except ContainerTrackerError as exc:
-        return _with_error(str(exc), exc)
+    await _call_tracker(request, lambda t: t.job_control(job_id, action))
     return JSONResponse("")
 
 
+@_errors_in_body(lambda error: error)
 async def delete_job(request: Request) -> Response:
     job_id = _query(request, "jobID")
-    try:
-        await _run(request, lambda t: t.delete_job(job_id))
-    except ContainerTrackerError as exc:
-        return _with_error(str(exc), exc)
+    await _call_tracker(request, lambda t: t.delete_job(job_id))
     return JSONResponse("")
 
 
+@_errors_in_body(lambda error: _state_body(JobState.UNDETERMINED, "", error))
 async def wait(request: Request) -> Response:
     """Long poll: block up to ``min(timeout, max_wait)`` seconds for the job to reach a state.
 
     A timeout answers ``Error`` with class WaitTimeoutError; clients with a longer deadline
-    simply ask again.
+    simply ask again. When every long-poll slot is taken, TryLaterError at once.
     """
     job_id = _query(request, "jobID")
-    max_wait = _context(request).max_wait
-    timeout = _number(request, "timeout", max_wait)
+    shared = _shared(request)
+    timeout = _number(request, "timeout", shared.max_wait)
     assert timeout is not None
     try:
         states = parse_states(request.query_params.getlist("state"))
@@ -403,37 +452,29 @@ async def wait(request: Request) -> Response:
         raise _BadRequest(f"Invalid format for parameter state: {exc}") from None
 
     def work(tracker: JobTracker) -> tuple[JobState, str]:
-        reached = tracker.wait(job_id, min(timeout, max_wait), *states)
+        reached = tracker.wait(job_id, min(timeout, shared.max_wait), *states)
         return reached, tracker.job_state(job_id)[1] if reached == JobState.FAILED else ""
 
-    ctx = _context(request)
-    slot = object()
-    try:
-        try:
-            ctx.wait_slots.acquire_on_behalf_of_nowait(slot)
-        except anyio.WouldBlock:
-            raise TryLaterError(
-                f"all {int(ctx.wait_slots.total_tokens)} long-poll slots of this server are "
-                "busy; poll /jobstate instead"
-            ) from None
-        try:
-            state, sub_state = await _run(request, work, threads=ctx.wait_threads)
-        finally:
-            ctx.wait_slots.release_on_behalf_of(slot)
-    except ContainerTrackerError as exc:
-        return _with_error(_state_body(JobState.UNDETERMINED, "", str(exc)), exc)
+    with _long_poll_slot(shared.long_polls):
+        # A thread of its own, taken at once: the slot is what bounds long polls, and they
+        # must not take the request threads (nor anyio's default ones, which Starlette uses).
+        own_thread = anyio.CapacityLimiter(1)
+        state, sub_state = await _call_tracker(request, work, threads=own_thread)
     return JSONResponse(_state_body(state, sub_state))
 
 
+def _template_body(jt: JobTemplate, error: str = "") -> dict[str, Any]:
+    return {**jt.to_remote_dict(), "Error": error}
+
+
+@_errors_in_body(lambda error: _template_body(JobTemplate(), error))
 async def job_template(request: Request) -> Response:
     job_id = _query(request, "jobID")
-    try:
-        jt = await _run(request, lambda t: _templater(t).job_template(job_id))
-    except ContainerTrackerError as exc:
-        return _with_error({**JobTemplate().to_remote_dict(), "Error": str(exc)}, exc)
-    return JSONResponse({**jt.to_remote_dict(), "Error": ""})
+    jt = await _call_tracker(request, lambda t: _templater(t).job_template(job_id))
+    return JSONResponse(_template_body(jt))
 
 
+@_errors_as_status
 async def monitor_job_ids(request: Request) -> Response:
     """Job ids matching a JobInfo filter; missing or null filter keys are unset (match all)."""
     raw = await _json_object(request) if await _body(request) else None
@@ -445,34 +486,27 @@ async def monitor_job_ids(request: Request) -> Response:
             wanted = JobInfo.from_remote_dict(data)
         except (ValueError, TypeError) as exc:
             raise _BadRequest(f"can't unmarshal body: {exc}") from None
-    try:
-        ids = await _run(
-            request, lambda t: _monitorer(t).get_all_job_ids(wanted), every_session=True
-        )
-        return JSONResponse(ids)
-    except ContainerTrackerError as exc:
-        return _error_status(exc)
+    ids = await _call_tracker(
+        request, lambda t: _monitorer(t).get_all_job_ids(wanted), every_session=True
+    )
+    return JSONResponse(ids)
 
 
+@_errors_as_status
 async def monitor_machines(request: Request) -> Response:
     names = request.query_params.getlist("name") or None
-    try:
-        machines = await _run(
-            request, lambda t: _monitorer(t).get_all_machines(names), every_session=True
-        )
-    except ContainerTrackerError as exc:
-        return _error_status(exc)
+    machines = await _call_tracker(
+        request, lambda t: _monitorer(t).get_all_machines(names), every_session=True
+    )
     return JSONResponse([m.to_go_dict() for m in machines])
 
 
+@_errors_in_body(lambda error: _info_body(JobInfo(), error))
 async def monitor_job_info(request: Request) -> Response:
     job_id = _query(request, "jobID")
-    try:
-        info = await _run(
-            request, lambda t: _monitorer(t).job_info_from_monitor(job_id), every_session=True
-        )
-    except ContainerTrackerError as exc:
-        return _with_error(_info_body(JobInfo(), str(exc)), exc)
+    info = await _call_tracker(
+        request, lambda t: _monitorer(t).job_info_from_monitor(job_id), every_session=True
+    )
     return JSONResponse(_info_body(info))
 
 
@@ -490,7 +524,7 @@ async def openapi_json(request: Request) -> Response:
     return JSONResponse(document)
 
 
-_ROUTES: tuple[tuple[str, Callable[[Request], Awaitable[Response]], str], ...] = (
+_ROUTES: tuple[tuple[str, _Endpoint, str], ...] = (
     ("/listjobs", list_jobs, "GET"),
     ("/listarrayjobs", list_array_jobs, "GET"),
     ("/addjob", add_job, "POST"),
@@ -523,7 +557,7 @@ async def _slow_body(request: Request, exc: Exception) -> Response:
     return PlainTextResponse(str(exc), status_code=408, headers={"Connection": "close"})
 
 
-async def _unexpected(request: Request, exc: Exception) -> Response:
+async def _internal_error(request: Request, exc: Exception) -> Response:
     # A bug: log it with its traceback under an incident id; the client gets the Go-style
     # error object with only that id (exception texts can carry paths, values, secrets).
     incident = uuid.uuid4().hex[:12]
@@ -573,12 +607,18 @@ def allowed_hosts(settings: ServerSettings) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def create_app(pool: TrackerPool, settings: ServerSettings | None = None) -> Starlette:
+def create_app(
+    pool: TrackerPool,
+    settings: ServerSettings | None = None,
+    *,
+    tokens: Sequence[Grant] | None = None,
+) -> Starlette:
     """The ASGI application serving ``pool`` as ``settings`` say (defaults: ServerSettings()).
 
     The pool is confined as the settings say (host path roots, monitoring only of trackers'
     containers): its trackers that are not are closed and never handed out. The app closes
-    the pool's trackers when it shuts down.
+    the pool's trackers when it shuts down. ``tokens`` are the settings' :func:`grants`
+    when the caller has them already (default: read them now).
 
     Raises:
         InvalidArgumentError: a bad base path, a short token or an invalid token file.
@@ -588,7 +628,8 @@ def create_app(pool: TrackerPool, settings: ServerSettings | None = None) -> Sta
     if base_path and not base_path.startswith("/"):
         raise InvalidArgumentError(f"base_path must start with '/', not {settings.base_path!r}")
     routes = [Route(path, endpoint, methods=[method]) for path, endpoint, method in _ROUTES]
-    tokens = grants(settings)
+    if tokens is None:
+        tokens = grants(settings)
     password = settings.password.get_secret_value() if settings.password else None
 
     @contextlib.asynccontextmanager
@@ -619,7 +660,7 @@ def create_app(pool: TrackerPool, settings: ServerSettings | None = None) -> Sta
             _BadRequest: _bad_request,
             BodyTooLarge: _too_large,
             _SlowBody: _slow_body,
-            Exception: _unexpected,
+            Exception: _internal_error,
         },
         lifespan=lifespan,
     )
@@ -631,18 +672,17 @@ def create_app(pool: TrackerPool, settings: ServerSettings | None = None) -> Sta
     # Every tracker serving this app confines host paths as the server allows, and shows
     # only trackers' containers unless the server allows all, however the pool was built
     # (the policy only refuses all host paths early when none are allowed).
-    pool.confine_host_paths(settings.allowed_host_paths)
-    if not settings.monitor_all_containers:
-        pool.confine_monitoring()
-    app.state.ctx = _Context(
+    pool.confine(
+        settings.allowed_host_paths, monitor_all_containers=settings.monitor_all_containers
+    )
+    app.state.shared = _Shared(
         pool=pool,
         policy=policy(settings),
         max_wait=settings.max_wait,
         max_array_bytes=settings.max_array_bytes,
         body_timeout=settings.body_timeout,
-        workers=anyio.CapacityLimiter(settings.worker_threads),
-        wait_slots=anyio.CapacityLimiter(settings.max_waiters),
-        wait_threads=anyio.CapacityLimiter(settings.max_waiters),
+        request_threads=anyio.CapacityLimiter(settings.worker_threads),
+        long_polls=anyio.CapacityLimiter(settings.max_waiters),
     )
     app.state.base_path = base_path
     return app

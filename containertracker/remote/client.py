@@ -476,10 +476,7 @@ def new_remote_tracker(session: str, params: Mapping[str, Any] | None = None) ->
     Raises:
         InvalidArgumentError: bad params.
     """
-    try:
-        settings = Settings(**dict(params or {}))
-    except ValidationError as exc:
-        raise InvalidArgumentError(f"invalid tracker params: {exc}") from None
+    settings = Settings.from_params(params)
     return RemoteTracker(
         session,
         settings.remote_url,

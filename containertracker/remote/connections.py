@@ -49,30 +49,31 @@ class HeaderDeadlineProtocol(H11Protocol):
         self._header_timeout: float = getattr(config, "header_timeout", 10.0)
         self._header_deadline: asyncio.TimerHandle | None = None
         self._drain_deadline: asyncio.TimerHandle | None = None
-        """Armed while discarding the body of an answered request; body data never disarms
+        """Set while discarding the body of an answered request; body data never cancels
         it, only the end of that request (or of the connection) does."""
-        self._drained: object = None
+        self._draining: object = None
         """The request/response cycle whose body is being discarded."""
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        self._arm()
+        self._start_header_deadline()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._disarm()
-        self._end_drain()
+        self._cancel_header_deadline()
+        self._cancel_drain_deadline()
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
         super().data_received(data)
         if self._drain_deadline is not None and (
-            self.conn.their_state is not h11.SEND_BODY or self.cycle is not self._drained
+            self.conn.their_state is not h11.SEND_BODY or self.cycle is not self._draining
         ):
-            self._end_drain()  # that body is complete (and maybe the next request began)
+            # That body is complete (and maybe the next request began).
+            self._cancel_drain_deadline()
         if self.conn.their_state is not h11.IDLE:
-            self._disarm()  # the headers are in (or the connection is ending)
+            self._cancel_header_deadline()  # the headers are in (or the connection is ending)
         elif self._header_deadline is None and not self.transport.is_closing():
-            self._arm()  # a kept-alive connection began its next request
+            self._start_header_deadline()  # a kept-alive connection began its next request
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
@@ -80,30 +81,31 @@ class HeaderDeadlineProtocol(H11Protocol):
             # Answered before the body was in: uvicorn discards the rest as it comes, and
             # each byte cancels its keep-alive timer. This deadline only the end of the
             # body cancels.
-            self._end_drain()
-            self._drained = self.cycle
-            self._drain_deadline = self.loop.call_later(self._header_timeout, self._close)
+            self._cancel_drain_deadline()
+            self._draining = self.cycle
+            late = self._on_drain_deadline
+            self._drain_deadline = self.loop.call_later(self._header_timeout, late)
 
-    def _arm(self) -> None:
-        self._disarm()
-        self._header_deadline = self.loop.call_later(self._header_timeout, self._expire)
+    def _start_header_deadline(self) -> None:
+        self._cancel_header_deadline()
+        self._header_deadline = self.loop.call_later(self._header_timeout, self._on_header_deadline)
 
-    def _disarm(self) -> None:
+    def _cancel_header_deadline(self) -> None:
         if self._header_deadline is not None:
             self._header_deadline.cancel()
             self._header_deadline = None
 
-    def _expire(self) -> None:
+    def _on_header_deadline(self) -> None:
         self._header_deadline = None
         if not self.transport.is_closing() and self.conn.their_state is h11.IDLE:
             self.transport.close()
 
-    def _end_drain(self) -> None:
+    def _cancel_drain_deadline(self) -> None:
         if self._drain_deadline is not None:
             self._drain_deadline.cancel()
             self._drain_deadline = None
 
-    def _close(self) -> None:
+    def _on_drain_deadline(self) -> None:
         self._drain_deadline = None
         if not self.transport.is_closing():
             self.transport.close()

@@ -43,14 +43,14 @@ class CrossSiteGuard:
             await self.app(scope, receive, send)
             return
         headers = Headers(scope=scope)
-        problem = self._problem(scope, headers)
-        if problem is not None:
-            status, text = problem
+        refusal = self._refusal(scope, headers)
+        if refusal is not None:
+            status, text = refusal
             await PlainTextResponse(text, status_code=status)(scope, receive, send)
             return
         await self.app(scope, receive, send)
 
-    def _problem(self, scope: Scope, headers: Headers) -> tuple[int, str] | None:
+    def _refusal(self, scope: Scope, headers: Headers) -> tuple[int, str] | None:
         origin = headers.get("origin")
         allowed = origin is not None and origin.rstrip("/").lower() in self._origins
         if origin is not None and not allowed:
@@ -133,7 +133,7 @@ class BearerOrBasicAuth:
         self._grants = tuple(grants)
         self._basic = f"{user}:{password or ''}".encode() if user else None
 
-    def _grant(self, authorization: bytes) -> Grant | bool:
+    def _authenticate(self, authorization: bytes) -> Grant | bool:
         """The token's grant, True for valid basic credentials, False if refused."""
         scheme, _, value = authorization.partition(b" ")
         scheme = scheme.lower()
@@ -151,7 +151,7 @@ class BearerOrBasicAuth:
         if scope["type"] != "http" or str(scope["path"]).endswith("/openapi.json"):
             await self.app(scope, receive, send)
             return
-        grant = self._grant(dict(scope["headers"]).get(b"authorization", b""))
+        grant = self._authenticate(dict(scope["headers"]).get(b"authorization", b""))
         if isinstance(grant, Grant):
             scope[GRANT_KEY] = grant
         if grant is not False:

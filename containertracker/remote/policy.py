@@ -24,7 +24,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from containertracker.core import extensions as ext
-from containertracker.core.convert import parse_pids_limit, resource_limits, template_ulimits
+from containertracker.core.convert import (
+    parse_pids_limit,
+    resource_limits,
+    template_host_paths,
+    template_ulimits,
+)
 from containertracker.core.extensions import parse_bool
 from containertracker.errors import DeniedByDrmsError
 from containertracker.models import JobTemplate
@@ -116,7 +121,7 @@ class Policy:
         restart = jt.extension.get("restart", "").strip()
         if restart:
             self._check_restart(ext.parse_restart(restart))
-        for what, path in _host_paths(jt):
+        for what, path in template_host_paths(jt).named():
             self._check_host_path(what, path)
 
     def _check_restart(self, restart: str) -> None:
@@ -195,14 +200,3 @@ def _host_hard_limit(name: str) -> int | None:
         return None
     hard = resource.getrlimit(which)[1]
     return None if hard == resource.RLIM_INFINITY else hard
-
-
-def _host_paths(jt: JobTemplate) -> list[tuple[str, str]]:
-    paths = [
-        ("input_path", jt.input_path),
-        ("output_path", jt.output_path),
-        ("error_path", jt.error_path),
-    ]
-    paths += [(f"stage_in_files[{host}]", host) for host in jt.stage_in_files]
-    paths += [(f"stage_out_files[{c}]", host) for c, host in jt.stage_out_files.items()]
-    return [(what, path) for what, path in paths if path]

@@ -7,6 +7,7 @@ import os
 import threading
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any
 
@@ -22,33 +23,76 @@ from containertracker.tracker import Closer, JobTracker
 
 __all__ = ["TrackerPool"]
 
+_MAX_SESSIONS = 64
+"""Trackers a pool keeps open by default: each holds an engine connection and its event
+watcher and scheduler threads, so their number must be bounded whatever sessions clients
+name; 64 is far more than a server's teams use at once."""
+
+
+@dataclass(frozen=True)
+class _Confinement:
+    """What a server requires of the trackers it serves (its ``allowed_host_paths`` and
+    ``monitor_all_containers`` settings)."""
+
+    host_path_roots: tuple[str, ...]
+    """Resolved directories every job host path must lie below (empty: no host paths)."""
+    monitor_all_containers: bool
+    """False: trackers' monitoring must show trackers' containers only."""
+
+    def admits(self, tracker: JobTracker) -> bool:
+        """Whether ``tracker`` is at least this confined: its ``host_path_roots`` lie below
+        ours, and its monitoring shows trackers' containers only unless we allow all."""
+        shows_all = getattr(tracker, "monitor_all_containers", True) is not False
+        if shows_all and not self.monitor_all_containers:
+            return False
+        theirs = getattr(tracker, "host_path_roots", None)
+        return theirs is not None and all(
+            any(PurePosixPath(root).is_relative_to(mine) for mine in self.host_path_roots)
+            for root in theirs
+        )
+
+    def tracker_params(self) -> dict[str, Any]:
+        """The params that make a backend's tracker exactly this confined."""
+        return {
+            "host_path_roots": list(self.host_path_roots),
+            "monitor_all_containers": self.monitor_all_containers,
+        }
+
+    def refusal(self) -> DeniedByDrmsError:
+        """The error for a tracker that :meth:`admits` refuses."""
+        wanted = [f"host paths to {', '.join(self.host_path_roots) or 'nothing'}"]
+        if not self.monitor_all_containers:
+            wanted.append("monitoring to trackers' containers")
+        return DeniedByDrmsError(
+            f"this server confines {' and '.join(wanted)}, but its backend's tracker "
+            "does not (host_path_roots, monitor_all_containers); refusing to serve it"
+        )
+
 
 class TrackerPool:
     """The trackers a server serves, one per session, opened on first use.
 
-    ``open(session)`` builds a tracker; requests without a session header get
+    ``open_tracker(session)`` builds a tracker; requests without a session header get
     ``default_session``. At most ``max_sessions`` trackers stay open: when another session
     is asked for, the least recently used idle one is closed (its jobs live on, but its
     scheduling waits until it is reopened, when asked for again, or another tracker of the
     session is open: a known limit, see the README).
 
-    A pool confined to host directories (:meth:`confine_host_paths`, which the server does
-    with its ``allowed_host_paths``) hands out only trackers that confine their jobs' host
-    paths to below them (``host_path_roots``), however it was built; one confined to
-    trackers' containers (:meth:`confine_monitoring`, which the server does unless
-    ``monitor_all_containers``) only trackers whose monitoring shows no other containers.
+    Once confined (:meth:`confine`, which the server's app does with its settings), a pool
+    hands out only trackers as confined as the server requires (host path roots, monitoring
+    of trackers' containers only), however it was built.
     """
 
     def __init__(
         self,
-        open: Callable[[str], JobTracker],
+        open_tracker: Callable[[str], JobTracker],
         default_session: str,
         *,
-        max_sessions: int = 64,
+        max_sessions: int = _MAX_SESSIONS,
     ) -> None:
-        self._open = open
+        self._open_tracker = open_tracker
         self.default_session = default_session
-        self._max = max_sessions
+        self._max_sessions = max_sessions
         self._trackers: OrderedDict[str, JobTracker] = OrderedDict()
         """Open trackers, least recently used first."""
         self._busy: Counter[str] = Counter()
@@ -58,59 +102,32 @@ class TrackerPool:
         for it (dropped at 0: failed opens and sessions of any name leave nothing behind)."""
         self._lock = threading.Lock()
         self._closed = False
-        self._roots: tuple[str, ...] | None = None
-        self._monitor_trackers_only = False
+        self._confinement: _Confinement | None = None
+        """What trackers must be to be handed out; None: anything."""
 
-    @property
-    def host_path_roots(self) -> tuple[str, ...] | None:
-        """The directories this pool's trackers must confine host paths to (None: any)."""
-        return self._roots
-
-    def confine_host_paths(self, roots: Sequence[str | os.PathLike[str]]) -> None:
-        """From now on, hand out only trackers whose ``host_path_roots`` lie below ``roots``
-        (resolved; ``[]``: trackers that allow no host path). Open trackers that do not are
-        closed (they are reopened, confined, when asked for again).
-
-        Raises:
-            InvalidStateError: such a tracker is serving a request right now.
-        """
-        wanted = hostfs.normalize_roots(roots)
-        assert wanted is not None
-        self._confine(lambda: setattr(self, "_roots", wanted))
-
-    def confine_monitoring(self) -> None:
-        """From now on, hand out only trackers whose Monitorer calls show trackers'
-        containers only (``monitor_all_containers`` False). Open trackers that show all are
-        closed (they are reopened, confined, when asked for again).
+    def confine(
+        self, host_path_roots: Sequence[str | os.PathLike[str]], *, monitor_all_containers: bool
+    ) -> None:
+        """From now on (replacing any earlier confinement), hand out only trackers whose
+        ``host_path_roots`` lie below ``host_path_roots`` (resolved; ``[]``: trackers that
+        allow no host path) and, unless ``monitor_all_containers``, whose monitoring shows
+        trackers' containers only. Open trackers that are not are closed (they are
+        reopened, confined, when asked for again).
 
         Raises:
             InvalidStateError: such a tracker is serving a request right now.
         """
-        self._confine(lambda: setattr(self, "_monitor_trackers_only", True))
-
-    def _confine(self, tighten: Callable[[], None]) -> None:
-        """Apply ``tighten`` (under the pool's lock) and close the trackers it rules out."""
+        roots = hostfs.normalize_roots(host_path_roots)
+        assert roots is not None
+        confinement = _Confinement(roots, monitor_all_containers)
         with self._lock:
-            tighten()
-            unconfined = [s for s, t in self._trackers.items() if not self._confines(t)]
+            self._confinement = confinement
+            unconfined = [s for s, t in self._trackers.items() if not confinement.admits(t)]
             if any(self._busy[s] for s in unconfined):
                 raise InvalidStateError("cannot confine trackers while requests are served")
             closing = [self._trackers.pop(s) for s in unconfined]
         for tracker in closing:
             _close(tracker)
-
-    def _confines(self, tracker: JobTracker) -> bool:
-        """Whether ``tracker`` is as confined as this pool must hand out: host paths below
-        the pool's roots (if it has any), monitoring of trackers' containers only (if so)."""
-        shows_all = getattr(tracker, "monitor_all_containers", True) is not False
-        if self._monitor_trackers_only and shows_all:
-            return False
-        if self._roots is None:
-            return True
-        theirs = getattr(tracker, "host_path_roots", None)
-        return theirs is not None and all(
-            any(PurePosixPath(root).is_relative_to(mine) for mine in self._roots) for root in theirs
-        )
 
     @classmethod
     def for_backend(
@@ -119,25 +136,19 @@ class TrackerPool:
         default_session: str,
         params: dict[str, Any] | None = None,
         *,
-        host_path_roots: Sequence[str | os.PathLike[str]] | None = None,
-        max_sessions: int = 64,
+        max_sessions: int = _MAX_SESSIONS,
     ) -> TrackerPool:
-        """A pool opening ``new_job_tracker(backend, session, params)`` per session, with
-        the pool's host path roots (``host_path_roots``, or those given later to
-        :meth:`confine_host_paths`) as the trackers' ``host_path_roots``, and
-        ``monitor_all_containers`` False once :meth:`confine_monitoring` was called; at most
-        ``max_sessions`` trackers open at once."""
+        """A pool opening ``new_job_tracker(backend, session, params)`` per session, at most
+        ``max_sessions`` at once. Once the pool is confined (:meth:`confine`), its trackers
+        are opened with the confinement's ``host_path_roots`` and ``monitor_all_containers``
+        over ``params``: exactly as confined as required."""
 
-        def open_tracker(session: str) -> JobTracker:
-            roots = pool.host_path_roots
-            extra: dict[str, Any] = {} if roots is None else {"host_path_roots": list(roots)}
-            if pool._monitor_trackers_only:
-                extra["monitor_all_containers"] = False
+        def open_confined(session: str) -> JobTracker:
+            confinement = pool._confinement
+            extra = {} if confinement is None else confinement.tracker_params()
             return new_job_tracker(backend, session, {**(params or {}), **extra})
 
-        pool = cls(open_tracker, default_session, max_sessions=max_sessions)
-        if host_path_roots is not None:
-            pool.confine_host_paths(host_path_roots)
+        pool = cls(open_confined, default_session, max_sessions=max_sessions)
         return pool
 
     @contextlib.contextmanager
@@ -148,19 +159,21 @@ class TrackerPool:
         Raises:
             InvalidArgumentError: an empty session name.
             TryLaterError: every open session has a request in flight.
-            DeniedByDrmsError: the pool is closed.
+            DeniedByDrmsError: the pool is closed, or the tracker it opened is not as
+                confined as the pool must hand out.
             DrmCommunicationError: the backend cannot be reached.
         """
         if not session:
             raise InvalidArgumentError("the session name must not be empty")
-        tracker = self._acquire(session)
+        tracker = self._reuse(session)
         if tracker is None:
             # Opening talks to the engine: under a per-session lock, not the pool's.
             with self._opening_lock(session):
-                tracker = self._acquire(session)
+                tracker = self._reuse(session)
                 if tracker is None:
                     self._check_room()  # before building a tracker only to close it again
-                    tracker = self._insert(session, self._confined(self._open(session)))
+                    opened = self._refuse_unconfined(self._open_tracker(session))
+                    tracker = self._add(session, opened)
         try:
             yield tracker
         finally:
@@ -169,22 +182,20 @@ class TrackerPool:
                 if not self._busy[session]:
                     del self._busy[session]
 
-    def _confined(self, tracker: JobTracker) -> JobTracker:
-        """``tracker``, unless it is not as confined as this pool must hand out (closed)."""
-        if not self._confines(tracker):
+    def _refuse_unconfined(self, tracker: JobTracker) -> JobTracker:
+        """``tracker``, if it is as confined as this pool must hand out; else closed.
+
+        Raises:
+            DeniedByDrmsError: ``tracker`` is not confined enough (the pool's backend is
+                misconfigured, not the request).
+        """
+        confinement = self._confinement
+        if confinement is not None and not confinement.admits(tracker):
             _close(tracker)
-            wanted = []
-            if self._roots is not None:
-                wanted.append(f"host paths to {', '.join(self._roots) or 'nothing'}")
-            if self._monitor_trackers_only:
-                wanted.append("monitoring to trackers' containers")
-            raise DeniedByDrmsError(
-                f"this server confines {' and '.join(wanted)}, but its backend's tracker "
-                "does not (host_path_roots, monitor_all_containers); refusing to serve it"
-            )
+            raise confinement.refusal()
         return tracker
 
-    def _acquire(self, session: str) -> JobTracker | None:
+    def _reuse(self, session: str) -> JobTracker | None:
         """The open tracker of ``session``, marked busy; None if it is not open."""
         with self._lock:
             if self._closed:
@@ -214,19 +225,20 @@ class TrackerPool:
 
     def _check_room(self) -> None:
         """Refuse to open another session while every open one is busy and none can be
-        evicted (:meth:`_insert` checks again: others may open sessions meanwhile).
+        evicted (:meth:`_add` checks again: others may open sessions meanwhile).
 
         Raises:
             TryLaterError: the pool is full of sessions with requests in flight.
         """
         with self._lock:
-            if len(self._trackers) >= self._max and all(self._busy[s] for s in self._trackers):
-                raise self._full()
+            full = len(self._trackers) >= self._max_sessions
+            if full and all(self._busy[s] for s in self._trackers):
+                raise self._all_busy()
 
-    def _full(self) -> TryLaterError:
-        return TryLaterError(f"all {self._max} sessions this server keeps open are busy")
+    def _all_busy(self) -> TryLaterError:
+        return TryLaterError(f"all {self._max_sessions} sessions this server keeps open are busy")
 
-    def _insert(self, session: str, tracker: JobTracker) -> JobTracker:
+    def _add(self, session: str, tracker: JobTracker) -> JobTracker:
         """Add a newly opened tracker, marked busy, evicting idle ones to make room; if the
         session is open already, keep that tracker (marked busy) and close the new one.
 
@@ -245,10 +257,10 @@ class TrackerPool:
                     self._busy[session] += 1
                     evicted.append(tracker)
                     return existing
-                while len(self._trackers) >= self._max:
+                while len(self._trackers) >= self._max_sessions:
                     idle = next((s for s in self._trackers if not self._busy[s]), None)
                     if idle is None:
-                        raise self._full()
+                        raise self._all_busy()
                     evicted.append(self._trackers.pop(idle))
                 self._trackers[session] = tracker
                 self._busy[session] += 1

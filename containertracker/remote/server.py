@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import socket
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import anyio.to_thread
@@ -17,14 +17,18 @@ from containertracker.errors import InternalError, InvalidArgumentError
 from containertracker.remote.app import create_app, grants
 from containertracker.remote.connections import HeaderDeadlineConfig
 from containertracker.remote.pool import TrackerPool
+from containertracker.remote.tokens import Grant
 from containertracker.remote.wire import is_loopback
 from containertracker.settings import ServerSettings
 
-__all__ = ["ServerThread", "check_exposure", "serve", "tracker_params"]
+__all__ = ["ServerThread", "check_exposure", "serve"]
 
 
-def check_exposure(settings: ServerSettings) -> None:
+def check_exposure(settings: ServerSettings, *, tokens: Sequence[Grant] | None = None) -> None:
     """Refuse settings that would expose job execution to the network unprotected.
+
+    ``tokens`` are the settings' :func:`~containertracker.remote.app.grants` when the
+    caller has them already (default: read them now, which checks them).
 
     Raises:
         InvalidArgumentError: bound beyond loopback without a token or basic auth, basic auth
@@ -33,7 +37,8 @@ def check_exposure(settings: ServerSettings) -> None:
     """
     if settings.user and not settings.password:
         raise InvalidArgumentError("basic auth needs a password as well as a user name")
-    tokens = grants(settings)
+    if tokens is None:
+        tokens = grants(settings)
     if not is_loopback(settings.host) and not (tokens or settings.user):
         raise InvalidArgumentError(
             f"refusing to serve on {settings.host}: anyone who reaches the server can run "
@@ -44,9 +49,10 @@ def check_exposure(settings: ServerSettings) -> None:
         raise InvalidArgumentError("TLS needs both a certificate file and a key file")
 
 
-class _Server(uvicorn.Server):
-    """uvicorn, but shutdown first closes the pool: pending long-poll waits answer at once
-    (the tracker is closed) instead of holding the graceful shutdown for up to max_wait."""
+class _PoolServer(uvicorn.Server):
+    """uvicorn serving a pool's app, but shutdown first closes the pool: pending long-poll
+    waits answer at once (the tracker is closed) instead of holding the graceful shutdown
+    for up to max_wait."""
 
     def __init__(self, pool: TrackerPool, app: ASGIApp, settings: ServerSettings) -> None:
         super().__init__(
@@ -74,13 +80,6 @@ class _Server(uvicorn.Server):
         await super().shutdown(sockets)
 
 
-def tracker_params(settings: ServerSettings, params: dict[str, Any] | None) -> dict[str, Any]:
-    """The params of the trackers a server opens: ``params`` plus what the server's settings
-    decide about them (monitoring shows only trackers' containers unless
-    ``monitor_all_containers``)."""
-    return {**(params or {}), "monitor_all_containers": settings.monitor_all_containers}
-
-
 def serve(
     settings: ServerSettings,
     params: dict[str, Any] | None = None,
@@ -95,13 +94,11 @@ def serve(
         InvalidArgumentError: unsafe or inconsistent settings (see :func:`check_exposure`).
         DrmCommunicationError: the engine cannot be reached.
     """
-    check_exposure(settings)
-    pool = TrackerPool.for_backend(
-        settings.backend,
-        settings.session,
-        tracker_params(settings, params),
-        host_path_roots=settings.allowed_host_paths,
-    )
+    tokens = grants(settings)  # the token file, read once
+    check_exposure(settings, tokens=tokens)
+    pool = TrackerPool.for_backend(settings.backend, settings.session, params)
+    # The app confines the pool's trackers as the settings say: before the first one opens.
+    app = create_app(pool, settings, tokens=tokens)
     with pool.using(settings.session):  # fail now, not at the first request, if the engine is down
         pass
     if not settings.tls_certfile and not is_loopback(settings.host):
@@ -113,7 +110,7 @@ def serve(
         f"{scheme}://{settings.host}:{settings.port}{settings.base_path}"
     )
     (announce or logger.info)(line)
-    _Server(pool, create_app(pool, settings), settings).run()
+    _PoolServer(pool, app, settings).run()
 
 
 class ServerThread:
@@ -133,7 +130,7 @@ class ServerThread:
     ) -> None:
         self._settings = settings or ServerSettings(port=0)
         app: ASGIApp = create_app(pool, self._settings)
-        self._server = _Server(pool, wrap(app) if wrap else app, self._settings)
+        self._server = _PoolServer(pool, wrap(app) if wrap else app, self._settings)
         # A daemon thread: a caller that never leaves the ``with`` block must not keep the
         # interpreter alive forever.
         self._thread = threading.Thread(

@@ -30,7 +30,7 @@ ERROR_CLASS_HEADER: Final = "X-ContainerTracker-Error"
 SESSION_HEADER: Final = "X-ContainerTracker-Session"
 """The session a request is for; absent (the Go client) means the server's default session."""
 
-_CLASSES: Final[dict[str, type[ContainerTrackerError]]] = {
+_ERROR_CLASSES: Final[dict[str, type[ContainerTrackerError]]] = {
     name: cls
     for name in errors.__all__
     if isinstance(cls := getattr(errors, name), type) and issubclass(cls, ContainerTrackerError)
@@ -55,7 +55,7 @@ the first matching class wins."""
 def error_class_name(exc: ContainerTrackerError) -> str:
     """The header value for ``exc``: its own class name, or the nearest public ancestor's."""
     for cls in type(exc).__mro__:
-        if cls.__name__ in _CLASSES:
+        if cls.__name__ in _ERROR_CLASSES:
             return cls.__name__
     return ContainerTrackerError.__name__  # unreachable: every error derives from the root
 
@@ -63,7 +63,7 @@ def error_class_name(exc: ContainerTrackerError) -> str:
 def error_from_wire(class_name: str | None, message: str) -> ContainerTrackerError:
     """The exception a server reported: its class when named (ours), else an InternalError
     quoting the text (a Go server sends only text)."""
-    cls = _CLASSES.get(class_name or "")
+    cls = _ERROR_CLASSES.get(class_name or "")
     if cls is None:
         return InternalError(f"the server reported: {message}")
     return cls(message)

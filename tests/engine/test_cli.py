@@ -26,7 +26,8 @@ Run = Callable[..., subprocess.CompletedProcess[str]]
 @pytest.fixture
 def ct(backend: str, session_name: str, state_dir: Path, open_tracker: Any) -> Run:
     """``ct("list", "--json", rc=0)`` runs the command for the test's backend and session
-    and checks its exit status (open_tracker removes the session's jobs afterwards)."""
+    (in directory ``cwd``, if given) and checks its exit status (open_tracker removes the
+    session's jobs afterwards)."""
     if backend.startswith(REMOTE_PREFIX):
         target = ["--backend", "remote", "--url", remote_url(engine_of(backend), state_dir)]
     else:
@@ -38,7 +39,9 @@ def ct(backend: str, session_name: str, state_dir: Path, open_tracker: Any) -> R
         "COLUMNS": "200",
     }
 
-    def run(*args: str, rc: int = 0, extra_env: dict[str, str] | None = None) -> Any:
+    def run(
+        *args: str, rc: int = 0, extra_env: dict[str, str] | None = None, cwd: Path | None = None
+    ) -> Any:
         command = [sys.executable, "-m", "containertracker", "--session", session_name, *target]
         done = subprocess.run(
             [*command, *args],
@@ -46,6 +49,7 @@ def ct(backend: str, session_name: str, state_dir: Path, open_tracker: Any) -> R
             text=True,
             timeout=180,
             env={**env, **(extra_env or {})},
+            cwd=cwd,
         )
         assert done.returncode == rc, f"{args}: exit {done.returncode}\n{done.stdout}{done.stderr}"
         return done
@@ -99,6 +103,27 @@ def test_array_job_with_progress(ct: Run, tmp_path: Path) -> None:
     assert logs[0].startswith("==> task 1 (") and logs[1::2] == ["task 1", "task 3", "task 5"]
     deleted = json.loads(ct("delete", "--array", array_id, "--json").stdout)
     assert [d["error"] for d in deleted] == [None, None, None]
+
+
+@pytest.mark.local_only  # a server would expand $DRMAA2_WORKING_DIR$ to its own directory
+def test_logs_reads_the_files_where_the_tracker_put_them(ct: Run, tmp_path: Path) -> None:
+    """logs reads the output and error files at the paths the tracker resolved when the job
+    was submitted: a placeholder ($DRMAA2_WORKING_DIR$, the submitter's directory) is not
+    expanded again, so logs run from another directory finds them."""
+    submitted_in = tmp_path / "submitted-in"
+    submitted_in.mkdir()
+    job_id = ct(
+        "submit", "-o", "$DRMAA2_WORKING_DIR$/out", "--error", "$DRMAA2_WORKING_DIR$/err",
+        TEST_IMAGE, "--", "sh", "-c", "echo to-out; echo to-err 1>&2",
+        cwd=submitted_in,
+    ).stdout.strip()  # fmt: skip
+    ct("wait", job_id)
+    assert (submitted_in / "out").read_text() == "to-out\n"
+    assert ct("logs", job_id).stdout == "to-out\n"
+    assert ct("logs", job_id, "--stderr").stdout == "to-err\n"
+    joined = ct("submit", "--join", "-o", str(tmp_path / "joined"), TEST_IMAGE, "true").stdout
+    ct("wait", joined.strip())
+    assert "no --error file" in ct("logs", joined.strip(), "--stderr", rc=2).stderr
 
 
 def test_failed_jobs_set_the_exit_status(ct: Run) -> None:

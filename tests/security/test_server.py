@@ -33,7 +33,6 @@ from containertracker import (
 from containertracker.core import labels as lb
 from containertracker.core.engine import ContainerSpec, Engine
 from containertracker.remote import ServerThread, TrackerPool
-from containertracker.remote.server import tracker_params
 from containertracker.remote.wire import ERROR_CLASS_HEADER
 from containertracker.settings import ServerSettings
 from tests.conftest import TEST_IMAGE, check_engine, client, engine_params
@@ -55,8 +54,8 @@ def serve(backend: str, state_dir: Path, session_name: str) -> Iterator[Callable
     @contextmanager
     def running(**settings: Any) -> Iterator[str]:
         server_settings = ServerSettings(port=0, **settings)
-        params = tracker_params(server_settings, engine_params(backend, state_dir))
-        pool = TrackerPool.for_backend(backend, session_name, params)
+        params = engine_params(backend, state_dir)
+        pool = TrackerPool.for_backend(backend, session_name, params)  # the app confines it
         with ServerThread(pool, server_settings) as url:
             yield url
 

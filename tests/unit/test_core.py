@@ -26,8 +26,10 @@ from containertracker.core.convert import (
     ResourceLimits,
     SubmitContext,
     container_state,
+    host_paths,
     job_info_from_record,
     resource_limits,
+    template_host_paths,
     template_to_spec,
     template_ulimits,
 )
@@ -270,6 +272,46 @@ def test_array_task(tmp_path: Path) -> None:
     assert plan.stdout_path == "/home/u/o.7"
 
 
+def test_host_path_fields_are_read_one_way(tmp_path: Path) -> None:
+    """Which fields name host paths is read once: as the template gives them (what a
+    server's policy looks at), resolved for a task (each placeholder expanded) and as the
+    plan keeps them, in one order; a joined error path is none of them (never used)."""
+    (tmp_path / "in").write_text("")
+    (tmp_path / "si").mkdir()
+    jt = JobTemplate(
+        remote_command="true",
+        job_category="i",
+        input_path="in",
+        output_path="o.$DRMAA2_INDEX$",
+        error_path="e",
+        join_files=True,
+        stage_in_files={"si": "/si"},
+        stage_out_files={"/so": "$DRMAA2_WORKING_DIR$/so"},
+    )
+    assert template_host_paths(jt).named() == [
+        ("input_path", "in"),
+        ("output_path", "o.$DRMAA2_INDEX$"),
+        ("stage_in_files[si]", "si"),
+        ("stage_out_files[/so]", "$DRMAA2_WORKING_DIR$/so"),
+    ]
+    task = ctx(tmp_path, task_id=3, array_id="a")
+    resolved = host_paths(jt, task)
+    assert resolved == [
+        ("input_path", str(tmp_path / "in")),
+        ("output_path", str(tmp_path / "o.3")),
+        ("stage_in_files[si]", str(tmp_path / "si")),
+        ("stage_out_files[/so]", str(tmp_path / "so")),
+    ]
+    _, plan = template_to_spec(jt, task)
+    assert plan.host_paths == [
+        ("input_path", str(tmp_path / "in")),
+        ("output_path", str(tmp_path / "o.3")),
+        (f"stage_in_files[{tmp_path / 'si'}]", str(tmp_path / "si")),
+        ("stage_out_files[/so]", str(tmp_path / "so")),
+    ]
+    assert template_host_paths(jt.model_copy(update={"join_files": False})).error_path == "e"
+
+
 @pytest.mark.parametrize(
     ("fields", "error", "text"),
     [
@@ -408,6 +450,16 @@ def test_job_info_from_record() -> None:
         "host1",
     )
     assert (task.extension["array_id"], task.extension["task_id"]) == ("a1", "7")
+    # The output files as the tracker resolved them at submission, for any reader.
+    plan = lb.Plan(stdout_path="/h/o.7", stderr_path="/h/e.7")
+    with_files = job_info_from_record(
+        replace(record, labels={**record.labels, lb.PLAN: plan.to_label()}),
+        JobState.DONE,
+        "",
+        "host1",
+    )
+    assert with_files.extension["output_path"] == "/h/o.7"
+    assert with_files.extension["error_path"] == "/h/e.7"
     running = job_info_from_record(
         record, JobState.RUNNING, "", "host1", now=started + timedelta(seconds=2)
     )

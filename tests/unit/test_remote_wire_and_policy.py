@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+import containertracker
 from containertracker import errors
 from containertracker.errors import DeniedByDrmsError, InvalidArgumentError
 from containertracker.models import JobState, JobTemplate
@@ -321,8 +322,8 @@ def test_a_session_opened_twice_keeps_one_tracker_and_closes_the_other() -> None
     open the session; the pool must keep one tracker and close the second (its threads)."""
     first, second = _Opened(), _Opened()
     pool = TrackerPool(lambda session: first, "s")  # type: ignore[arg-type,return-value]
-    assert pool._insert("s", first) is first  # type: ignore[arg-type]
-    assert pool._insert("s", second) is first  # type: ignore[arg-type]
+    assert pool._add("s", first) is first  # type: ignore[arg-type]
+    assert pool._add("s", second) is first  # type: ignore[arg-type]
     assert second.closed and not first.closed
     pool.close()
     assert first.closed
@@ -423,3 +424,30 @@ def test_a_pool_confined_to_trackers_containers_refuses_trackers_that_show_all()
     create_app(pool, ServerSettings(monitor_all_containers=True))
     with pool.using("s") as tracker:
         assert tracker is allowed
+
+
+def test_a_backend_pool_opens_trackers_as_confined_as_its_server_requires(tmp_path: Path) -> None:
+    """The one way a server confines its trackers: create_app confines the pool, and a pool
+    for a backend opens each tracker with the server's host path roots and monitoring
+    choice, over the caller's params."""
+    params_seen: list[dict[str, object]] = []
+
+    def allocator(session: str, params: dict[str, object]) -> _Monitoring:
+        params_seen.append(params)
+        return _Monitoring(bool(params["monitor_all_containers"]))
+
+    containertracker.register_job_tracker("unit-test-confined", allocator)  # type: ignore[arg-type]
+    given = {"engine_url": "unix:///x", "monitor_all_containers": True}
+    for allow_all in (False, True):
+        pool = TrackerPool.for_backend("unit-test-confined", "s", given)
+        create_app(
+            pool, ServerSettings(allowed_host_paths=[tmp_path], monitor_all_containers=allow_all)
+        )
+        with pool.using("s"):
+            pass
+        pool.close()
+        assert params_seen.pop() == {
+            "engine_url": "unix:///x",
+            "host_path_roots": [os.path.realpath(tmp_path)],
+            "monitor_all_containers": allow_all,
+        }

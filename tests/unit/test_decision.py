@@ -1,0 +1,257 @@
+"""The decision step of a scheduling pass, as a pure function of one view of the session
+(issue 12): which queued jobs start, which wait for a slot, what holds one, what expired."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from containertracker.core import labels as lb
+from containertracker.core.decision import (
+    CLAIM_HORIZON,
+    ORPHAN_AGE,
+    Decision,
+    candidates,
+    decide,
+)
+from containertracker.core.engine import ContainerSummary
+from containertracker.core.statestore import JobMarks
+
+NOW = 1_000_000.0
+RESYNC = 2.0
+ELSEWHERE = "another-state-dir"
+
+
+def owns(labels: Mapping[str, str]) -> bool:
+    """This state directory's jobs: all but those labelled with :data:`ELSEWHERE`."""
+    return labels.get(lb.STATE_DIR) != ELSEWHERE
+
+
+def job(
+    job_id: str,
+    status: str = "created",
+    *,
+    array: str | None = None,
+    task: int | None = None,
+    max_parallel: int = 0,
+    plan: lb.Plan | None = None,
+    submission: str | None = "sub",
+    state_dir: str | None = None,
+    created: float = NOW - 1,
+) -> ContainerSummary:
+    """A container row as a tracker labels it."""
+    labels = {lb.MANAGED: "1", lb.SESSION: "s"}
+    if array is not None:
+        labels |= {lb.ARRAY_ID: array, lb.MAX_PARALLEL: str(max_parallel)}
+    if task is not None:
+        labels[lb.TASK_ID] = str(task)
+    if plan is not None:
+        labels[lb.PLAN] = plan.to_label()
+    if submission is not None:
+        labels[lb.SUBMISSION] = submission
+    if state_dir is not None:
+        labels[lb.STATE_DIR] = state_dir
+    return ContainerSummary(job_id, status, labels, created)
+
+
+def tasks(
+    count: int, max_parallel: int, status: str = "created", array: str = "a"
+) -> list[ContainerSummary]:
+    """Tasks ``a1`` .. ``a<count>`` of a throttled array, all with ``status``."""
+    return [
+        job(f"{array}{n}", status, array=array, task=n, max_parallel=max_parallel)
+        for n in range(1, count + 1)
+    ]
+
+
+def run(
+    rows: list[ContainerSummary],
+    marks: Mapping[str, JobMarks] | None = None,
+    *,
+    died: set[str] | None = None,
+    not_ours: set[str] | None = None,
+    now: float = NOW,
+) -> Decision:
+    return decide(
+        rows,
+        marks or {},
+        died=died or set(),
+        now=now,
+        not_ours=not_ours or set(),
+        owns=owns,
+        resync_interval=RESYNC,
+    )
+
+
+def started(decision: Decision) -> list[str]:
+    return [job_id for job_id, _ in decision.to_start]
+
+
+def waiting(decision: Decision, array: str = "a") -> list[str]:
+    return [job_id for job_id, _ in decision.waiting.get(array, ())]
+
+
+# -- slots ------------------------------------------------------------------------------------
+
+
+def test_max_parallel_starts_the_first_tasks_and_the_rest_wait() -> None:
+    """Of five queued tasks with max_parallel=2, tasks 1 and 2 start (owned, holding slots);
+    3 to 5 wait for a slot, in task order."""
+    decision = run(tasks(5, max_parallel=2))
+    assert started(decision) == ["a1", "a2"]
+    assert waiting(decision) == ["a3", "a4", "a5"]
+    assert decision.owned == {"a1": "a", "a2": "a"}
+    assert decision.slot_holders == {"a1", "a2"}
+    assert decision.over_limit == frozenset()
+    assert decision.next_wake == NOW + RESYNC
+
+
+def test_unthrottled_arrays_and_plain_jobs_start_without_slots() -> None:
+    """max_parallel 0 means no limit: every task starts, none is owned; a plain job too."""
+    rows = [*tasks(3, max_parallel=0), job("plain")]
+    decision = run(rows)
+    assert sorted(started(decision)) == ["a1", "a2", "a3", "plain"]
+    assert decision.owned == {}
+    assert decision.waiting == {}
+
+
+def test_running_tasks_hold_their_slots_unless_seen_dead() -> None:
+    """A running task holds a slot; one whose die event was seen does not, whatever the
+    (lagging) list says."""
+    rows = [job("a1", "running", array="a", task=1, max_parallel=2), *tasks(3, 2)[1:]]
+    decision = run(rows)
+    assert started(decision) == ["a2"]
+    assert decision.slot_holders == {"a1", "a2"}
+    assert run(rows, died={"a1"}).slot_holders == {"a2", "a3"}
+
+
+def test_a_recent_claim_holds_a_slot_and_is_not_started_again() -> None:
+    """A task claimed by a scheduler (its start under way) holds its slot: it is not started
+    again, and the next task waits."""
+    marks = {"a1": JobMarks(claimed_at=NOW - 10)}
+    decision = run(tasks(2, max_parallel=1), marks)
+    assert started(decision) == []
+    assert waiting(decision) == ["a2"]
+    assert decision.slot_holders == {"a1"}
+
+
+def test_a_claim_older_than_the_horizon_is_lost_and_claimed_anew() -> None:
+    """A claim just younger than the horizon still counts; at the horizon it is lost (its
+    scheduler died) and the job is started by this pass."""
+    rows = tasks(2, max_parallel=1)
+    young = run(rows, {"a1": JobMarks(claimed_at=NOW - CLAIM_HORIZON + 0.001)})
+    assert started(young) == []
+    old = run(rows, {"a1": JobMarks(claimed_at=NOW - CLAIM_HORIZON, starting=True)})
+    assert started(old) == ["a1"]
+    assert waiting(old) == ["a2"]
+
+
+def test_a_stale_view_over_the_limit_is_reported_and_starts_nothing() -> None:
+    """Three tasks active where max_parallel is 2 (the list lags behind a task that ended and
+    was replaced): the array is over its limit, and its queued task waits."""
+    rows = [
+        *tasks(3, max_parallel=2, status="running"),
+        job("a4", array="a", task=4, max_parallel=2),
+    ]
+    decision = run(rows)
+    assert decision.over_limit == {"a"}
+    assert started(decision) == []
+    assert waiting(decision) == ["a4"]
+    at_limit = run(rows[1:])
+    assert at_limit.over_limit == frozenset()
+
+
+def test_tasks_start_in_task_order_whatever_the_list_order() -> None:
+    """Tasks are taken by their numeric task id (10 after 2), plain jobs before arrays."""
+    rows = [
+        job("a10", array="a", task=10, max_parallel=2),
+        job("a2", array="a", task=2, max_parallel=2),
+        job("plain"),
+        job("a1", array="a", task=1, max_parallel=2),
+    ]
+    decision = run(rows)
+    assert started(decision) == ["plain", "a1", "a2"]
+    assert waiting(decision) == ["a10"]
+    assert candidates(rows, owns) == ["plain", "a1", "a2", "a10"]
+
+
+# -- what keeps a job from starting -----------------------------------------------------------
+
+
+def test_failed_jobs_never_start_and_hold_no_slot() -> None:
+    """A job with a recorded failure (terminated before it started) is skipped; the next task
+    takes the slot."""
+    decision = run(
+        tasks(2, max_parallel=1), {"a1": JobMarks(failure="terminated", terminated=True)}
+    )
+    assert started(decision) == ["a2"]
+
+
+def test_held_jobs_wait_for_their_release() -> None:
+    """Submitted held, or held since: not started (and no slot taken); released: started."""
+    held_plan = lb.Plan(hold=True)
+    rows = [job("held", plan=held_plan), job("released", plan=held_plan), job("held-since")]
+    marks = {"released": JobMarks(hold=False), "held-since": JobMarks(hold=True)}
+    assert started(run(rows, marks)) == ["released"]
+    array = tasks(2, max_parallel=1)
+    assert started(run(array, {"a1": JobMarks(hold=True)})) == ["a2"]
+
+
+def test_a_retry_waits_for_its_time_and_sets_the_wake() -> None:
+    """A start that met an unreachable engine is retried at ``retry_after``, not before; the
+    pass wakes then."""
+    rows = [job("j")]
+    pending = run(rows, {"j": JobMarks(retry_after=NOW + 0.5, retries=1)})
+    assert started(pending) == []
+    assert pending.next_wake == NOW + 0.5
+    due = run(rows, {"j": JobMarks(retry_after=NOW, retries=1)})
+    assert started(due) == ["j"]
+
+
+def test_a_start_time_waits_and_sets_the_wake() -> None:
+    """A job with a start time in the future waits, and the pass wakes at that time."""
+    later = run([job("j", plan=lb.Plan(start_at=NOW + 1))])
+    assert started(later) == []
+    assert later.next_wake == NOW + 1
+    assert started(run([job("j", plan=lb.Plan(start_at=NOW))])) == ["j"]
+
+
+def test_a_deadline_passed_before_the_start_expires_the_job() -> None:
+    """A queued job past its deadline is reported expired (the caller records its failure),
+    not started, and holds no slot; a job whose deadline is ahead starts."""
+    rows = [
+        job("a1", array="a", task=1, max_parallel=1, plan=lb.Plan(deadline=NOW)),
+        job("a2", array="a", task=2, max_parallel=1, plan=lb.Plan(deadline=NOW + 60)),
+    ]
+    decision = run(rows)
+    assert decision.expired == ("a1",)
+    assert started(decision) == ["a2"]
+
+
+def test_jobs_of_another_state_directory_are_left_to_it() -> None:
+    """Jobs labelled with another state directory are not started and their marks are not
+    read (their claims and holds are there); their running tasks still fill the array."""
+    rows = [
+        job("theirs-running", "running", array="t", task=1, max_parallel=1, state_dir=ELSEWHERE),
+        job("theirs", array="t", task=2, max_parallel=1, state_dir=ELSEWHERE),
+        job("mine"),
+    ]
+    assert candidates(rows, owns) == ["mine"]
+    decision = run(rows)
+    assert started(decision) == ["mine"]
+    assert decision.waiting == {}
+
+
+def test_jobs_of_a_submission_under_way_elsewhere_are_left_to_it() -> None:
+    """A submission that is not this scheduler's (under way in another tracker, or to be
+    rolled back): its jobs are not started; this scheduler's own submissions' are."""
+    rows = [job("theirs", submission="other"), job("ours", submission="mine")]
+    assert started(run(rows, not_ours={"other"})) == ["ours"]
+
+
+def test_a_plain_job_without_a_submission_record_is_left_to_its_submitter_a_while() -> None:
+    """A job made before submissions were recorded: its add_job may still start it, so a pass
+    starts it only once it is older than the orphan age."""
+    young = job("legacy", submission=None, created=NOW - ORPHAN_AGE + 1)
+    old = job("legacy", submission=None, created=NOW - ORPHAN_AGE)
+    assert started(run([young])) == []
+    assert started(run([old])) == ["legacy"]
