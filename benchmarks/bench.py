@@ -34,7 +34,7 @@ import httpx
 import containertracker
 from containertracker import JobTemplate
 from containertracker.backends._common import parse_time
-from containertracker.core import labels as lb
+from containertracker.core import labels
 from containertracker.core.tracker import ContainerTracker
 
 IMAGE = "containertracker/busybox:latest"
@@ -165,7 +165,7 @@ def _tracker(engine: str, session: str, state_dir: str) -> ContainerTracker:
 
 def _clear(tracker: ContainerTracker, session: str | None = None) -> None:
     """Remove the containers of the tracker's session (or of ``session``, on its engine)."""
-    rows = tracker._engine.list_containers({lb.SESSION: session or tracker._session})
+    rows = tracker._engine.list_containers({labels.SESSION: session or tracker._session})
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(tracker._engine.remove, [row.id for row in rows]))
 
@@ -340,7 +340,7 @@ def _raw_array(raw: Raw, size: int, limit: int) -> None:
 
 def _listing(tracker: ContainerTracker, raw: Raw, repeat: int, scale: int) -> list[str]:
     """list_jobs/job_state/job_info with ``scale`` containers in the session vs one raw list."""
-    session_labels = {lb.SESSION: tracker._session, BENCH_LABEL: raw.labels[BENCH_LABEL]}
+    session_labels = {labels.SESSION: tracker._session, BENCH_LABEL: raw.labels[BENCH_LABEL]}
     from containertracker.core.engine import ContainerSpec
 
     spec = ContainerSpec(image=IMAGE, command=("true",), labels=session_labels)

@@ -12,10 +12,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from containertracker.core import extensions as ext
-from containertracker.core import hostfs
-from containertracker.core import labels as lb
+from containertracker.core import extensions, hostfs, labels
 from containertracker.core.engine import Bind, ContainerRecord, ContainerSpec, EngineInfo, Ulimit
+from containertracker.core.plan import HostPaths, Plan
 from containertracker.errors import InvalidArgumentError, UnsupportedAttributeError
 from containertracker.models import CPU, OS, JobInfo, JobState, JobTemplate
 
@@ -135,7 +134,7 @@ def _resolved_host_path(value: str, ctx: SubmitContext, what: str) -> str:
     return hostfs.resolve(path, ctx.cwd)
 
 
-def template_host_paths(jt: JobTemplate) -> lb.HostPaths:
+def template_host_paths(jt: JobTemplate) -> HostPaths:
     """The host paths ``jt`` names, as it gives them (placeholders unexpanded): the one
     reading of which template fields are host paths, for the conversion (which resolves
     them, :func:`host_paths`) and a server's policy (which may refuse them) alike.
@@ -143,7 +142,7 @@ def template_host_paths(jt: JobTemplate) -> lb.HostPaths:
     The error path is left out when stderr is joined into the output file: the job never
     uses it.
     """
-    return lb.HostPaths(
+    return HostPaths(
         input_path=jt.input_path or None,
         output_path=jt.output_path or None,
         error_path=None if jt.join_files else (jt.error_path or None),
@@ -152,7 +151,7 @@ def template_host_paths(jt: JobTemplate) -> lb.HostPaths:
     )
 
 
-def _resolved_host_paths(jt: JobTemplate, ctx: SubmitContext) -> lb.HostPaths:
+def _resolved_host_paths(jt: JobTemplate, ctx: SubmitContext) -> HostPaths:
     """:func:`template_host_paths` for the task of ``ctx``, each resolved once
     (:func:`_resolved_host_path`).
 
@@ -312,7 +311,7 @@ def resource_limits(limits: Mapping[str, str]) -> ResourceLimits:
     for key, value in normalize_resource_limits(limits).items():
         what = f"resource limit {key}"
         if key in _SIZE_LIMITS:
-            amount = ext.parse_size(what, value)
+            amount = extensions.parse_size(what, value)
         else:
             try:
                 number = float(value)
@@ -362,7 +361,7 @@ def _named_ulimits(
     named = list(limits.ulimits)
     text = extension.get("ulimit", "")
     if text:
-        named += [(f"extension ulimit {u.name}", u) for u in ext.parse_ulimits(text)]
+        named += [(f"extension ulimit {u.name}", u) for u in extensions.parse_ulimits(text)]
     seen: dict[str, str] = {}
     for what, limit in named:
         if limit.name in seen:
@@ -378,7 +377,7 @@ def _named_ulimits(
     return named
 
 
-def template_to_spec(jt: JobTemplate, ctx: SubmitContext) -> tuple[ContainerSpec, lb.Plan]:
+def template_to_spec(jt: JobTemplate, ctx: SubmitContext) -> tuple[ContainerSpec, Plan]:
     """Turn a template into a container spec and the plan around it.
 
     Every host path is resolved here, once (:func:`host_paths`); the plan holds the
@@ -493,7 +492,7 @@ def _container_name(jt: JobTemplate, ctx: SubmitContext) -> str | None:
     return name
 
 
-def _stage_in_binds(jt: JobTemplate, ctx: SubmitContext, paths: lb.HostPaths) -> tuple[Bind, ...]:
+def _stage_in_binds(jt: JobTemplate, ctx: SubmitContext, paths: HostPaths) -> tuple[Bind, ...]:
     """A read-only bind mount per ``stage_in_files`` entry, from its resolved source in
     ``paths`` to its container path (the index expanded).
 
@@ -520,7 +519,7 @@ def _stage_in_binds(jt: JobTemplate, ctx: SubmitContext, paths: lb.HostPaths) ->
     return tuple(binds)
 
 
-def _stage_out(ctx: SubmitContext, paths: lb.HostPaths) -> dict[str, str]:
+def _stage_out(ctx: SubmitContext, paths: HostPaths) -> dict[str, str]:
     """Container path (the index expanded) -> resolved host path, per ``stage_out_files``
     entry of ``paths``.
 
@@ -544,10 +543,10 @@ def _stage_out(ctx: SubmitContext, paths: lb.HostPaths) -> dict[str, str]:
 def _plan(
     jt: JobTemplate,
     ctx: SubmitContext,
-    paths: lb.HostPaths,
+    paths: HostPaths,
     binds: tuple[Bind, ...],
     wallclock_limit: float | None,
-) -> lb.Plan:
+) -> Plan:
     """What must happen around the container: its hold, start and end times, and its host
     files (``paths`` and the stage-in ``binds``, resolved already).
 
@@ -558,7 +557,7 @@ def _plan(
     if paths.input_path and not os.path.isfile(paths.input_path):
         raise InvalidArgumentError(f"input_path {paths.input_path!r} is not a readable file")
     start_at, deadline = _start_and_deadline(jt, ctx.now)
-    return lb.Plan(
+    return Plan(
         hold=jt.submit_as_hold,
         start_at=start_at,
         deadline=deadline,
@@ -588,7 +587,7 @@ def _start_and_deadline(jt: JobTemplate, now: datetime) -> tuple[float | None, f
     return (start_at if start_at is not None and start_at > now.timestamp() else None), deadline
 
 
-def _labels(jt: JobTemplate, ctx: SubmitContext, plan: lb.Plan) -> dict[str, str]:
+def _labels(jt: JobTemplate, ctx: SubmitContext, plan: Plan) -> dict[str, str]:
     """The container's labels: its session, the template (a task's with its ``TASK_ID``,
     as drmaa2os stores it), the plan, where and by whom it was submitted, its accounting
     id and queue, and for an array task its array, index and the array's ``max_parallel``."""
@@ -596,23 +595,23 @@ def _labels(jt: JobTemplate, ctx: SubmitContext, plan: lb.Plan) -> dict[str, str
     if ctx.task_id is not None:
         task_environment = {**jt.job_environment, "TASK_ID": str(ctx.task_id)}
         stored_template = jt.model_copy(update={"job_environment": task_environment})
-    labels = {
-        lb.SESSION: ctx.session,
-        lb.TEMPLATE: stored_template.to_label(),
-        lb.MANAGED: lb.SCHEMA_VERSION,
-        lb.PLAN: plan.to_label(),
-        lb.SUBMISSION_HOST: ctx.submission_host,
-        lb.OWNER: ctx.owner,
+    job_labels = {
+        labels.SESSION: ctx.session,
+        labels.TEMPLATE: stored_template.to_label(),
+        labels.MANAGED: labels.SCHEMA_VERSION,
+        labels.PLAN: plan.to_label(),
+        labels.SUBMISSION_HOST: ctx.submission_host,
+        labels.OWNER: ctx.owner,
     }
     if jt.accounting_id:
-        labels[lb.ACCOUNTING_ID] = jt.accounting_id
+        job_labels[labels.ACCOUNTING_ID] = jt.accounting_id
     if jt.queue_name:
-        labels[lb.QUEUE] = jt.queue_name
+        job_labels[labels.QUEUE] = jt.queue_name
     if ctx.array_id is not None:
-        labels[lb.ARRAY_ID] = ctx.array_id
-        labels[lb.TASK_ID] = str(ctx.task_id)
-        labels[lb.MAX_PARALLEL] = str(ctx.max_parallel)
-    return labels
+        job_labels[labels.ARRAY_ID] = ctx.array_id
+        job_labels[labels.TASK_ID] = str(ctx.task_id)
+        job_labels[labels.MAX_PARALLEL] = str(ctx.max_parallel)
+    return job_labels
 
 
 def parse_pids_limit(value: str) -> int:
@@ -642,27 +641,27 @@ def _extension_options(extension: Mapping[str, str]) -> dict[str, object]:
             case "user":
                 options["user"] = value
             case "exposedPorts":
-                exposed, bindings = ext.parse_ports(value)
+                exposed, bindings = extensions.parse_ports(value)
                 options["exposed_ports"] = tuple(exposed)
                 options["port_bindings"] = tuple(bindings)
             case "restart":
-                options["restart_policy"] = ext.parse_restart(value)
+                options["restart_policy"] = extensions.parse_restart(value)
             case "privileged":
-                options["privileged"] = ext.parse_bool(key, value)
+                options["privileged"] = extensions.parse_bool(key, value)
             case "rm":
-                options["auto_remove"] = ext.parse_bool(key, value)
+                options["auto_remove"] = extensions.parse_bool(key, value)
             case "net":
                 options["network_mode"] = value
             case "ipc" | "uts" | "pid":
                 options[f"{key}_mode"] = value
             case "shm-size":
-                options["shm_size"] = ext.parse_size("shm-size", value)
+                options["shm_size"] = extensions.parse_size("shm-size", value)
             case "ulimit":
                 pass  # with the resource limits that are ulimits: template_ulimits
             case "pids-limit":
                 options["pids_limit"] = parse_pids_limit(value)
             case "gpus":
-                options["gpus"] = ext.parse_gpus(value)
+                options["gpus"] = extensions.parse_gpus(value)
             case "entrypoint":
                 if value.split():
                     options["entrypoint"] = tuple(value.split())
@@ -715,8 +714,8 @@ def job_info_from_record(
     joined into the output file): the paths its tracker resolved at submission and writes,
     every placeholder expanded, so a reader (on the tracker's host) never expands them again.
     """
-    labels = record.labels
-    plan = lb.Plan.from_labels(labels)
+    job_labels = record.labels
+    plan = Plan.from_labels(job_labels)
     finished = state.terminal
     exit_status = record.exit_code if finished else None
     signal = ""
@@ -739,10 +738,10 @@ def job_info_from_record(
         state=state,
         sub_state=sub_state,
         allocated_machines=(host_name,) if record.started_at else None,
-        submission_machine=labels.get(lb.SUBMISSION_HOST, ""),
-        job_owner=labels.get(lb.OWNER, record.user),
+        submission_machine=job_labels.get(labels.SUBMISSION_HOST, ""),
+        job_owner=job_labels.get(labels.OWNER, record.user),
         slots=max(1, record.nano_cpus // 1_000_000_000),
-        queue_name=labels.get(lb.QUEUE, ""),
+        queue_name=job_labels.get(labels.QUEUE, ""),
         wallclock_time=wallclock,
         submission_time=submitted,
         dispatch_time=dispatched,
@@ -753,9 +752,9 @@ def job_info_from_record(
             "category": record.image,
             # Array tasks say which array they belong to (the Go trackers cannot tell).
             **{
-                key: labels[label]
-                for key, label in (("array_id", lb.ARRAY_ID), ("task_id", lb.TASK_ID))
-                if label in labels
+                key: job_labels[label]
+                for key, label in (("array_id", labels.ARRAY_ID), ("task_id", labels.TASK_ID))
+                if label in job_labels
             },
             **{
                 key: path

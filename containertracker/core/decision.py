@@ -37,8 +37,9 @@ from collections import Counter
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 
-from containertracker.core import labels as lb
+from containertracker.core import labels
 from containertracker.core.engine import ACTIVE_STATUSES, ContainerSummary
+from containertracker.core.plan import Plan
 from containertracker.core.statestore import JobMarks
 
 __all__ = [
@@ -59,11 +60,11 @@ ORPHAN_AGE = 60.0
 long after its creation lost its submitter: start it. (Jobs with the label are left to their
 submitter while it lives, and rolled back when it died.)"""
 
-Start = tuple[str, lb.Plan]
+Start = tuple[str, Plan]
 """A job to start: its container id and plan."""
 
 
-def held(plan: lb.Plan, marks: JobMarks) -> bool:
+def held(plan: Plan, marks: JobMarks) -> bool:
     """Held as submitted, unless a hold or release since says otherwise."""
     return plan.hold if marks.hold is None else marks.hold
 
@@ -130,7 +131,7 @@ def decide(
     """
     running = [row for row in rows if row.status in ACTIVE_STATUSES and row.id not in died]
     slot_holders = {row.id for row in running}
-    active = Counter(row.labels.get(lb.ARRAY_ID) for row in running)
+    active = Counter(row.labels.get(labels.ARRAY_ID) for row in running)
     limits: dict[str | None, int] = {}
     next_wake = now + resync_interval
     to_start: list[Start] = []
@@ -138,8 +139,8 @@ def decide(
     owned: dict[str, str] = {}
     expired: list[str] = []
     for row in _queued(rows):
-        array_id = row.labels.get(lb.ARRAY_ID)
-        limit = limits[array_id] = int(row.labels.get(lb.MAX_PARALLEL, "0"))
+        array_id = row.labels.get(labels.ARRAY_ID)
+        limit = limits[array_id] = int(row.labels.get(labels.MAX_PARALLEL, "0"))
         if not owns(row.labels):
             continue  # another state directory's: its schedulers start it
         job_marks = marks.get(row.id, JobMarks())
@@ -149,10 +150,10 @@ def decide(
             active[array_id] += 1  # being started: it holds its slot
             slot_holders.add(row.id)
             continue
-        plan = lb.Plan.from_labels(row.labels)
+        plan = Plan.from_labels(row.labels)
         if held(plan, job_marks):
             continue
-        if row.labels.get(lb.SUBMISSION) in not_ours:
+        if row.labels.get(labels.SUBMISSION) in not_ours:
             continue  # its submitter starts it (or it is to be rolled back)
         if job_marks.retry_after is not None and job_marks.retry_after > now:
             next_wake = min(next_wake, job_marks.retry_after)
@@ -192,12 +193,15 @@ def _queued(rows: Sequence[ContainerSummary]) -> list[ContainerSummary]:
     """The created rows in start order: by array (plain jobs first), then by task id."""
     return sorted(
         (row for row in rows if row.status == "created"),
-        key=lambda row: (row.labels.get(lb.ARRAY_ID, ""), int(row.labels.get(lb.TASK_ID, "0"))),
+        key=lambda row: (
+            row.labels.get(labels.ARRAY_ID, ""),
+            int(row.labels.get(labels.TASK_ID, "0")),
+        ),
     )
 
 
-def _submitter_may_start(row: ContainerSummary, plan: lb.Plan, now: float) -> bool:
+def _submitter_may_start(row: ContainerSummary, plan: Plan, now: float) -> bool:
     """Whether a job made before submissions were recorded (no submission label) is young
     enough that its add_job may still start it (see :data:`ORPHAN_AGE`)."""
-    deferred = plan.hold or plan.start_at is not None or lb.ARRAY_ID in row.labels
-    return lb.SUBMISSION not in row.labels and not deferred and now - row.created < ORPHAN_AGE
+    deferred = plan.hold or plan.start_at is not None or labels.ARRAY_ID in row.labels
+    return labels.SUBMISSION not in row.labels and not deferred and now - row.created < ORPHAN_AGE

@@ -12,15 +12,15 @@ from collections.abc import Iterable, Sequence
 from typing import BinaryIO
 
 from containertracker.core import hostfs
-from containertracker.core import labels as lb
 from containertracker.core.convert import SubmitContext, host_paths
 from containertracker.core.engine import Engine
+from containertracker.core.plan import Plan
 from containertracker.models import JobTemplate
 
 __all__ = ["check", "check_tasks", "open_input", "prepare", "write"]
 
 
-def check(plan: lb.Plan, roots: Sequence[str] | None) -> None:
+def check(plan: Plan, roots: Sequence[str] | None) -> None:
     """Refuse a plan with a host path outside ``roots`` (None: any host path).
 
     Raises:
@@ -46,7 +46,7 @@ def check_tasks(
             hostfs.check_within(path, roots, f"{what} (task {task_id})")
 
 
-def prepare(plan: lb.Plan) -> None:
+def prepare(plan: Plan) -> None:
     """Create (truncate) the output files now, so a bad path fails the submission.
 
     Raises:
@@ -57,7 +57,7 @@ def prepare(plan: lb.Plan) -> None:
             hostfs.create_file(path, what)
 
 
-def open_input(plan: lb.Plan) -> BinaryIO | None:
+def open_input(plan: Plan) -> BinaryIO | None:
     """Right before the job starts: check that its stage-in sources and input file still
     resolve to the paths checked at submission, and open its standard input (None: none)
     without following symlinks; the caller closes it (:meth:`Engine.start` does), having
@@ -77,7 +77,7 @@ def open_input(plan: lb.Plan) -> BinaryIO | None:
     return hostfs.open_for_reading(plan.stdin_path, "input file")
 
 
-def write(engine: Engine, job_id: str, plan: lb.Plan, roots: Sequence[str] | None) -> None:
+def write(engine: Engine, job_id: str, plan: Plan, roots: Sequence[str] | None) -> None:
     """Write an ended job's output files and stage-out copies, streaming from the engine.
 
     Checked against ``roots`` again (the plan may come from another tracker's submission);

@@ -54,8 +54,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from loguru import logger
 
-from containertracker.core import labels as lb
-from containertracker.core import outputs
+from containertracker.core import labels, outputs
 from containertracker.core.decision import CLAIM_HORIZON, Decision, Start, candidates, decide, held
 from containertracker.core.engine import (
     ACTIVE_STATUSES,
@@ -64,6 +63,7 @@ from containertracker.core.engine import (
     Engine,
     EngineEvent,
 )
+from containertracker.core.plan import Plan
 from containertracker.core.statestore import StateStore
 from containertracker.errors import ContainerTrackerError, JobNotFoundError
 
@@ -181,7 +181,7 @@ class Scheduler:
             self._store.update(job_id, hold=False)
         self.schedule_now()
 
-    def start(self, job_id: str, plan: lb.Plan, claimed_at: float | None = None) -> bool:
+    def start(self, job_id: str, plan: Plan, claimed_at: float | None = None) -> bool:
         """Start a job now, unless it is held or failed (terminated, say) by now, or (given
         ``claimed_at``, the time of this scheduler's claim) another scheduler has claimed it
         since. Returns whether it started.
@@ -227,7 +227,7 @@ class Scheduler:
         Both are done without a pass where possible, since a pass lists every container of
         the session and an array's tasks end many times a second. A removed job's marks go.
         """
-        job_id, labels = event.container_id, event.attributes
+        job_id, attributes = event.container_id, event.attributes
         if event.action == "destroy":  # removed (rm, delete_job, by hand): nothing to mark
             self._store.forget(job_id)
             return
@@ -235,17 +235,17 @@ class Scheduler:
             return
         with self._died_lock:
             self._died[job_id] = time.monotonic()
-        if lb.MANAGED not in labels:  # an engine that sends no labels with its events
+        if labels.MANAGED not in attributes:  # an engine that sends no labels with its events
             self._kick.set()
             return
-        if labels.get(lb.MAX_PARALLEL, "0") != "0":  # a throttled task: a slot is free
+        if attributes.get(labels.MAX_PARALLEL, "0") != "0":  # a throttled task: a slot is free
             # Read without the session lock: a task enters _owned before it is started, so
             # it is there by the time it can die; _refill checks again under the lock.
             if job_id in self._owned:
                 self._pool.submit(self._refill, job_id)  # before the slower output copies
             else:
                 self._kick.set()
-        if lb.Plan.from_labels(labels).needs_finalizing:
+        if Plan.from_labels(attributes).needs_finalizing:
             self._in_background(f"finalize {job_id}", self._finalize, job_id)
 
     def close(self) -> None:
@@ -291,7 +291,7 @@ class Scheduler:
             count = self._store.claim_count(self._session)
             if count - self._own_claims != before:
                 listing = self._list()  # another scheduler claimed starts: they may be unlisted
-            rows = [row for row in listing if lb.MANAGED in row.labels]
+            rows = [row for row in listing if labels.MANAGED in row.labels]
             if include is not None:
                 self._own_submissions.add(include)
             submissions = self._store.submissions(self._session)
@@ -323,7 +323,7 @@ class Scheduler:
 
     def _list(self) -> list[ContainerSummary]:
         """Every container of the session (also those of other tools: marks of them stay)."""
-        return self._engine.list_containers({lb.SESSION: self._session})
+        return self._engine.list_containers({labels.SESSION: self._session})
 
     def _recently_died(self) -> set[str]:
         horizon = time.monotonic() - CLAIM_HORIZON
@@ -373,7 +373,7 @@ class Scheduler:
                         next_wake = min(next_wake, due)
                 elif (
                     row.status in ENDED_STATUSES
-                    and lb.Plan.from_labels(row.labels).needs_finalizing
+                    and Plan.from_labels(row.labels).needs_finalizing
                     and not self._store.marks(row.id).finalized
                 ):
                     self._in_background(f"finalize {row.id}", self._finalize, row.id)
@@ -384,7 +384,7 @@ class Scheduler:
     def _due(self, row: ContainerSummary, now: float) -> float | None:
         """When the job's deadline or wall-clock limit is reached; None when it is now, and
         then its termination is recorded (the caller stops it)."""
-        plan = lb.Plan.from_labels(row.labels)
+        plan = Plan.from_labels(row.labels)
         due = plan.deadline if plan.deadline is not None else float("inf")
         if plan.wallclock_limit is not None:
             started = self._engine.inspect(row.id).started_at
@@ -427,7 +427,7 @@ class Scheduler:
                 if not ours:
                     return
                 rows = self._engine.list_containers(
-                    {lb.SESSION: self._session, lb.SUBMISSION: submission_id}
+                    {labels.SESSION: self._session, labels.SUBMISSION: submission_id}
                 )
                 for row in rows:
                     self._engine.remove(row.id)
@@ -455,7 +455,7 @@ class Scheduler:
             if not no_pass_needed:
                 self._kick.set()  # a pass decides (the slot is free, or a timer is due)
 
-    def _take_slot(self, ended: str) -> tuple[tuple[str, lb.Plan, float] | None, bool]:
+    def _take_slot(self, ended: str) -> tuple[tuple[str, Plan, float] | None, bool]:
         """Claim the next waiting task for the slot ``ended`` held. Returns it (None if there
         is none, or another scheduler claimed starts since our last pass) and whether no pass
         is needed for it. Must hold the session lock."""
@@ -515,7 +515,7 @@ class Scheduler:
                 self._store.update(job_id, claimed_at=None, starting=False)
         return errors
 
-    def _start_or_record(self, job_id: str, plan: lb.Plan, claimed_at: float) -> bool:
+    def _start_or_record(self, job_id: str, plan: Plan, claimed_at: float) -> bool:
         """Start a claimed job; record a start error on the job (FAILED), or, if the engine
         could not be reached (a transient error), when to try again (it stays QUEUED).
         Returns whether it started."""

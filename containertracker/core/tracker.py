@@ -28,8 +28,7 @@ from urllib.parse import quote
 
 from loguru import logger
 
-from containertracker.core import hostfs, outputs
-from containertracker.core import labels as lb
+from containertracker.core import hostfs, labels, outputs
 from containertracker.core.convert import (
     SubmitContext,
     container_state,
@@ -45,6 +44,7 @@ from containertracker.core.engine import (
     Engine,
     ImageNotFoundError,
 )
+from containertracker.core.plan import Plan
 from containertracker.core.scheduler import Scheduler
 from containertracker.core.statestore import StateStore, Submission
 from containertracker.core.watch import EventWatcher
@@ -84,8 +84,8 @@ def _with_submission_labels(
 ) -> ContainerSpec:
     """The spec with the labels naming the submission that creates the container and the
     state directory it is recorded in (whose schedulers alone start the job)."""
-    labels = {**spec.labels, lb.SUBMISSION: submission.id, lb.STATE_DIR: store.identity}
-    return dataclasses.replace(spec, labels=labels)
+    job_labels = {**spec.labels, labels.SUBMISSION: submission.id, labels.STATE_DIR: store.identity}
+    return dataclasses.replace(spec, labels=job_labels)
 
 
 @refuse_calls_when_closed
@@ -149,7 +149,7 @@ class ContainerTracker(ClosesOnExit):
         )
         self._watcher = EventWatcher(
             engine,
-            {lb.SESSION: session},
+            {labels.SESSION: session},
             on_event=self._scheduler.on_event,
             on_reconnect=self._scheduler.kick,  # job ends may have been missed
         )
@@ -158,7 +158,7 @@ class ContainerTracker(ClosesOnExit):
 
     def list_jobs(self) -> list[str]:
         """Ids of every job of the session (finished ones until deleted), in one engine call."""
-        return [row.id for row in self._engine.list_containers({lb.SESSION: self._session})]
+        return [row.id for row in self._engine.list_containers({labels.SESSION: self._session})]
 
     def list_array_jobs(self, array_id: str) -> list[str]:
         """The task ids of an array job, in task order.
@@ -276,9 +276,9 @@ class ContainerTracker(ClosesOnExit):
             InvalidArgumentError: the container carries no template label.
         """
         record = self._record(job_id)
-        raw = record.labels.get(lb.TEMPLATE)
+        raw = record.labels.get(labels.TEMPLATE)
         if not raw:
-            raise InvalidArgumentError(f"label '{lb.TEMPLATE}' not found on job {job_id}")
+            raise InvalidArgumentError(f"label '{labels.TEMPLATE}' not found on job {job_id}")
         return JobTemplate.from_label(raw)
 
     def job_control(self, job_id: str, action: ControlAction) -> None:
@@ -498,7 +498,7 @@ class ContainerTracker(ClosesOnExit):
         rows = [
             row
             for row in self._engine.list_containers({})
-            if self._monitor_all or lb.SESSION in row.labels
+            if self._monitor_all or labels.SESSION in row.labels
         ]
         if filter is None or filter == JobInfo():
             return [row.id for row in rows]
@@ -527,7 +527,7 @@ class ContainerTracker(ClosesOnExit):
         """JobInfo of any container on the engine, in or outside this session (only trackers'
         containers unless ``monitor_all_containers``: others are JobNotFoundError)."""
         record = self._inspect(job_id)
-        if not self._monitor_all and lb.SESSION not in record.labels:
+        if not self._monitor_all and labels.SESSION not in record.labels:
             raise JobNotFoundError(f"no job {job_id!r} among the containers of trackers")
         return self._job_info_of(record)
 
@@ -598,17 +598,19 @@ class ContainerTracker(ClosesOnExit):
     def _record(self, job_id: str) -> ContainerRecord:
         """Inspect a job of this session."""
         record = self._inspect(job_id)
-        if record.labels.get(lb.SESSION) != self._session:
+        if record.labels.get(labels.SESSION) != self._session:
             raise JobNotFoundError(f"no job {job_id!r} in session {self._session!r}")
         return record
 
     def _array_rows(self, array_id: str) -> list[ContainerSummary]:
-        rows = self._engine.list_containers({lb.SESSION: self._session, lb.ARRAY_ID: array_id})
-        return sorted(rows, key=lambda row: int(row.labels.get(lb.TASK_ID, "0")))
+        rows = self._engine.list_containers(
+            {labels.SESSION: self._session, labels.ARRAY_ID: array_id}
+        )
+        return sorted(rows, key=lambda row: int(row.labels.get(labels.TASK_ID, "0")))
 
     def _state_of(self, record: ContainerRecord) -> tuple[JobState, str]:
         marks = self._store.marks(record.id)
-        plan = lb.Plan.from_labels(record.labels)
+        plan = Plan.from_labels(record.labels)
         state, sub_state = container_state(
             record.status,
             record.exit_code,
@@ -620,7 +622,7 @@ class ContainerTracker(ClosesOnExit):
             sub_state = f"waiting for the engine, start retried (last error: {marks.last_error})"
         elif state is JobState.QUEUED and plan.start_at and plan.start_at > self._clock():
             sub_state = f"waiting for start time {datetime.fromtimestamp(plan.start_at, UTC)}"
-        elif state is JobState.QUEUED and record.labels.get(lb.MAX_PARALLEL, "0") != "0":
+        elif state is JobState.QUEUED and record.labels.get(labels.MAX_PARALLEL, "0") != "0":
             sub_state = "waiting for a free slot (max_parallel)"
         return state, sub_state
 
@@ -792,7 +794,7 @@ class ContainerTracker(ClosesOnExit):
         are written (by this call or another, in any process)."""
         if record.status in ACTIVE_STATUSES:
             return  # not over yet (a stop under way, a restart due): outputs come at its end
-        plan = lb.Plan.from_labels(record.labels)
+        plan = Plan.from_labels(record.labels)
         if not plan.needs_finalizing or self._store.marks(record.id).finalized:
             return
         with self._store.job_lock("finalize", record.id):

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from containertracker.core import extensions as ext
+from containertracker.core import extensions
 from containertracker.core.convert import (
     parse_pids_limit,
     resource_limits,
@@ -120,7 +120,7 @@ class Policy:
             )
         restart = jt.extension.get("restart", "").strip()
         if restart:
-            self._check_restart(ext.parse_restart(restart))
+            self._check_restart(extensions.parse_restart(restart))
         for what, path in template_host_paths(jt).named():
             self._check_host_path(what, path)
 
@@ -144,7 +144,9 @@ class Policy:
             _at_most(f"resource limit {_MEMORY}", memory, self.max_memory, " bytes")
         shm = jt.extension.get("shm-size")
         if shm is not None:
-            _at_most("extension shm-size", ext.parse_size("shm-size", shm), self.max_shm_size, "")
+            _at_most(
+                "extension shm-size", extensions.parse_size("shm-size", shm), self.max_shm_size, ""
+            )
         # Every ulimit the container would get, whichever field asks for it.
         for what, limit in template_ulimits(jt):
             ceiling = _host_hard_limit(limit.name)

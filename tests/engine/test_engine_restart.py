@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from containertracker import JobState, JobTemplate
-from containertracker.core import labels as lb
+from containertracker.core.plan import Plan
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -95,7 +95,7 @@ def test_queued_tasks_run_after_an_engine_restart(tracker, image, backend, sessi
     array_id = tracker.add_array_job(template, 1, 5, 1, max_parallel=1)
     ids = tracker.list_array_jobs(array_id)
     second = ids[1]
-    plan = lb.Plan.from_labels(tracker._engine.inspect(second).labels)
+    plan = Plan.from_labels(tracker._engine.inspect(second).labels)
     store = tracker._store
     _stop_engine(backend)
     try:

@@ -896,7 +896,7 @@ def test_rm_extension_removes_the_job(tracker, image) -> None:
 
 def test_jobs_of_the_go_tracker_are_seen(tracker, image, session_name, engine) -> None:
     """A container labelled as drmaa2os' Docker tracker labels it is a job of the session."""
-    from containertracker.core import labels as lb
+    from containertracker.core import labels
     from containertracker.core.engine import ContainerSpec
 
     go_template = (
@@ -907,7 +907,7 @@ def test_jobs_of_the_go_tracker_are_seen(tracker, image, session_name, engine) -
         ContainerSpec(
             image=image,
             command=("sleep", "1"),
-            labels={lb.SESSION: session_name, lb.TEMPLATE: template.to_label()},
+            labels={labels.SESSION: session_name, labels.TEMPLATE: template.to_label()},
         )
     )
     engine.start(job_id)

@@ -27,7 +27,7 @@ import pytest
 
 import containertracker
 from containertracker import InvalidArgumentError, InvalidStateError, JobState, JobTemplate
-from containertracker.core import labels as lb
+from containertracker.core.plan import Plan
 from containertracker.core.statestore import StateStore
 from tests.conftest import engine_params
 
@@ -68,7 +68,7 @@ def test_a_hold_between_claim_and_start_keeps_the_job_held(
     with store.session_lock(session_name):  # what a scheduler's pass does
         store.claim(session_name, [second], claimed_at)
     tracker.job_control(second, "hold")
-    plan = lb.Plan.from_labels(engine.inspect(second).labels)
+    plan = Plan.from_labels(engine.inspect(second).labels)
     assert not scheduler.start(second, plan, claimed_at)  # the start the claim was for
     assert engine.inspect(second).status == "created"
     assert tracker.job_state(second)[0] is QUEUED_HELD

@@ -30,7 +30,7 @@ from containertracker import (
     JobState,
     JobTemplate,
 )
-from containertracker.core import labels as lb
+from containertracker.core import labels
 from containertracker.core.engine import ContainerSpec, Engine
 from containertracker.remote import ServerThread, TrackerPool
 from containertracker.remote.wire import ERROR_CLASS_HEADER
@@ -70,7 +70,7 @@ def serve(backend: str, state_dir: Path, session_name: str) -> Iterator[Callable
 
 
 def session_containers(engine: Engine, session: str) -> list[str]:
-    return [row.id for row in engine.list_containers({lb.SESSION: session})]
+    return [row.id for row in engine.list_containers({labels.SESSION: session})]
 
 
 # -- item 4: cross-site requests and DNS rebinding -----------------------------------------------

@@ -20,8 +20,7 @@ from containertracker import (
     JobTemplate,
     UnsupportedAttributeError,
 )
-from containertracker.core import extensions as ext
-from containertracker.core import labels as lb
+from containertracker.core import extensions, labels
 from containertracker.core.convert import (
     ResourceLimits,
     SubmitContext,
@@ -34,6 +33,7 @@ from containertracker.core.convert import (
     template_ulimits,
 )
 from containertracker.core.engine import Bind, ContainerRecord, EngineInfo, PortBinding, Ulimit
+from containertracker.core.plan import Plan
 from containertracker.core.statestore import JobMarks, StateStore
 from containertracker.tracker import refuse_calls_when_closed
 
@@ -68,25 +68,25 @@ def ctx(tmp_path: Path, **overrides: object) -> SubmitContext:
 )
 def test_ports_give_two_exposed_ports_and_bindings(spec: str) -> None:
     """DC-1/DC-2: each spec gives two exposed ports and two bindings."""
-    exposed, bindings = ext.parse_ports(spec)
+    exposed, bindings = extensions.parse_ports(spec)
     assert len(exposed) == 2 and len(bindings) == 2
 
 
 def test_port_details() -> None:
     """Host IP and port are kept; a bare port publishes to any host port; ranges expand."""
-    assert ext.parse_ports("192.168.2.11:8080:6445/udp") == (
+    assert extensions.parse_ports("192.168.2.11:8080:6445/udp") == (
         ["6445/udp"],
         [PortBinding("6445/udp", "192.168.2.11", "8080")],
     )
-    assert ext.parse_ports("8080")[1] == [PortBinding("8080/tcp", "", "")]
-    assert ext.parse_ports("9000-9001:80-81")[0] == ["80/tcp", "81/tcp"]
+    assert extensions.parse_ports("8080")[1] == [PortBinding("8080/tcp", "", "")]
+    assert extensions.parse_ports("9000-9001:80-81")[0] == ["80/tcp", "81/tcp"]
 
 
 @pytest.mark.parametrize("spec", ["808-0/tcp,13+01/tcp", "70000", "80/icmp", "1-3:80-81", "x"])
 def test_bad_ports_are_refused(spec: str) -> None:
     """DC-3 (stricter than Go, which ignored them): malformed port specs are errors."""
     with pytest.raises(InvalidArgumentError, match="exposedPorts"):
-        ext.parse_ports(spec)
+        extensions.parse_ports(spec)
 
 
 @pytest.mark.parametrize(
@@ -95,19 +95,19 @@ def test_bad_ports_are_refused(spec: str) -> None:
 )
 def test_sizes(text: str, size: int) -> None:
     """Human sizes are binary multiples, as in the Go tracker's shm-size."""
-    assert ext.parse_size("shm-size", text) == size
+    assert extensions.parse_size("shm-size", text) == size
 
 
 @pytest.mark.parametrize("text", ["", "ten", "10x", "-1"])
 def test_bad_sizes(text: str) -> None:
     """Malformed sizes are InvalidArgumentErrors naming the key."""
     with pytest.raises(InvalidArgumentError, match="shm-size"):
-        ext.parse_size("shm-size", text)
+        extensions.parse_size("shm-size", text)
 
 
 def test_ulimits() -> None:
     """DC-11: memlock=-1 and stack soft=hard; a hard limit may be given."""
-    assert ext.parse_ulimits("memlock=-1,stack=67108864,nofile=10:20") == [
+    assert extensions.parse_ulimits("memlock=-1,stack=67108864,nofile=10:20") == [
         Ulimit("memlock", -1, -1),
         Ulimit("stack", 67108864, 67108864),
         Ulimit("nofile", 10, 20),
@@ -118,18 +118,20 @@ def test_ulimits() -> None:
 def test_bad_ulimits(text: str) -> None:
     """Unknown names, missing values and soft > hard are refused."""
     with pytest.raises(InvalidArgumentError, match="ulimit"):
-        ext.parse_ulimits(text)
+        extensions.parse_ulimits(text)
 
 
 def test_gpus_restart_bool() -> None:
     """gpus is all or a count, restart a Docker policy, booleans strict."""
-    assert ext.parse_gpus("all") == -1 and ext.parse_gpus("2") == 2
-    assert ext.parse_restart("on-failure:3") == "on-failure:3"
-    assert ext.parse_bool("rm", "TRUE") is True and ext.parse_bool("rm", "no") is False
+    assert extensions.parse_gpus("all") == -1 and extensions.parse_gpus("2") == 2
+    assert extensions.parse_restart("on-failure:3") == "on-failure:3"
+    assert (
+        extensions.parse_bool("rm", "TRUE") is True and extensions.parse_bool("rm", "no") is False
+    )
     for bad in (
-        lambda: ext.parse_gpus("many"),
-        lambda: ext.parse_restart("sometimes"),
-        lambda: ext.parse_bool("privileged", ""),
+        lambda: extensions.parse_gpus("many"),
+        lambda: extensions.parse_restart("sometimes"),
+        lambda: extensions.parse_bool("privileged", ""),
     ):
         with pytest.raises(InvalidArgumentError):
             bad()
@@ -152,10 +154,10 @@ def test_template_maps_to_spec(tmp_path: Path) -> None:
     spec, plan = template_to_spec(jt, ctx(tmp_path))
     assert spec.command == ("/bin/sleep", "123") and spec.image == "my/image"
     assert spec.working_dir == "/working/dir"
-    assert spec.labels[lb.SESSION] == "session"
+    assert spec.labels[labels.SESSION] == "session"
     assert spec.binds == (Bind(str(tmp_path / "outer"), "/inner", read_only=True),)
-    assert JobTemplate.from_label(spec.labels[lb.TEMPLATE]) == jt
-    assert plan == lb.Plan(stage_in=[str(tmp_path / "outer")])
+    assert JobTemplate.from_label(spec.labels[labels.TEMPLATE]) == jt
+    assert plan == Plan(stage_in=[str(tmp_path / "outer")])
 
 
 def test_jobs_run_under_an_init_unless_sharing_a_pid_namespace(tmp_path: Path) -> None:
@@ -229,7 +231,7 @@ def test_resources_and_plan(tmp_path: Path) -> None:
     assert plan.wallclock_limit == 30
     assert plan.stdout_path == str(tmp_path / "out") and plan.stderr_path is None
     assert plan.stage_out == {"/tmp/r": str(tmp_path / "r")}
-    assert lb.Plan.from_labels(spec.labels) == plan
+    assert Plan.from_labels(spec.labels) == plan
 
 
 def test_resource_limits_read_one_way(tmp_path: Path) -> None:
@@ -266,9 +268,9 @@ def test_array_task(tmp_path: Path) -> None:
     spec, plan = template_to_spec(jt, ctx(tmp_path, task_id=7, array_id="a1", max_parallel=2))
     assert spec.command == ("echo", "7") and spec.name == "job-7"
     assert spec.environment["TASK_ID"] == "7"
-    assert spec.labels[lb.TASK_ID] == "7" and spec.labels[lb.ARRAY_ID] == "a1"
-    assert spec.labels[lb.MAX_PARALLEL] == "2"
-    assert JobTemplate.from_label(spec.labels[lb.TEMPLATE]).job_environment == {"TASK_ID": "7"}
+    assert spec.labels[labels.TASK_ID] == "7" and spec.labels[labels.ARRAY_ID] == "a1"
+    assert spec.labels[labels.MAX_PARALLEL] == "2"
+    assert JobTemplate.from_label(spec.labels[labels.TEMPLATE]).job_environment == {"TASK_ID": "7"}
     assert plan.stdout_path == "/home/u/o.7"
 
 
@@ -418,7 +420,7 @@ def test_job_info_from_record() -> None:
         id="jobid",
         name="n",
         image="img",
-        labels={lb.QUEUE: "q", lb.OWNER: "alice", lb.SUBMISSION_HOST: "sub"},
+        labels={labels.QUEUE: "q", labels.OWNER: "alice", labels.SUBMISSION_HOST: "sub"},
         status="exited",
         exit_code=137,
         oom_killed=False,
@@ -444,16 +446,16 @@ def test_job_info_from_record() -> None:
     assert (info.queue_name, info.job_owner, info.submission_machine) == ("q", "alice", "sub")
     assert info.extension == {"workingdir": "/w", "commandline": "sleep 9", "category": "img"}
     task = job_info_from_record(
-        replace(record, labels={**record.labels, lb.ARRAY_ID: "a1", lb.TASK_ID: "7"}),
+        replace(record, labels={**record.labels, labels.ARRAY_ID: "a1", labels.TASK_ID: "7"}),
         JobState.DONE,
         "",
         "host1",
     )
     assert (task.extension["array_id"], task.extension["task_id"]) == ("a1", "7")
     # The output files as the tracker resolved them at submission, for any reader.
-    plan = lb.Plan(stdout_path="/h/o.7", stderr_path="/h/e.7")
+    plan = Plan(stdout_path="/h/o.7", stderr_path="/h/e.7")
     with_files = job_info_from_record(
-        replace(record, labels={**record.labels, lb.PLAN: plan.to_label()}),
+        replace(record, labels={**record.labels, labels.PLAN: plan.to_label()}),
         JobState.DONE,
         "",
         "host1",
@@ -529,13 +531,13 @@ def test_job_info_times_never_run_backwards(
 
 def test_plan_label_round_trip() -> None:
     """The plan label omits defaults; foreign containers have the empty plan."""
-    assert lb.Plan().to_label() == "{}"
-    plan = lb.Plan(hold=True, deadline=5.0, stage_out={"/a": "/b"})
-    assert lb.Plan.from_labels({lb.PLAN: plan.to_label()}) == plan
-    assert lb.Plan.from_labels({}) == lb.Plan()
+    assert Plan().to_label() == "{}"
+    plan = Plan(hold=True, deadline=5.0, stage_out={"/a": "/b"})
+    assert Plan.from_labels({labels.PLAN: plan.to_label()}) == plan
+    assert Plan.from_labels({}) == Plan()
     for not_a_plan in ("{", "[1]", '"x"', "null"):
-        assert lb.Plan.from_labels({lb.PLAN: not_a_plan}) == lb.Plan()
-    assert not lb.Plan().needs_finalizing and lb.Plan(stdout_path="/o").needs_finalizing
+        assert Plan.from_labels({labels.PLAN: not_a_plan}) == Plan()
+    assert not Plan().needs_finalizing and Plan(stdout_path="/o").needs_finalizing
 
 
 def test_state_store(tmp_path: Path) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from containertracker.core import labels as lb
+from containertracker.core import labels
 from containertracker.core.decision import (
     CLAIM_HORIZON,
     ORPHAN_AGE,
@@ -14,6 +14,7 @@ from containertracker.core.decision import (
     decide,
 )
 from containertracker.core.engine import ContainerSummary
+from containertracker.core.plan import Plan
 from containertracker.core.statestore import JobMarks
 
 NOW = 1_000_000.0
@@ -21,9 +22,9 @@ RESYNC = 2.0
 ELSEWHERE = "another-state-dir"
 
 
-def owns(labels: Mapping[str, str]) -> bool:
+def owns(job_labels: Mapping[str, str]) -> bool:
     """This state directory's jobs: all but those labelled with :data:`ELSEWHERE`."""
-    return labels.get(lb.STATE_DIR) != ELSEWHERE
+    return job_labels.get(labels.STATE_DIR) != ELSEWHERE
 
 
 def job(
@@ -33,24 +34,24 @@ def job(
     array: str | None = None,
     task: int | None = None,
     max_parallel: int = 0,
-    plan: lb.Plan | None = None,
+    plan: Plan | None = None,
     submission: str | None = "sub",
     state_dir: str | None = None,
     created: float = NOW - 1,
 ) -> ContainerSummary:
     """A container row as a tracker labels it."""
-    labels = {lb.MANAGED: "1", lb.SESSION: "s"}
+    job_labels = {labels.MANAGED: "1", labels.SESSION: "s"}
     if array is not None:
-        labels |= {lb.ARRAY_ID: array, lb.MAX_PARALLEL: str(max_parallel)}
+        job_labels |= {labels.ARRAY_ID: array, labels.MAX_PARALLEL: str(max_parallel)}
     if task is not None:
-        labels[lb.TASK_ID] = str(task)
+        job_labels[labels.TASK_ID] = str(task)
     if plan is not None:
-        labels[lb.PLAN] = plan.to_label()
+        job_labels[labels.PLAN] = plan.to_label()
     if submission is not None:
-        labels[lb.SUBMISSION] = submission
+        job_labels[labels.SUBMISSION] = submission
     if state_dir is not None:
-        labels[lb.STATE_DIR] = state_dir
-    return ContainerSummary(job_id, status, labels, created)
+        job_labels[labels.STATE_DIR] = state_dir
+    return ContainerSummary(job_id, status, job_labels, created)
 
 
 def tasks(
@@ -188,7 +189,7 @@ def test_failed_jobs_never_start_and_hold_no_slot() -> None:
 
 def test_held_jobs_wait_for_their_release() -> None:
     """Submitted held, or held since: not started (and no slot taken); released: started."""
-    held_plan = lb.Plan(hold=True)
+    held_plan = Plan(hold=True)
     rows = [job("held", plan=held_plan), job("released", plan=held_plan), job("held-since")]
     marks = {"released": JobMarks(hold=False), "held-since": JobMarks(hold=True)}
     assert started(run(rows, marks)) == ["released"]
@@ -209,18 +210,18 @@ def test_a_retry_waits_for_its_time_and_sets_the_wake() -> None:
 
 def test_a_start_time_waits_and_sets_the_wake() -> None:
     """A job with a start time in the future waits, and the pass wakes at that time."""
-    later = run([job("j", plan=lb.Plan(start_at=NOW + 1))])
+    later = run([job("j", plan=Plan(start_at=NOW + 1))])
     assert started(later) == []
     assert later.next_wake == NOW + 1
-    assert started(run([job("j", plan=lb.Plan(start_at=NOW))])) == ["j"]
+    assert started(run([job("j", plan=Plan(start_at=NOW))])) == ["j"]
 
 
 def test_a_deadline_passed_before_the_start_expires_the_job() -> None:
     """A queued job past its deadline is reported expired (the caller records its failure),
     not started, and holds no slot; a job whose deadline is ahead starts."""
     rows = [
-        job("a1", array="a", task=1, max_parallel=1, plan=lb.Plan(deadline=NOW)),
-        job("a2", array="a", task=2, max_parallel=1, plan=lb.Plan(deadline=NOW + 60)),
+        job("a1", array="a", task=1, max_parallel=1, plan=Plan(deadline=NOW)),
+        job("a2", array="a", task=2, max_parallel=1, plan=Plan(deadline=NOW + 60)),
     ]
     decision = run(rows)
     assert decision.expired == ("a1",)

@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 
 from containertracker import DrmCommunicationError, InvalidStateError, JobState, JobTemplate
-from containertracker.core import labels as lb
 from containertracker.core.decision import CLAIM_HORIZON
 from containertracker.core.engine import EngineEvent
+from containertracker.core.plan import Plan
 from containertracker.core.scheduler import Scheduler
 from containertracker.core.statestore import StateStore
 from containertracker.core.tracker import ContainerTracker
@@ -197,7 +197,7 @@ def test_a_hold_between_claim_and_start_keeps_the_job_held(
     with store.session_lock(SESSION):  # the other scheduler's pass: its claim, start to come
         store.claim(SESSION, [second], clock())
     tracker.job_control(second, "hold")
-    plan = lb.Plan.from_labels(engine.inspect(second).labels)
+    plan = Plan.from_labels(engine.inspect(second).labels)
     assert not other.start(second, plan, clock())
     assert store.marks(second).claimed_at is None
     engine.exit(first, 0)
