@@ -1,6 +1,6 @@
 """The allocator registry: backend names -> functions that build JobTrackers.
 
-The engine backends (``docker``, ``podman``) are engine classes named by dotted path; the
+The engine backends (``docker``, ``podman``, ``swarm``) are engine classes named by dotted path; the
 registry builds the :class:`~containertracker.core.tracker.ContainerTracker` over them from
 the settings, so an adapter only implements :class:`~containertracker.core.engine.Engine`.
 Every path is imported only when its backend is first used, so ``import containertracker``
@@ -77,6 +77,7 @@ _lock = threading.Lock()
 _allocators: dict[str, Allocator | str] = {
     "docker": _engine_allocator("containertracker.backends.docker:DockerEngine"),
     "podman": _engine_allocator("containertracker.backends.podman:PodmanEngine"),
+    "swarm": _engine_allocator("containertracker.backends.swarm:SwarmEngine"),
     "remote": "containertracker.remote.client:new_remote_tracker",
 }
 

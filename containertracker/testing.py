@@ -525,6 +525,10 @@ class MemoryEngine:
             engine_version="memory",
         )
 
+    def machines(self) -> list[EngineInfo]:
+        """See :meth:`Engine.machines`: the one fixed host."""
+        return [self.info()]
+
     def close(self) -> None:
         """See :meth:`Engine.close`: ends this connection's event streams; later calls on it
         raise DrmCommunicationError (other connections go on)."""

@@ -27,9 +27,14 @@ from containertracker.settings import ServerSettings
 TEST_IMAGE = "containertracker/busybox:latest"
 SESSION_PREFIX = "ct-test-"
 REMOTE_PREFIX = "remote-"
+_ROOT = Path(__file__).resolve().parent.parent
 ENGINE_URLS = {
     "docker": os.environ.get("CT_TEST_DOCKER_URL", "unix:///var/run/docker.sock"),
     "podman": os.environ.get("CT_TEST_PODMAN_URL", "unix:///run/podman/podman.sock"),
+    # The manager of the lab swarm scripts/setup-swarm builds (`scripts/setup-swarm env`).
+    "swarm": os.environ.get(
+        "CT_SWARM_URL", f"unix://{_ROOT}/.containertracker/swarm/ct-node-1.sock"
+    ),
 }
 
 
@@ -37,7 +42,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
         "--engines",
         default=os.environ.get("CT_TEST_ENGINES", "docker"),
-        help="comma-separated backends to run the engine tests on (docker,podman)",
+        help="comma-separated backends to run the engine tests on (docker,podman,swarm)",
     )
     parser.addoption(
         "--remote",
@@ -62,6 +67,9 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         only = metafunc.definition.get_closest_marker("only_engines")
         if only is not None:
             engines = [e for e in engines if e in only.args]
+        excluded = metafunc.definition.get_closest_marker("not_on_engines")
+        if excluded is not None:
+            engines = [e for e in engines if e not in excluded.args]
         params = [pytest.param(e, marks=getattr(pytest.mark, e)) for e in engines]
         if metafunc.config.getoption("--remote") and (
             only is None and metafunc.definition.get_closest_marker("local_only") is None
@@ -75,12 +83,16 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "only_engines(*names): run only on these local backends")
+    config.addinivalue_line(
+        "markers",
+        "not_on_engines(*names, refused_by=...): not run on these engines (nor through the "
+        "remote client in front of them); refused_by names the test that shows their refusal",
+    )
     config.addinivalue_line("markers", "local_only: not run through the remote client")
 
 
 # Tests must not litter the checkout (an engine helper once wrote files into its working
 # directory): anything new in the project root at the end fails the run.
-_ROOT = Path(__file__).resolve().parent.parent
 _ROOT_ENTRIES = pytest.StashKey[set[str]]()
 
 
@@ -159,6 +171,28 @@ def _remove_test_containers(state_dir: Path) -> Iterator[None]:
             for row in t._engine.list_containers({}):
                 if row.labels.get(SESSION, "").startswith(SESSION_PREFIX):
                     t._engine.remove(row.id)
+    if _reachable.get("swarm", "unreachable") is None:
+        _remove_ended_task_containers(SESSION)
+
+
+def _remove_ended_task_containers(session_label: str) -> None:
+    """Remove the ended containers of ct-test-* jobs from the lab swarm's nodes: the swarm
+    leaves a job's container on its node after the service is removed, and the manager
+    cannot remove it (a real swarm's nodes would need ``docker container prune``)."""
+    import docker
+
+    for node in ("ct-node-1", "ct-node-2", "ct-node-3"):
+        url = ENGINE_URLS["swarm"].replace("ct-node-1", node)
+        if not Path(url.removeprefix("unix://")).exists():
+            continue
+        client = docker.APIClient(base_url=url)
+        try:
+            for row in client.containers(all=True, filters={"label": session_label}):
+                ended = row.get("State") in ("exited", "created", "dead")
+                if ended and row["Labels"][session_label].startswith(SESSION_PREFIX):
+                    client.remove_container(row["Id"], v=True)
+        finally:
+            client.close()
 
 
 @pytest.fixture(scope="session")

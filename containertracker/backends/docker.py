@@ -308,6 +308,10 @@ class DockerEngine:
             engine_version=data.get("ServerVersion", ""),
         )
 
+    def machines(self) -> list[EngineInfo]:
+        """See :meth:`Engine.machines`: the daemon's host alone."""
+        return [self.info()]
+
     def close(self) -> None:
         """See :meth:`Engine.close`."""
         with contextlib.suppress(Exception):

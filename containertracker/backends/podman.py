@@ -561,6 +561,10 @@ class PodmanEngine:
             engine_version=(data.get("version") or {}).get("Version", ""),
         )
 
+    def machines(self) -> list[EngineInfo]:
+        """See :meth:`Engine.machines`: the service's host alone."""
+        return [self.info()]
+
     def close(self) -> None:
         """See :meth:`Engine.close`."""
         with contextlib.suppress(Exception):

@@ -1,6 +1,6 @@
 """The ``containertracker`` command: qsub/qstat/qdel for containers, on the public API only.
 
-Every command opens a tracker of ``--backend`` (docker, podman or remote) for ``--session``;
+Every command opens a tracker of ``--backend`` (docker, podman, swarm or remote) for ``--session``;
 errors print one line to stderr and exit with a code that tells them apart (EXIT_CODES).
 """
 
@@ -155,7 +155,7 @@ def _global_options(
             "--backend",
             "-b",
             envvar="CONTAINERTRACKER_BACKEND",
-            help="docker, podman or remote.",
+            help="docker, podman, swarm or remote.",
         ),
     ] = "docker",
     session: Annotated[
@@ -593,7 +593,7 @@ def serve(
 
     options = _options(ctx)
     if options.backend == "remote":
-        raise InvalidArgumentError("serve a local backend (docker or podman), not remote")
+        raise InvalidArgumentError("serve a local backend (docker, podman or swarm), not remote")
     if token is not None:
         err.print(
             Text("warning: ", style="yellow")

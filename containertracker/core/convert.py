@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -25,6 +25,7 @@ __all__ = [
     "container_state",
     "host_paths",
     "job_info_from_record",
+    "needs_machines",
     "normalize_resource_limits",
     "parse_pids_limit",
     "resource_limits",
@@ -84,6 +85,11 @@ class SubmitContext:
     task_id: int | None = None
     array_id: str | None = None
     max_parallel: int = 0
+    machines: tuple[EngineInfo, ...] = ()
+    """The machines the engine runs jobs on (:meth:`Engine.machines`), when the template
+    asks for placement (:func:`needs_machines`); empty: ``engine``'s host alone."""
+    stop_grace: float | None = None
+    """The tracker's stop grace (seconds), for engines that fix it at creation."""
 
 
 def _expand_placeholders(value: str, ctx: SubmitContext, *, host_side: bool, what: str) -> str:
@@ -196,11 +202,56 @@ def _refuse_unsupported(jt: JobTemplate) -> None:
             )
 
 
-def _check_machine(jt: JobTemplate, info: EngineInfo) -> None:
-    if jt.candidate_machines and info.host_name not in jt.candidate_machines:
-        raise InvalidArgumentError(
-            f"candidate_machines {list(jt.candidate_machines)} does not include the engine's "
-            f"host {info.host_name!r}, the only machine this tracker runs jobs on"
+def needs_machines(jt: JobTemplate) -> bool:
+    """Whether converting ``jt`` needs the engine's machines (:attr:`SubmitContext.machines`):
+    it asks for a machine, an architecture, an OS, slots or memory."""
+    return bool(
+        jt.candidate_machines
+        or jt.machine_os
+        or jt.machine_arch
+        or jt.min_phys_memory
+        or jt.min_slots
+        or jt.max_slots
+    )
+
+
+def _where(machines: tuple[EngineInfo, ...]) -> str:
+    """How a message names the machines checked against."""
+    if len(machines) == 1:
+        return (
+            f"the engine's host {machines[0].host_name!r}, the only machine this tracker runs "
+            "jobs on"
+        )
+    return f"any machine of the engine ({', '.join(m.host_name for m in machines)})"
+
+
+def _eligible(
+    what: str, machines: tuple[EngineInfo, ...], fits: Callable[[EngineInfo], bool]
+) -> tuple[EngineInfo, ...]:
+    """The ``machines`` that ``fits``.
+
+    Raises:
+        InvalidArgumentError: none does (the message starts with ``what``, the field's ask).
+    """
+    eligible = tuple(m for m in machines if fits(m))
+    if not eligible:
+        raise InvalidArgumentError(f"{what} does not match {_where(machines)}")
+    return eligible
+
+
+def _eligible_machines(jt: JobTemplate, machines: tuple[EngineInfo, ...]) -> tuple[EngineInfo, ...]:
+    """The machines that can run ``jt``: among ``machines``, those of its candidate
+    machines, OS and architecture, with at least its ``min_phys_memory``.
+
+    Raises:
+        InvalidArgumentError: a malformed field, or no machine fits (the message names the
+            field that excluded the last ones).
+    """
+    if jt.candidate_machines:
+        machines = _eligible(
+            f"candidate_machines {list(jt.candidate_machines)}",
+            machines,
+            lambda m: m.host_name in jt.candidate_machines,
         )
     if jt.machine_os:
         try:
@@ -209,10 +260,12 @@ def _check_machine(jt: JobTemplate, info: EngineInfo) -> None:
             raise InvalidArgumentError(
                 f"machine_os {jt.machine_os!r} is not a DRMAA2 OS name"
             ) from None
-        if wanted_os != OS.from_engine(info.os_type):
-            raise InvalidArgumentError(
-                f"machine_os {jt.machine_os} does not match the engine's OS {info.os_type}"
-            )
+        actual_os = ", ".join(sorted({m.os_type for m in machines}))
+        machines = _eligible(
+            f"machine_os {jt.machine_os} (OS {actual_os})",
+            machines,
+            lambda m: OS.from_engine(m.os_type) == wanted_os,
+        )
     if jt.machine_arch:
         try:
             wanted_cpu = CPU.from_drmaa2_name(jt.machine_arch)
@@ -220,22 +273,27 @@ def _check_machine(jt: JobTemplate, info: EngineInfo) -> None:
             raise InvalidArgumentError(
                 f"machine_arch {jt.machine_arch!r} is not a DRMAA2 CPU name (e.g. x64, ARM64)"
             ) from None
-        actual = CPU.from_machine(info.architecture)
-        if wanted_cpu != actual:
-            raise InvalidArgumentError(
-                f"machine_arch {jt.machine_arch} does not match the engine's architecture "
-                f"{actual.drmaa2_name} ({info.architecture})"
-            )
+        actual = sorted(
+            {f"{CPU.from_machine(m.architecture).drmaa2_name} ({m.architecture})" for m in machines}
+        )
+        machines = _eligible(
+            f"machine_arch {jt.machine_arch} (architecture {', '.join(actual)})",
+            machines,
+            lambda m: CPU.from_machine(m.architecture) == wanted_cpu,
+        )
     if jt.min_phys_memory < 0:
         raise InvalidArgumentError("min_phys_memory must not be negative")
-    if jt.min_phys_memory * 1024 > info.memory:
-        raise InvalidArgumentError(
-            f"min_phys_memory {jt.min_phys_memory} KiB exceeds the engine host's memory "
-            f"({info.memory // 1024} KiB)"
+    if jt.min_phys_memory:
+        largest = max(m.memory for m in machines) // 1024
+        machines = _eligible(
+            f"min_phys_memory {jt.min_phys_memory} KiB (largest memory {largest} KiB)",
+            machines,
+            lambda m: jt.min_phys_memory * 1024 <= m.memory,
         )
+    return machines
 
 
-def _slots(jt: JobTemplate, info: EngineInfo) -> int | None:
+def _slots(jt: JobTemplate, machines: tuple[EngineInfo, ...]) -> int | None:
     if jt.min_slots < 0 or jt.max_slots < 0:
         raise InvalidArgumentError("min_slots and max_slots must not be negative")
     if jt.max_slots and jt.min_slots > jt.max_slots:
@@ -243,11 +301,21 @@ def _slots(jt: JobTemplate, info: EngineInfo) -> int | None:
             f"min_slots {jt.min_slots} is larger than max_slots {jt.max_slots}"
         )
     slots = jt.max_slots or jt.min_slots
-    if slots > info.cpus:
+    cpus = max(m.cpus for m in machines)
+    if slots > cpus:
         raise InvalidArgumentError(
-            f"{slots} slots requested but the engine's host has {info.cpus} CPUs"
+            f"{slots} slots requested but the engine's largest eligible host has {cpus} CPUs"
         )
     return slots or None
+
+
+def _placement(
+    eligible: tuple[EngineInfo, ...], machines: tuple[EngineInfo, ...]
+) -> tuple[str, ...] | None:
+    """The host names a job may run on, or None when every machine may run it."""
+    if len(eligible) == len(machines):
+        return None
+    return tuple(m.host_name for m in eligible)
 
 
 _INT64_MAX = 2**63 - 1
@@ -392,8 +460,9 @@ def template_to_spec(jt: JobTemplate, ctx: SubmitContext) -> tuple[ContainerSpec
             "JobCategory must be set to container image name (see list_job_categories())"
         )
     _refuse_unsupported(jt)
-    _check_machine(jt, ctx.engine)
-    slots = _slots(jt, ctx.engine)
+    machines = ctx.machines or (ctx.engine,)
+    eligible = _eligible_machines(jt, machines)
+    slots = _slots(jt, eligible)
     limits = resource_limits(jt.resource_limits)
     ulimits = tuple(limit for _, limit in _named_ulimits(limits, jt.extension))
     extension_options = _extension_options(jt.extension)
@@ -415,6 +484,10 @@ def template_to_spec(jt: JobTemplate, ctx: SubmitContext) -> tuple[ContainerSpec
         binds=binds,
         nano_cpus=slots * 1_000_000_000 if slots else None,
         mem_limit=limits.memory,
+        placement=_placement(eligible, machines),
+        cpu_reservation=jt.min_slots * 1_000_000_000 if jt.min_slots else None,
+        memory_reservation=jt.min_phys_memory * 1024 if jt.min_phys_memory else None,
+        stop_grace=ctx.stop_grace,
         ulimits=ulimits,
         open_stdin=plan.stdin_path is not None,
         # Under an init, SIGTERM reaches the command (terminate takes effect at once); in a
@@ -669,18 +742,28 @@ def _extension_options(extension: Mapping[str, str]) -> dict[str, object]:
 
 
 def container_state(
-    record_status: str, exit_code: int, oom_killed: bool, *, held: bool, failure: str
+    record_status: str,
+    exit_code: int,
+    oom_killed: bool,
+    *,
+    held: bool,
+    failure: str,
+    engine_message: str = "",
 ) -> tuple[JobState, str]:
     """The DRMAA2 state of a container, from its status and our hold/failure marks.
 
     ``failure`` is a reason recorded by a tracker (cancelled before start, a start or
     stage-out error); it makes the job FAILED whatever the container says.
+    ``engine_message`` is the engine's word on a job it has yet to place and start
+    (``pending``): its sub-state (why it waits).
     """
     if failure:
         return JobState.FAILED, failure
     match record_status:
         case "created":
             return (JobState.QUEUED_HELD, "held") if held else (JobState.QUEUED, "")
+        case "pending":
+            return JobState.QUEUED, engine_message or "waiting for the engine to place and start it"
         case "running":
             return JobState.RUNNING, ""
         case "paused":
@@ -737,7 +820,7 @@ def job_info_from_record(
         annotation=record.error or ("killed: out of memory" if record.oom_killed else ""),
         state=state,
         sub_state=sub_state,
-        allocated_machines=(host_name,) if record.started_at else None,
+        allocated_machines=(record.node or host_name,) if record.started_at else None,
         submission_machine=job_labels.get(labels.SUBMISSION_HOST, ""),
         job_owner=job_labels.get(labels.OWNER, record.user),
         slots=max(1, record.nano_cpus // 1_000_000_000),

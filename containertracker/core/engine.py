@@ -31,8 +31,10 @@ __all__ = [
 ]
 
 
-ACTIVE_STATUSES = frozenset({"running", "paused", "restarting"})
-"""Statuses of a container whose job is under way: its process runs, or will again."""
+ACTIVE_STATUSES = frozenset({"running", "paused", "restarting", "pending"})
+"""Statuses of a container whose job is under way: its process runs, or will again, or
+(``pending``, multi-node engines only) it was started and waits for the engine to place
+and start it: it is started, and must never be started again."""
 ENDED_STATUSES = frozenset({"exited", "dead"})
 """Statuses of a container whose process has ended for good."""
 
@@ -100,6 +102,19 @@ class ContainerSpec:
     """Run the command under the engine's init (docker-init, catatonit) as PID 1, which
     forwards signals to it and reaps zombies: a command that is PID 1 itself ignores SIGTERM
     unless it installs a handler. Needs a private PID namespace."""
+    placement: tuple[str, ...] | None = None
+    """The host names (:attr:`EngineInfo.host_name` of :meth:`Engine.machines`) the job may
+    run on; None: any. Single-host engines can ignore it: the conversion only sets it when
+    some machine is not eligible, and it refuses a template the one host cannot run."""
+    cpu_reservation: int | None = None
+    """Nano CPUs the job needs free on its machine (``min_slots``); None: none. An engine
+    that places jobs reserves them; a single host was checked at submission."""
+    memory_reservation: int | None = None
+    """Bytes of memory the job needs free on its machine (``min_phys_memory``); as
+    :attr:`cpu_reservation`."""
+    stop_grace: float | None = None
+    """Seconds between the stop signal and SIGKILL, for engines that fix it when the job is
+    created (swarm); the others take it at :meth:`Engine.stop`."""
 
 
 @dataclass(frozen=True)
@@ -134,6 +149,9 @@ class ContainerRecord:
     working_dir: str
     user: str
     nano_cpus: int
+    node: str = ""
+    """The host name of the machine the job runs or ran on; "" for a single-host engine
+    (its host, :meth:`Engine.info`) or a job not placed yet."""
 
 
 @dataclass(frozen=True)
@@ -159,6 +177,9 @@ class EngineInfo:
     os_type: str
     kernel_version: str
     engine_version: str
+    available: bool = True
+    """Whether the engine places new jobs on this machine (a swarm node that is down or
+    drained is not available)."""
 
 
 class EventStream(Protocol):
@@ -236,6 +257,10 @@ class Engine(Protocol):
 
     def info(self) -> EngineInfo:
         """Describe the engine's host."""
+
+    def machines(self) -> list[EngineInfo]:
+        """Describe every machine the engine runs jobs on (single-host engines: ``[info()]``;
+        a swarm: one per node, with its availability)."""
 
     def close(self) -> None:
         """Release the connection; further calls are errors."""

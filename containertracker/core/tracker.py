@@ -33,6 +33,7 @@ from containertracker.core.convert import (
     SubmitContext,
     container_state,
     job_info_from_record,
+    needs_machines,
     template_to_spec,
 )
 from containertracker.core.decision import held
@@ -42,6 +43,7 @@ from containertracker.core.engine import (
     ContainerSpec,
     ContainerSummary,
     Engine,
+    EngineInfo,
     ImageNotFoundError,
 )
 from containertracker.core.plan import Plan
@@ -182,7 +184,7 @@ class ContainerTracker(ClosesOnExit):
             InvalidArgumentError: a template field is wrong, or the image is not present.
             UnsupportedAttributeError: a template field cannot be honoured.
         """
-        spec, plan = template_to_spec(jt, self._submit_context())
+        spec, plan = template_to_spec(jt, self._submit_context(jt))
         outputs.check(plan, self._host_path_roots)
         self._ensure_image(spec.image)
         outputs.prepare(plan)
@@ -221,7 +223,9 @@ class ContainerTracker(ClosesOnExit):
                 "split it into several array jobs"
             )
         array_id = uuid.uuid4().hex[:16]
-        context = self._submit_context(task_id=begin, array_id=array_id, max_parallel=max_parallel)
+        context = self._submit_context(
+            jt, task_id=begin, array_id=array_id, max_parallel=max_parallel
+        )
         # The template and the image are checked once, before any task exists; each task's
         # spec is built when the task is created (a large template times many tasks never
         # sits in memory at once).
@@ -517,11 +521,10 @@ class ContainerTracker(ClosesOnExit):
         return []
 
     def get_all_machines(self, filter: list[str] | None = None) -> list[Machine]:
-        """The engine's host as the only machine (none if ``filter`` does not name it)."""
-        machine = self.machine()
-        if filter is not None and machine.name not in filter:
-            return []
-        return [machine]
+        """Every machine the engine runs jobs on (a single-host engine's host; every node of
+        a swarm, with its availability), only those ``filter`` names if given."""
+        machines = [self._machine_of(info) for info in self._engine.machines()]
+        return [m for m in machines if filter is None or m.name in filter]
 
     def job_info_from_monitor(self, job_id: str) -> JobInfo:
         """JobInfo of any container on the engine, in or outside this session (only trackers'
@@ -532,12 +535,15 @@ class ContainerTracker(ClosesOnExit):
         return self._job_info_of(record)
 
     def machine(self) -> Machine:
-        """The engine's host as a DRMAA2 Machine."""
-        info = self._engine_info
+        """The engine's host (a swarm's: the manager's) as a DRMAA2 Machine."""
+        return self._machine_of(self._engine_info)
+
+    def _machine_of(self, info: EngineInfo) -> Machine:
+        """A machine of the engine as a DRMAA2 Machine."""
         version = ".".join(info.kernel_version.split("-")[0].split(".")[:2])
         return Machine(
             name=info.host_name,
-            available=True,
+            available=info.available,
             sockets=1,
             cores_per_socket=info.cpus,
             threads_per_core=1,
@@ -565,8 +571,14 @@ class ContainerTracker(ClosesOnExit):
     # -- internals ----------------------------------------------------------------------------
 
     def _submit_context(
-        self, task_id: int | None = None, array_id: str | None = None, max_parallel: int = 0
+        self,
+        jt: JobTemplate,
+        task_id: int | None = None,
+        array_id: str | None = None,
+        max_parallel: int = 0,
     ) -> SubmitContext:
+        """The facts about a submission of ``jt`` (the engine's machines only when the
+        template asks for placement: listing them is an engine call)."""
         return SubmitContext(
             session=self._session,
             engine=self._engine_info,
@@ -578,6 +590,8 @@ class ContainerTracker(ClosesOnExit):
             task_id=task_id,
             array_id=array_id,
             max_parallel=max_parallel,
+            machines=tuple(self._engine.machines()) if needs_machines(jt) else (),
+            stop_grace=self._stop_grace,
         )
 
     def _inspect(self, job_id: str) -> ContainerRecord:
@@ -617,12 +631,17 @@ class ContainerTracker(ClosesOnExit):
             record.oom_killed,
             held=held(plan, marks),
             failure=marks.failure,
+            engine_message=record.error,
         )
         if state is JobState.QUEUED and marks.last_error:
             sub_state = f"waiting for the engine, start retried (last error: {marks.last_error})"
         elif state is JobState.QUEUED and plan.start_at and plan.start_at > self._clock():
             sub_state = f"waiting for start time {datetime.fromtimestamp(plan.start_at, UTC)}"
-        elif state is JobState.QUEUED and record.labels.get(labels.MAX_PARALLEL, "0") != "0":
+        elif (
+            state is JobState.QUEUED
+            and record.status == "created"
+            and record.labels.get(labels.MAX_PARALLEL, "0") != "0"
+        ):
             sub_state = "waiting for a free slot (max_parallel)"
         return state, sub_state
 

@@ -68,7 +68,8 @@ def test_submit_wait_list_info_logs_delete(ct: Run, tmp_path: Path) -> None:
         "submit", TEST_IMAGE, "-n", "hello", "-e", "WHO=world", "-o", str(out),
         "--", "sh", "-c", "echo hello $WHO",
     ).stdout.strip()  # fmt: skip
-    assert len(job_id) == 64
+    # A full engine id: a container's 64 hex digits, or a swarm service's 25 characters.
+    assert re.fullmatch(r"[0-9a-f]{64}|[0-9a-z]{25}", job_id)
     assert ct("wait", job_id[:12]).stdout.strip() == "1 job(s): 1 done, 0 failed"
     (row,) = jobs(ct)
     assert row["id"] == job_id and row["name"] == "hello" and row["state"] == "done"
@@ -134,17 +135,20 @@ def test_failed_jobs_set_the_exit_status(ct: Run) -> None:
     assert json.loads(ct("info", job_id, "--json").stdout)["info"]["exit_status"] == 3
 
 
-def test_control_and_delete(ct: Run) -> None:
+def test_control_and_delete(ct: Run, backend: str) -> None:
     held = ct("submit", "--hold", TEST_IMAGE, "true").stdout.strip()
     assert jobs(ct, held)[0]["state"] == "queuedHeld"
     ct("control", "release", held)
     ct("wait", held)
     sleeper = ct("submit", TEST_IMAGE, "sleep", "60").stdout.strip()
     ct("wait", sleeper, "--state", "running")
-    ct("control", "suspend", sleeper)
-    assert jobs(ct, sleeper)[0]["state"] == "suspended"
-    assert "it is not" in ct("control", "suspend", sleeper, rc=4).stderr or True
-    ct("control", "resume", sleeper)
+    if engine_of(backend) == "swarm":  # no pause in the swarm API
+        assert "no pause" in ct("control", "suspend", sleeper, rc=8).stderr
+    else:
+        ct("control", "suspend", sleeper)
+        assert jobs(ct, sleeper)[0]["state"] == "suspended"
+        assert "it is not" in ct("control", "suspend", sleeper, rc=4).stderr or True
+        ct("control", "resume", sleeper)
     ct("delete", sleeper, rc=4)  # still running
     ct("control", "terminate", sleeper)
     ct("wait", sleeper, rc=1)
@@ -152,16 +156,20 @@ def test_control_and_delete(ct: Run) -> None:
     assert sorted(deleted) == sorted([held, sleeper])
 
 
-def test_terminate_an_array(ct: Run) -> None:
+def test_terminate_an_array(ct: Run, backend: str) -> None:
     """control terminate --array stops every task (they are terminated side by side) and
-    reports each in task order; every task ends by the SIGTERM it was sent."""
+    reports each in task order; every task ends by the SIGTERM it was sent (on a swarm,
+    which drops the record of a stopped task, the exit status reads 137)."""
     array_id = ct("submit", "--array", "1-6", TEST_IMAGE, "--", "sleep", "600").stdout.strip()
     tasks = [r["id"] for r in jobs(ct, "--array", array_id)]
     ct("wait", "--array", array_id, "--state", "running")
     done = json.loads(ct("control", "terminate", "--array", array_id, "--json").stdout)
     assert done == [{"id": task, "error": None} for task in tasks]
     rows = jobs(ct, "--array", array_id)
-    assert {(r["state"], r["exit_status"]) for r in rows} == {("failed", 143)}
+    signalled = {137, 143} if engine_of(backend) == "swarm" else {143}
+    assert {r["state"] for r in rows} == {"failed"} and {
+        r["exit_status"] for r in rows
+    } <= signalled
 
 
 def test_exit_codes_and_messages(ct: Run) -> None:
@@ -178,12 +186,15 @@ def test_exit_codes_and_messages(ct: Run) -> None:
     ct("control", "terminate", sleeper)
 
 
-def test_images_and_machines(ct: Run) -> None:
+def test_images_and_machines(ct: Run, backend: str) -> None:
     assert TEST_IMAGE in ct("images").stdout.split()
     assert TEST_IMAGE in json.loads(ct("images", "--json").stdout)
-    (machine,) = json.loads(ct("machines", "--json").stdout)
-    assert machine["name"] == socket.gethostname() and machine["physical_memory"] > 0
-    assert machine["name"] in ct("machines").stdout
+    machines = json.loads(ct("machines", "--json").stdout)
+    hosts = ["ct-node-1", "ct-node-2", "ct-node-3"]  # the lab swarm's nodes
+    assert [m["name"] for m in machines] == (
+        hosts if engine_of(backend) == "swarm" else [socket.gethostname()]
+    )
+    assert all(m["physical_memory"] > 0 and m["name"] in ct("machines").stdout for m in machines)
 
 
 @pytest.mark.only_engines("docker")

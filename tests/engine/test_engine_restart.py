@@ -8,6 +8,8 @@ QUEUED while the engine is away and run once it is back.
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import threading
 import time
@@ -21,21 +23,26 @@ from containertracker.core.plan import Plan
 ROOT = Path(__file__).resolve().parents[2]
 
 
-_STOP = {
-    # dockerd stops its containers (SIGTERM, SIGKILL after their grace) before it exits.
-    "docker": (["pkill", "-TERM", "-x", "dockerd"], "pgrep -x dockerd >/dev/null"),
-    "podman": (
-        ["pkill", "-TERM", "-f", "[p]odman system service"],
-        "pgrep -f '[p]odman system service' >/dev/null",
-    ),
-}
-
-
 def _stop_engine(engine: str) -> None:
-    """Stop the engine's daemon and wait until it has exited."""
-    stop, running = _STOP[engine]
-    subprocess.run(stop, check=True)
-    subprocess.run(["sh", "-c", f"while {running}; do sleep 0.2; done"], timeout=60)
+    """Stop the engine's daemon (SIGTERM) and wait until it has exited.
+
+    dockerd stops its containers (SIGTERM, SIGKILL after their grace) before it exits. It is
+    found by its pid file, not its name: the lab swarm's node daemons are dockerd processes
+    too, and must live on.
+    """
+    if engine == "docker":
+        pids = [int(Path("/var/run/docker.pid").read_text())]
+    else:
+        found = subprocess.run(
+            ["pgrep", "-f", "[p]odman system service"], capture_output=True, text=True
+        )
+        pids = [int(pid) for pid in found.stdout.split()]
+    for pid in pids:
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 60
+    while any(Path(f"/proc/{pid}").exists() for pid in pids):
+        assert time.monotonic() < deadline, f"{engine} did not exit within 60 s"
+        time.sleep(0.2)
 
 
 def _start_engines() -> None:

@@ -34,6 +34,15 @@ from containertracker import (
 DONE, FAILED, RUNNING = JobState.DONE, JobState.FAILED, JobState.RUNNING
 
 
+def single_host_only(refused_by: str) -> pytest.MarkDecorator:
+    """Not run on the swarm backend, which refuses what the test needs (see README-swarm.md's
+    differences): ``refused_by`` is the test that shows the refusal."""
+    return pytest.mark.not_on_engines("swarm", refused_by=refused_by)
+
+
+SWARM_REFUSAL = "tests/swarm/test_swarm.py::test_refused_templates"
+
+
 def jt(image: str, *command: str, **fields: object) -> JobTemplate:
     return JobTemplate(remote_command=command[0], args=command[1:], job_category=image, **fields)
 
@@ -58,15 +67,19 @@ def test_job_categories_are_local_images(tracker, image) -> None:
     assert image in tracker.list_job_categories()
 
 
-def test_monitoring(tracker, image) -> None:
-    """DM-1..DM-4: one machine (the engine host), no queues, every container listed."""
+def test_monitoring(tracker, image, backend) -> None:
+    """DM-1..DM-4: one machine per host the engine runs jobs on (the engine's host; the lab
+    swarm's 3 nodes), no queues, every container listed."""
+    from tests.conftest import engine_of
+
     tracker.open_monitoring_session("test")
     job_id = tracker.add_job(jt(image, "sleep", "5"))
+    tracker.wait(job_id, 30, RUNNING)  # (a swarm places the job first)
     ids = tracker.get_all_job_ids(None)
     assert job_id in ids
     assert tracker.job_info_from_monitor(ids[0]).id == ids[0]
     machines = tracker.get_all_machines(None)
-    assert len(machines) == 1
+    assert len(machines) == (3 if engine_of(backend) == "swarm" else 1)
     machine = machines[0]
     assert machine.architecture is CPU.X64 and machine.os is OS.LINUX
     assert machine.cores_per_socket >= 1 and machine.physical_memory > 0
@@ -82,6 +95,7 @@ def test_monitoring(tracker, image) -> None:
 # -- lifecycle (D-4, D-9, D-10, D-13, P-3..P-6) ---------------------------------------------
 
 
+@single_host_only(refused_by=SWARM_REFUSAL)  # stage-in; tests/swarm has the lifecycle
 def test_job_runs_to_done(tracker, image, tmp_path, monkeypatch) -> None:
     """D-4/D-9: a job with stage-in and env is RUNNING after add_job and DONE after wait."""
     monkeypatch.chdir(tmp_path)
@@ -112,6 +126,7 @@ def test_terminate_then_delete(tracker, image) -> None:
     The job's command gets SIGTERM and ends by it (exit 143, not SIGKILL's 137 after the
     grace), although `sleep` installs no handler: it runs under the engine's init."""
     job_id = tracker.add_job(jt(image, "sleep", "600"))
+    tracker.wait(job_id, 30, RUNNING)  # (a swarm places the job first)
     tracker.job_control(job_id, "terminate")
     state, sub_state = tracker.job_state(job_id)
     assert state is FAILED and sub_state == "terminated"
@@ -171,7 +186,7 @@ def test_wait_times_out(tracker, image) -> None:
         tracker.wait(job_id, 0.5, DONE, FAILED)
     with pytest.raises(TimeoutError):
         tracker.wait(job_id, 0)
-    assert tracker.job_state(job_id)[0] is RUNNING
+    assert tracker.wait(job_id, 30, RUNNING) is RUNNING  # (a swarm may still be placing it)
 
 
 def test_missing_command_fails_the_job(tracker, image, tmp_path) -> None:
@@ -198,7 +213,7 @@ def test_wait_by_prefix_or_name_wakes_on_events(backend, state_dir, session_name
     with containertracker.new_job_tracker(backend, session_name, params) as tracker:
 
         def wakes_promptly(job_id: str, ref: str) -> bool:
-            assert tracker.job_state(job_id)[0] is RUNNING  # so the wait has to sleep
+            tracker.wait(job_id, 30, RUNNING)  # so the wait has to sleep
             started = time.monotonic()
             return tracker.wait(ref, 60) is DONE and time.monotonic() - started < 15
 
@@ -238,6 +253,7 @@ def test_session_isolation(open_tracker, image) -> None:
     assert tracker.list_jobs() == []
 
 
+@single_host_only(refused_by="tests/swarm/test_swarm.py::test_suspend_is_refused")
 def test_suspend_and_resume(tracker, image) -> None:
     """P-8 (fixed): suspend gives SUSPENDED, resume RUNNING, and the job still finishes."""
     job_id = tracker.add_job(jt(image, "sleep", "2"))
@@ -250,6 +266,7 @@ def test_suspend_and_resume(tracker, image) -> None:
     assert tracker.wait(job_id, 30) is DONE
 
 
+@single_host_only(refused_by="tests/swarm/test_swarm.py::test_suspend_is_refused")
 def test_terminate_suspended_job(tracker, image) -> None:
     """A suspended job can be terminated and then reads FAILED."""
     job_id = tracker.add_job(jt(image, "sleep", "60"))
@@ -265,7 +282,8 @@ def test_hold_and_release(tracker, image) -> None:
     with pytest.raises(InvalidStateError):
         tracker.job_control(job_id, "resume")
     tracker.job_control(job_id, "release")
-    assert tracker.job_state(job_id)[0] in (RUNNING, DONE)
+    # Started: RUNNING (a swarm first places it, QUEUED meanwhile), or DONE already.
+    assert tracker.wait(job_id, 30, RUNNING, DONE) in (RUNNING, DONE)
     with pytest.raises(InvalidStateError):
         tracker.job_control(job_id, "hold")
     assert tracker.wait(job_id, 30) is DONE
@@ -282,6 +300,7 @@ def test_terminate_held_job(tracker, image) -> None:
     tracker.delete_job(job_id)
 
 
+@single_host_only(refused_by=SWARM_REFUSAL)  # input_path
 def test_released_job_whose_input_file_is_gone_fails(tracker, image, tmp_path) -> None:
     """A held job whose input file disappears before its release reads FAILED, saying why
     (the release itself succeeds: the job is no longer held)."""
@@ -297,6 +316,7 @@ def test_released_job_whose_input_file_is_gone_fails(tracker, image, tmp_path) -
 def test_delete_requires_end_state(tracker, image) -> None:
     """delete_job refuses a running job and leaves it alone."""
     job_id = tracker.add_job(jt(image, "sleep", "30"))
+    tracker.wait(job_id, 30, RUNNING)  # (a swarm places the job first)
     with pytest.raises(InvalidStateError, match="end-state"):
         tracker.delete_job(job_id)
     assert tracker.job_state(job_id)[0] is RUNNING
@@ -411,6 +431,7 @@ def test_join_files(tracker, image, tmp_path) -> None:
     assert sorted(out.read_text().split()) == ["one", "two"]
 
 
+@single_host_only(refused_by=SWARM_REFUSAL)  # input_path
 def test_input_file(tracker, image, tmp_path) -> None:
     """input_path becomes the job's stdin."""
     source, out = tmp_path / "in", tmp_path / "out"
@@ -422,6 +443,7 @@ def test_input_file(tracker, image, tmp_path) -> None:
     assert out.read_text().strip() == "2"
 
 
+@single_host_only(refused_by=SWARM_REFUSAL)  # stage_out_files
 def test_stage_out(tracker, image, tmp_path) -> None:
     """stage_out_files copies container files and directories to the host after the job."""
     job_id = tracker.add_job(
@@ -441,6 +463,7 @@ def test_stage_out(tracker, image, tmp_path) -> None:
     assert (tmp_path / "d" / "a").read_text() == "a\n"
 
 
+@single_host_only(refused_by=SWARM_REFUSAL)  # stage_out_files
 def test_stage_out_of_missing_file_fails_the_job(tracker, image, tmp_path) -> None:
     """A stage-out that cannot be done makes the job FAILED with the reason."""
     job_id = tracker.add_job(jt(image, "true", stage_out_files={"/nope": str(tmp_path / "x")}))
@@ -459,6 +482,7 @@ def test_job_name_and_duplicates(tracker, image, session_name, engine) -> None:
     assert tracker.list_jobs() == before
 
 
+@single_host_only(refused_by=SWARM_REFUSAL)  # shm-size; tests/swarm has the others
 def test_extensions_take_effect(tracker, image, tmp_path) -> None:
     """The Go Docker tracker's extensions work: user, ulimit, entrypoint, shm-size."""
     out = tmp_path / "out"
@@ -850,6 +874,7 @@ def test_list_jobs_is_one_engine_call(tracker, image) -> None:
     assert len(calls) == 1
 
 
+@single_host_only(refused_by=SWARM_REFUSAL)  # host namespaces
 def test_namespace_extensions(tracker, image, tmp_path) -> None:
     """uts/pid/net/ipc host take effect inside the job.
 
@@ -880,6 +905,7 @@ def test_unprivileged_job_cannot_mount(tracker, image) -> None:
     assert tracker.wait(job_id, 30) is FAILED
 
 
+@single_host_only(refused_by=SWARM_REFUSAL)  # rm
 def test_rm_extension_removes_the_job(tracker, image) -> None:
     """With rm=true the engine removes the job when it ends: it becomes unknown, no hang."""
     job_id = tracker.add_job(jt(image, "true", extension={"rm": "true"}))
@@ -944,6 +970,7 @@ def test_closed_tracker_refuses_every_call(open_tracker, image, session_name) ->
     (close itself may be called again), and nothing is created."""
     tracker = open_tracker()
     job_id = tracker.add_job(jt(image, "sleep", "30"))
+    tracker.wait(job_id, 30, RUNNING)  # (a swarm places the job first)
     tracker.close()
     tracker.close()
     template = jt(image, "true")

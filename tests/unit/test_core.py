@@ -781,3 +781,52 @@ def test_errors() -> None:
     assert issubclass(errors.JobNotFoundError, errors.InvalidArgumentError)
     assert errors.InvalidStateError.error_id == errors.ErrorID.INVALID_STATE == 9
     assert errors.DrmCommunicationError.transient
+
+
+# -- placement over several machines (a swarm's nodes) ---------------------------------------
+
+NODES = (
+    replace(ENGINE, host_name="n1"),
+    replace(ENGINE, host_name="n2", cpus=8, memory=64 << 30),
+    replace(ENGINE, host_name="n3", architecture="aarch64"),
+)
+
+
+@pytest.mark.parametrize(
+    ("fields", "placement"),
+    [
+        ({}, None),
+        ({"candidate_machines": ("n2", "n3", "elsewhere")}, ("n2", "n3")),
+        ({"machine_arch": "x64"}, ("n1", "n2")),
+        ({"min_phys_memory": 16 << 20}, ("n2",)),  # KiB
+        ({"max_slots": 4}, None),  # no placement: slots are a limit, the swarm places by them
+    ],
+)
+def test_placement_is_the_eligible_machines(tmp_path, fields, placement) -> None:
+    """With several machines, a template runs where every ask fits; the spec names those
+    hosts when not all are (None: any), and carries min_slots/min_phys_memory as
+    reservations."""
+    spec, _ = template_to_spec(
+        JobTemplate(job_category="img", **fields), ctx(tmp_path, machines=NODES)
+    )
+    assert spec.placement == placement
+
+
+def test_reservations(tmp_path) -> None:
+    jt = JobTemplate(job_category="img", min_slots=2, min_phys_memory=1 << 20)
+    spec, _ = template_to_spec(jt, ctx(tmp_path, machines=NODES))
+    assert (spec.cpu_reservation, spec.memory_reservation) == (2_000_000_000, 1 << 30)
+
+
+@pytest.mark.parametrize(
+    ("fields", "named"),
+    [
+        ({"candidate_machines": ("n3",), "machine_arch": "x64"}, "machine_arch"),
+        ({"machine_arch": "ARM64", "min_phys_memory": 16 << 20}, "min_phys_memory"),
+        ({"max_slots": 9}, "CPUs"),
+    ],
+)
+def test_no_machine_fits(tmp_path, fields, named) -> None:
+    """A template no machine can run is refused, naming the ask that ruled out the last."""
+    with pytest.raises(InvalidArgumentError, match=named):
+        template_to_spec(JobTemplate(job_category="img", **fields), ctx(tmp_path, machines=NODES))

@@ -1,0 +1,320 @@
+"""The swarm backend on the lab swarm (scripts/setup-swarm: ct-node-1 manager, ct-node-2 and
+ct-node-3 workers): what only a multi-node engine does (placement, jobs spread over nodes,
+nodes drained), and the clear refusals that stand in for the contract tests that do not apply
+(tests/engine/test_tracker.py, marked ``single_host_only``).
+
+Run with ``--engines swarm`` (CT_SWARM_URL: the manager; default the lab's).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import docker
+import pytest
+
+from containertracker import (
+    InvalidArgumentError,
+    JobState,
+    JobTemplate,
+    UnsupportedAttributeError,
+    UnsupportedOperationError,
+)
+from containertracker.core import labels
+from tests.conftest import ENGINE_URLS
+from tests.engine.test_tracker import _most_running, jt
+
+pytestmark = pytest.mark.only_engines("swarm")
+
+DONE, FAILED, QUEUED, RUNNING = JobState.DONE, JobState.FAILED, JobState.QUEUED, JobState.RUNNING
+NODES = ("ct-node-1", "ct-node-2", "ct-node-3")
+
+
+def node_client(node: str) -> docker.APIClient:
+    """The lab node's own daemon (a real swarm gives no such access: the tests use it to
+    look at the containers on the nodes)."""
+    return docker.APIClient(base_url=ENGINE_URLS["swarm"].replace("ct-node-1", node))
+
+
+def wait_all_done(tracker, ids: list[str], timeout: float = 90) -> None:  # type: ignore[no-untyped-def]
+    """Wait for every job of ``ids``; each must end DONE (the message says how they ended)."""
+    ended = {job_id: tracker.wait(job_id, timeout) for job_id in ids}
+    failed = {
+        job_id: (state, tracker.job_info(job_id))
+        for job_id, state in ended.items()
+        if state is not DONE
+    }
+    assert not failed, f"not DONE: {failed}"
+
+
+def containers_on_nodes(session: str) -> dict[str, list[dict[str, object]]]:
+    """The containers of ``session`` on each node, by the labels they carry."""
+    found = {}
+    for node in NODES:
+        client = node_client(node)
+        try:
+            found[node] = client.containers(
+                all=True, filters={"label": f"{labels.SESSION}={session}"}
+            )
+        finally:
+            client.close()
+    return found
+
+
+def task_count(engine, job_id: str) -> int:  # type: ignore[no-untyped-def]
+    """How many tasks the swarm made for the job's service (1 unless it re-ran it)."""
+    return len(engine._tasks({"service": [job_id]}))
+
+
+# -- lifecycle --------------------------------------------------------------------------------
+
+
+def test_job_lifecycle_and_outputs(tracker, image, tmp_path: Path) -> None:
+    """A job is QUEUED until the swarm places it, then RUNNING, then DONE; its output and
+    error files are written on this host from the task's logs (the two streams apart); its
+    JobInfo names the node it ran on."""
+    out, err = tmp_path / "out", tmp_path / "err"
+    script = 'echo "$greeting"; echo oops >&2; sleep 1'
+    job_id = tracker.add_job(
+        jt(
+            image,
+            "sh",
+            "-c",
+            script,
+            job_environment={"greeting": "hello"},
+            output_path=str(out),
+            error_path=str(err),
+        )
+    )
+    assert tracker.job_state(job_id)[0] in (QUEUED, RUNNING)
+    assert tracker.wait(job_id, 30, RUNNING) is RUNNING
+    assert tracker.wait(job_id, 30) is DONE
+    assert out.read_text() == "hello\n" and err.read_text() == "oops\n"
+    info = tracker.job_info(job_id)
+    assert info.exit_status == 0 and info.allocated_machines
+    assert info.allocated_machines[0] in NODES
+    assert info.submission_time and info.dispatch_time and info.finish_time
+    assert info.submission_time <= info.dispatch_time <= info.finish_time
+    tracker.delete_job(job_id)
+    assert tracker.list_jobs() == []
+
+
+def test_failed_job_is_not_run_again(tracker, engine, image) -> None:
+    """A failing job is FAILED with its exit code and the swarm's reason, and stays so: the
+    swarm, which re-runs failed job tasks despite restart condition none, runs it once."""
+    job_id = tracker.add_job(jt(image, "sh", "-c", "exit 3"))
+    assert tracker.wait(job_id, 30) is FAILED
+    info = tracker.job_info(job_id)
+    assert info.exit_status == 3 and "non-zero exit (3)" in info.annotation
+    time.sleep(3)  # the swarm's re-run came within a second when it was not stopped
+    assert task_count(engine, job_id) == 1
+    assert tracker.job_info(job_id).exit_status == 3
+
+
+def test_wait_returns_promptly_after_the_task_ends(tracker, image) -> None:
+    """wait returns well within a second of the end the manager records (the adapter polls
+    the manager every 0.2 s: it has no task events)."""
+    job_id = tracker.add_job(jt(image, "sleep", "1"))
+    tracker.wait(job_id, 30, RUNNING)
+    assert tracker.wait(job_id, 30) is DONE
+    returned = datetime.now(UTC)
+    finished = tracker.job_info(job_id).finish_time
+    assert finished is not None
+    assert (returned - finished).total_seconds() < 0.8
+
+
+def test_extensions_that_apply(tracker, image, tmp_path: Path) -> None:
+    """user, ulimit and entrypoint take effect on a node (shm-size is refused)."""
+    out = tmp_path / "out"
+    job_id = tracker.add_job(
+        JobTemplate(
+            job_category=image,
+            remote_command="-c",
+            args=("id -u; ulimit -n",),
+            output_path=str(out),
+            extension={"user": "nobody", "ulimit": "nofile=512:512", "entrypoint": "sh"},
+        )
+    )
+    assert tracker.wait(job_id, 30) is DONE
+    assert out.read_text().splitlines() == ["65534", "512"]
+
+
+# -- refusals ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("fields", "named"),
+    [
+        ({"stage_in_files": {"/etc/hostname": "/in"}}, "stage_in_files"),
+        ({"input_path": "/etc/hostname"}, "input_path"),
+        ({"stage_out_files": {"/tmp/x": "/tmp/ct-never"}}, "stage_out_files"),
+        ({"extension": {"privileged": "true"}}, "privileged"),
+        ({"extension": {"net": "host"}}, "net"),
+        ({"extension": {"ipc": "host"}}, "ipc"),
+        ({"extension": {"uts": "host"}}, "uts"),
+        ({"extension": {"pid": "host"}}, "pid"),
+        ({"extension": {"exposedPorts": "8080/tcp"}}, "exposedPorts"),
+        ({"extension": {"gpus": "all"}}, "gpus"),
+        ({"extension": {"restart": "on-failure:2"}}, "restart"),
+        ({"extension": {"rm": "true"}}, "rm"),
+        ({"extension": {"shm-size": "32m"}}, "shm-size"),
+    ],
+    ids=lambda value: value if isinstance(value, str) else None,
+)
+def test_refused_templates(tracker, image, fields, named) -> None:
+    """What a swarm job cannot have is refused at submission, naming the field and why, and
+    nothing is left behind (plain jobs and arrays alike)."""
+    template = jt(image, "true", **fields)
+    with pytest.raises(UnsupportedAttributeError, match=named) as refusal:
+        tracker.add_job(template)
+    assert "swarm" in str(refusal.value)
+    # (rm is refused for arrays by every backend, as InvalidArgumentError)
+    with pytest.raises((UnsupportedAttributeError, InvalidArgumentError), match=named):
+        tracker.add_array_job(template, 1, 3)
+    assert tracker.list_jobs() == []
+
+
+def test_suspend_is_refused(tracker, image) -> None:
+    """suspend/resume: the swarm has no pause: UnsupportedOperationError saying so; the job
+    runs on and can be terminated."""
+    job_id = tracker.add_job(jt(image, "sleep", "60"))
+    tracker.wait(job_id, 30, RUNNING)
+    with pytest.raises(UnsupportedOperationError, match="no pause"):
+        tracker.job_control(job_id, "suspend")
+    assert tracker.job_state(job_id)[0] is RUNNING
+    tracker.job_control(job_id, "terminate")
+    assert tracker.job_state(job_id) == (FAILED, "terminated")
+
+
+@pytest.mark.parametrize(
+    ("fields", "named"),
+    [
+        ({"candidate_machines": ("nowhere",)}, "candidate_machines"),
+        ({"machine_arch": "ARM64"}, "machine_arch"),
+        ({"machine_os": "Win"}, "machine_os"),
+        ({"min_phys_memory": 1 << 40}, "min_phys_memory"),  # KiB: a PiB
+        ({"min_slots": 64}, "slots"),
+    ],
+    ids=lambda value: value if isinstance(value, str) else None,
+)
+def test_unsatisfiable_template_is_refused(tracker, image, fields, named) -> None:
+    """A template no node of the swarm can ever run is refused at submission, naming the
+    field and the nodes."""
+    with pytest.raises(InvalidArgumentError, match=named) as refusal:
+        tracker.add_job(jt(image, "true", **fields))
+    if named != "slots":
+        assert "ct-node-1" in str(refusal.value)
+    assert tracker.list_jobs() == []
+
+
+# -- placement and arrays ---------------------------------------------------------------------
+
+
+def test_array_spreads_over_the_nodes(tracker, image, session_name) -> None:
+    """An array's tasks run on several nodes (distinct allocated_machines); each task's
+    TASK_ID (environment and label) is right whatever begin and step are, and its container
+    on the node carries the session's labels."""
+    template = jt(image, "sh", "-c", 'test "$TASK_ID" = "$expected" && sleep 1')
+    array_id = tracker.add_array_job(
+        template.model_copy(update={"job_environment": {"expected": "$DRMAA2_INDEX$"}}),
+        3,
+        13,
+        2,
+    )
+    ids = tracker.list_array_jobs(array_id)
+    wait_all_done(tracker, ids, 60)
+    infos = [tracker.job_info(i) for i in ids]
+    assert [info.extension["task_id"] for info in infos] == [str(t) for t in range(3, 14, 2)]
+    machines = {info.allocated_machines[0] for info in infos if info.allocated_machines}
+    print("array of 6 tasks ran on", sorted(machines))
+    assert len(machines) >= 2
+    on_nodes = containers_on_nodes(session_name)
+    assert sum(len(found) for found in on_nodes.values()) == len(ids)
+    task_ids = sorted(int(c["Labels"][labels.TASK_ID]) for cs in on_nodes.values() for c in cs)
+    assert task_ids == list(range(3, 14, 2))
+
+
+def test_max_parallel_holds_across_nodes(tracker, image) -> None:
+    """max_parallel bounds the array's running tasks over the whole swarm."""
+    array_id = tracker.add_array_job(jt(image, "sleep", "1"), 1, 8, 1, max_parallel=2)
+    ids = tracker.list_array_jobs(array_id)
+    wait_all_done(tracker, ids, 90)
+    assert _most_running(tracker, ids) == 2
+    assert len({tracker.job_info(i).allocated_machines for i in ids}) >= 2
+
+
+@pytest.mark.parametrize("candidates", [("ct-node-3",), ("ct-node-2", "ct-node-3")])
+def test_placement_by_candidate_machines(tracker, image, candidates) -> None:
+    """candidate_machines keeps every task on those nodes."""
+    array_id = tracker.add_array_job(jt(image, "sleep", "0.5", candidate_machines=candidates), 1, 4)
+    ids = tracker.list_array_jobs(array_id)
+    wait_all_done(tracker, ids, 60)
+    used = {tracker.job_info(i).allocated_machines[0] for i in ids}  # type: ignore[index]
+    assert used <= set(candidates)
+
+
+def test_successor_finishes_an_array_of_a_closed_tracker(open_tracker, image) -> None:
+    """A tracker closed right after submitting a throttled array leaves its tasks QUEUED; a
+    tracker of the session opened later starts them, within max_parallel."""
+    first = open_tracker()
+    array_id = first.add_array_job(jt(image, "sleep", "0.5"), 1, 6, 1, max_parallel=2)
+    first.close()
+    successor = open_tracker()
+    ids = successor.list_array_jobs(array_id)
+    wait_all_done(successor, ids, 90)
+    assert _most_running(successor, ids) == 2
+
+
+# -- nodes ------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def drain(engine) -> Iterator[object]:  # type: ignore[no-untyped-def]
+    """``drain(hostname)`` drains a node; every drained node is made active again."""
+    drained: list[str] = []
+    api = engine._api
+
+    def set_availability(hostname: str, availability: str) -> None:
+        (node,) = [n for n in api.nodes() if n["Description"]["Hostname"] == hostname]
+        spec = {**node["Spec"], "Availability": availability}
+        api.update_node(node["ID"], node["Version"]["Index"], spec)
+
+    def drain_node(hostname: str) -> None:
+        drained.append(hostname)
+        set_availability(hostname, "drain")
+
+    yield drain_node
+    for hostname in drained:
+        set_availability(hostname, "active")
+
+
+def test_node_drained_mid_job(tracker, image, drain) -> None:
+    """Draining the node of a running job does not stop the job: Docker 20.10's swarm leaves
+    running job tasks alone (it only places no new task there). The job runs to its end,
+    and wait returns then; the Monitorer shows the node unavailable."""
+    job_id = tracker.add_job(jt(image, "sleep", "3", candidate_machines=("ct-node-3",)))
+    tracker.wait(job_id, 30, RUNNING)
+    drain("ct-node-3")
+    (node,) = tracker.get_all_machines(["ct-node-3"])
+    assert not node.available
+    assert tracker.job_state(job_id)[0] is RUNNING
+    started = time.monotonic()
+    assert tracker.wait(job_id, 30) is DONE
+    assert time.monotonic() - started < 5
+    assert tracker.job_info(job_id).allocated_machines == ("ct-node-3",)
+
+
+def test_job_for_a_drained_node_waits_queued(tracker, image, drain) -> None:
+    """A job whose only candidate node is drained is QUEUED with the swarm's reason, and
+    runs when the node is back (terminated here instead: nothing hangs)."""
+    drain("ct-node-2")
+    job_id = tracker.add_job(jt(image, "true", candidate_machines=("ct-node-2",)))
+    time.sleep(1)
+    state, sub_state = tracker.job_state(job_id)
+    print("queued:", sub_state)
+    assert state is QUEUED and "no suitable node" in sub_state
+    tracker.job_control(job_id, "terminate")
+    assert tracker.wait(job_id, 30) is FAILED
