@@ -12,14 +12,16 @@ from __future__ import annotations
 import importlib
 import threading
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
-from containertracker.core.engine import Engine
 from containertracker.errors import InvalidArgumentError
 from containertracker.settings import Settings
 from containertracker.tracker import JobTracker
 
 if TYPE_CHECKING:
+    # Types only: the core loads with the first tracker, not with the package (it needs
+    # POSIX file locks, which a client-only install on Windows lacks).
+    from containertracker.core.engine import Engine
     from containertracker.core.tracker import ContainerTracker
 
 __all__ = ["Allocator", "new_job_tracker", "register_job_tracker", "registered_job_trackers"]
@@ -27,7 +29,7 @@ __all__ = ["Allocator", "new_job_tracker", "register_job_tracker", "registered_j
 Allocator = Callable[[str, Mapping[str, Any] | None], JobTracker]
 """``allocator(session_name, params) -> JobTracker``."""
 
-EngineFactory = Callable[[str | None, float], Engine]
+EngineFactory: TypeAlias = "Callable[[str | None, float], Engine]"
 """``factory(engine_url, request_timeout) -> Engine``: an adapter class's constructor."""
 
 

@@ -30,7 +30,7 @@ import contextlib
 import functools
 import json
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any, TypeVar
@@ -44,7 +44,7 @@ from starlette.middleware import Middleware
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
-from starlette.routing import Mount, Route, Router
+from starlette.routing import BaseRoute, Mount, Route, Router
 
 from containertracker.errors import (
     ContainerTrackerError,
@@ -63,7 +63,7 @@ from containertracker.remote.middleware import (
 )
 from containertracker.remote.policy import Policy
 from containertracker.remote.pool import TrackerPool
-from containertracker.remote.tokens import Grant, check_token, load_token_file
+from containertracker.remote.tokens import Credentials, Grant
 from containertracker.remote.wire import (
     ERROR_CLASS_HEADER,
     SESSION_HEADER,
@@ -75,7 +75,7 @@ from containertracker.remote.wire import (
 from containertracker.settings import ServerSettings
 from containertracker.tracker import JobTemplater, JobTracker, Monitorer, control_action
 
-__all__ = ["PATHS", "allowed_hosts", "create_app", "grants", "openapi_document", "policy"]
+__all__ = ["PATHS", "allowed_hosts", "create_app", "openapi_document", "policy"]
 
 T = TypeVar("T")
 
@@ -93,7 +93,7 @@ class _SlowBody(Exception):
 
 @dataclass(frozen=True)
 class _Shared:
-    """What the endpoints share (built once, by :func:`create_app`)."""
+    """What the endpoints of one app share (built once per app: :meth:`of`)."""
 
     pool: TrackerPool
     policy: Policy
@@ -107,6 +107,19 @@ class _Shared:
     """Long polls in flight (``max_waiters``): each holds a thread for up to ``max_wait``.
     Taken without waiting, or the poll is refused (a queued poll would hold its connection
     and answer late; the client polls ``/jobstate`` instead)."""
+
+    @classmethod
+    def of(cls, pool: TrackerPool, settings: ServerSettings) -> _Shared:
+        """What the endpoints serving ``pool`` as ``settings`` say share."""
+        return cls(
+            pool=pool,
+            policy=policy(settings),
+            max_wait=settings.max_wait,
+            max_array_bytes=settings.max_array_bytes,
+            body_timeout=settings.body_timeout,
+            request_threads=anyio.CapacityLimiter(settings.worker_threads),
+            long_polls=anyio.CapacityLimiter(settings.max_waiters),
+        )
 
 
 def _shared(request: Request) -> _Shared:
@@ -578,22 +591,6 @@ def policy(settings: ServerSettings) -> Policy:
     return Policy(**{**values, "allowed_host_paths": tuple(settings.allowed_host_paths)})
 
 
-def grants(settings: ServerSettings) -> list[Grant]:
-    """The bearer tokens ``settings`` accept: ``token`` (every session) and the token file's.
-
-    Raises:
-        InvalidArgumentError: a short token, or an unreadable or invalid token file.
-    """
-    found = []
-    if settings.token is not None:
-        token = settings.token.get_secret_value()
-        check_token(token, "the server token")
-        found.append(Grant(token))
-    if settings.token_file is not None:
-        found += load_token_file(settings.token_file)
-    return found
-
-
 def allowed_hosts(settings: ServerSettings) -> list[str]:
     """The ``Host`` header names the server answers (DNS rebinding defence): the bound
     address, loopback names when bound to loopback, and ``settings.allowed_hosts``; any
@@ -611,26 +608,96 @@ def create_app(
     pool: TrackerPool,
     settings: ServerSettings | None = None,
     *,
-    tokens: Sequence[Grant] | None = None,
+    credentials: Credentials | None = None,
 ) -> Starlette:
     """The ASGI application serving ``pool`` as ``settings`` say (defaults: ServerSettings()).
 
     The pool is confined as the settings say (host path roots, monitoring only of trackers'
     containers): its trackers that are not are closed and never handed out. The app closes
-    the pool's trackers when it shuts down. ``tokens`` are the settings' :func:`grants`
-    when the caller has them already (default: read them now).
+    the pool's trackers when it shuts down. ``credentials`` are ``Credentials(settings)``
+    when the caller has read them already (:func:`~containertracker.remote.server.serve`
+    reads the token file once); default: read them now.
 
     Raises:
-        InvalidArgumentError: a bad base path, a short token or an invalid token file.
+        InvalidArgumentError: a bad base path, a short token, an invalid token file, or
+            ``credentials`` read from other settings.
     """
     settings = settings or ServerSettings()
+    base_path = _base_path(settings)
+    middleware = _middleware(settings, Credentials.of(settings, read=credentials))
+    app = Starlette(
+        routes=_routes(base_path),
+        middleware=middleware,
+        exception_handlers={
+            _BadRequest: _bad_request,
+            BodyTooLarge: _too_large,
+            _SlowBody: _slow_body,
+            Exception: _internal_error,
+        },
+        lifespan=_closing_at_shutdown(pool),
+    )
+    # No trailing-slash redirects: their target would be built from the Host header.
+    app.router.redirect_slashes = False
+    # Every tracker serving this app confines host paths as the server allows, and shows
+    # only trackers' containers unless the server allows all, however the pool was built
+    # (the policy only refuses all host paths early when none are allowed).
+    pool.confine(
+        settings.allowed_host_paths, monitor_all_containers=settings.monitor_all_containers
+    )
+    app.state.shared = _Shared.of(pool, settings)
+    app.state.base_path = base_path
+    return app
+
+
+def _base_path(settings: ServerSettings) -> str:
+    """The path the endpoints lie below (``""``: the root), without a trailing slash.
+
+    Raises:
+        InvalidArgumentError: it does not start with ``/``.
+    """
     base_path = settings.base_path.rstrip("/")
     if base_path and not base_path.startswith("/"):
         raise InvalidArgumentError(f"base_path must start with '/', not {settings.base_path!r}")
-    routes = [Route(path, endpoint, methods=[method]) for path, endpoint, method in _ROUTES]
-    if tokens is None:
-        tokens = grants(settings)
-    password = settings.password.get_secret_value() if settings.password else None
+    return base_path
+
+
+def _routes(base_path: str) -> list[BaseRoute]:
+    """Every endpoint, below ``base_path``, without trailing-slash redirects (their target
+    would be built from the Host header)."""
+    routes: list[BaseRoute] = [
+        Route(path, endpoint, methods=[method]) for path, endpoint, method in _ROUTES
+    ]
+    if not base_path:
+        return routes
+    return [Mount(base_path, app=Router(routes, redirect_slashes=False))]
+
+
+def _middleware(settings: ServerSettings, credentials: Credentials) -> list[Middleware]:
+    """What refuses a request before any endpoint sees it, outermost first: refusals that
+    need no credentials come before the credential check."""
+    middleware = [
+        Middleware(
+            TrustedHostMiddleware, allowed_hosts=allowed_hosts(settings), www_redirect=False
+        ),
+        Middleware(CrossSiteGuard, allowed_origins=settings.allowed_origins),
+    ]
+    if credentials.required:
+        middleware.append(
+            Middleware(
+                BearerOrBasicAuth,
+                grants=credentials.grants,
+                user=settings.user,
+                password=credentials.password,
+            )
+        )
+    middleware.append(Middleware(BodyLimit, limit=settings.max_body_bytes))
+    return middleware
+
+
+def _closing_at_shutdown(
+    pool: TrackerPool,
+) -> Callable[[Starlette], contextlib.AbstractAsyncContextManager[None]]:
+    """The app's lifespan: close ``pool``'s trackers when the app shuts down."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -639,50 +706,4 @@ def create_app(
         finally:
             await anyio.to_thread.run_sync(pool.close)
 
-    # Outermost first: refusals that need no credentials come before the credential check.
-    middleware = [
-        Middleware(
-            TrustedHostMiddleware, allowed_hosts=allowed_hosts(settings), www_redirect=False
-        ),
-        Middleware(CrossSiteGuard, allowed_origins=settings.allowed_origins),
-    ]
-    if tokens or settings.user:
-        middleware.append(
-            Middleware(BearerOrBasicAuth, grants=tokens, user=settings.user, password=password)
-        )
-    middleware.append(Middleware(BodyLimit, limit=settings.max_body_bytes))
-    # No trailing-slash redirects: their target would be built from the Host header.
-    mounted = Mount(base_path, routes=routes) if base_path else None
-    app = Starlette(
-        routes=[mounted] if mounted else routes,
-        middleware=middleware,
-        exception_handlers={
-            _BadRequest: _bad_request,
-            BodyTooLarge: _too_large,
-            _SlowBody: _slow_body,
-            Exception: _internal_error,
-        },
-        lifespan=lifespan,
-    )
-    app.router.redirect_slashes = False
-    if mounted is not None:
-        mounted_router = mounted.app
-        assert isinstance(mounted_router, Router)
-        mounted_router.redirect_slashes = False
-    # Every tracker serving this app confines host paths as the server allows, and shows
-    # only trackers' containers unless the server allows all, however the pool was built
-    # (the policy only refuses all host paths early when none are allowed).
-    pool.confine(
-        settings.allowed_host_paths, monitor_all_containers=settings.monitor_all_containers
-    )
-    app.state.shared = _Shared(
-        pool=pool,
-        policy=policy(settings),
-        max_wait=settings.max_wait,
-        max_array_bytes=settings.max_array_bytes,
-        body_timeout=settings.body_timeout,
-        request_threads=anyio.CapacityLimiter(settings.worker_threads),
-        long_polls=anyio.CapacityLimiter(settings.max_waiters),
-    )
-    app.state.base_path = base_path
-    return app
+    return lifespan

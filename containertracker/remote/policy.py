@@ -121,7 +121,7 @@ class Policy:
         restart = jt.extension.get("restart", "").strip()
         if restart:
             self._check_restart(extensions.parse_restart(restart))
-        for what, path in template_host_paths(jt).named():
+        for what, path in _named_host_paths(jt):
             self._check_host_path(what, path)
 
     def _check_restart(self, restart: str) -> None:
@@ -186,6 +186,16 @@ class Policy:
                 f"{what} names a path on the server's host ({path!r}), which this server does "
                 "not allow; the operator can allow a directory with --allow-host-path DIR"
             )
+
+
+def _named_host_paths(jt: JobTemplate) -> list[tuple[str, str]]:
+    """Every host path ``jt`` names, with the field naming it: the error path too when
+    stderr is joined into the output file (``join_files``).
+
+    Why the joined error path too: a server serves any registered tracker, so its policy
+    judges what a template asks for, not what the core's tracker happens to use of it.
+    """
+    return template_host_paths(jt.model_copy(update={"join_files": False})).named()
 
 
 def _at_most(what: str, value: int, maximum: int | None, unit: str) -> None:

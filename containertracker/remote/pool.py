@@ -51,6 +51,19 @@ class _Confinement:
             for root in theirs
         )
 
+    def tightened(self, other: _Confinement) -> _Confinement:
+        """What admits only trackers both this and ``other`` admit: host paths only where
+        both allow them, monitoring of every container only if both allow it."""
+        common = (
+            _inner(mine, theirs)
+            for mine in self.host_path_roots
+            for theirs in other.host_path_roots
+        )
+        return _Confinement(
+            tuple(dict.fromkeys(root for root in common if root is not None)),
+            self.monitor_all_containers and other.monitor_all_containers,
+        )
+
     def tracker_params(self) -> dict[str, Any]:
         """The params that make a backend's tracker exactly this confined."""
         return {
@@ -69,6 +82,15 @@ class _Confinement:
         )
 
 
+def _inner(a: str, b: str) -> str | None:
+    """Of two directories, the one lying below (or at) the other; None if neither does."""
+    if PurePosixPath(a).is_relative_to(b):
+        return a
+    if PurePosixPath(b).is_relative_to(a):
+        return b
+    return None
+
+
 class TrackerPool:
     """The trackers a server serves, one per session, opened on first use.
 
@@ -80,7 +102,7 @@ class TrackerPool:
 
     Once confined (:meth:`confine`, which the server's app does with its settings), a pool
     hands out only trackers as confined as the server requires (host path roots, monitoring
-    of trackers' containers only), however it was built.
+    of trackers' containers only), however it was built; confining it again only tightens.
     """
 
     def __init__(
@@ -108,19 +130,25 @@ class TrackerPool:
     def confine(
         self, host_path_roots: Sequence[str | os.PathLike[str]], *, monitor_all_containers: bool
     ) -> None:
-        """From now on (replacing any earlier confinement), hand out only trackers whose
-        ``host_path_roots`` lie below ``host_path_roots`` (resolved; ``[]``: trackers that
-        allow no host path) and, unless ``monitor_all_containers``, whose monitoring shows
-        trackers' containers only. Open trackers that are not are closed (they are
-        reopened, confined, when asked for again).
+        """From now on, hand out only trackers whose ``host_path_roots`` lie below
+        ``host_path_roots`` (resolved; ``[]``: trackers that allow no host path) and, unless
+        ``monitor_all_containers``, whose monitoring shows trackers' containers only. Open
+        trackers that are not are closed (they are reopened, confined, when asked for
+        again).
+
+        Confinements only ever tighten: a pool confined before (by another app serving it)
+        stays as confined as every call asked, so no later one can loosen an earlier one.
 
         Raises:
-            InvalidStateError: such a tracker is serving a request right now.
+            InvalidStateError: such a tracker is serving a request right now (the pool is
+                confined all the same: trackers it opens from now on are).
         """
         roots = hostfs.normalize_roots(host_path_roots)
         assert roots is not None
-        confinement = _Confinement(roots, monitor_all_containers)
+        asked = _Confinement(roots, monitor_all_containers)
         with self._lock:
+            earlier = self._confinement
+            confinement = asked if earlier is None else earlier.tightened(asked)
             self._confinement = confinement
             unconfined = [s for s, t in self._trackers.items() if not confinement.admits(t)]
             if any(self._busy[s] for s in unconfined):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import socket
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 import anyio.to_thread
@@ -14,32 +14,32 @@ from loguru import logger
 from starlette.types import ASGIApp
 
 from containertracker.errors import InternalError, InvalidArgumentError
-from containertracker.remote.app import create_app, grants
+from containertracker.remote.app import create_app
 from containertracker.remote.connections import HeaderDeadlineConfig
 from containertracker.remote.pool import TrackerPool
-from containertracker.remote.tokens import Grant
+from containertracker.remote.tokens import Credentials
 from containertracker.remote.wire import is_loopback
 from containertracker.settings import ServerSettings
 
 __all__ = ["ServerThread", "check_exposure", "serve"]
 
 
-def check_exposure(settings: ServerSettings, *, tokens: Sequence[Grant] | None = None) -> None:
+def check_exposure(settings: ServerSettings, *, credentials: Credentials | None = None) -> None:
     """Refuse settings that would expose job execution to the network unprotected.
 
-    ``tokens`` are the settings' :func:`~containertracker.remote.app.grants` when the
-    caller has them already (default: read them now, which checks them).
+    ``credentials`` are ``Credentials(settings)`` when the caller has read them already
+    (default: read them now, which checks them).
 
     Raises:
         InvalidArgumentError: bound beyond loopback without a token or basic auth, basic auth
             without a password, a token shorter than MIN_TOKEN_LENGTH, an invalid token file,
-            or only one of the TLS certificate and key.
+            only one of the TLS certificate and key, or ``credentials`` read from other
+            settings.
     """
     if settings.user and not settings.password:
         raise InvalidArgumentError("basic auth needs a password as well as a user name")
-    if tokens is None:
-        tokens = grants(settings)
-    if not is_loopback(settings.host) and not (tokens or settings.user):
+    credentials = Credentials.of(settings, read=credentials)
+    if not is_loopback(settings.host) and not credentials.required:
         raise InvalidArgumentError(
             f"refusing to serve on {settings.host}: anyone who reaches the server can run "
             "containers on this host. Set a token (--token-file / "
@@ -94,11 +94,11 @@ def serve(
         InvalidArgumentError: unsafe or inconsistent settings (see :func:`check_exposure`).
         DrmCommunicationError: the engine cannot be reached.
     """
-    tokens = grants(settings)  # the token file, read once
-    check_exposure(settings, tokens=tokens)
+    credentials = Credentials(settings)  # the token file, read once
+    check_exposure(settings, credentials=credentials)
     pool = TrackerPool.for_backend(settings.backend, settings.session, params)
     # The app confines the pool's trackers as the settings say: before the first one opens.
-    app = create_app(pool, settings, tokens=tokens)
+    app = create_app(pool, settings, credentials=credentials)
     with pool.using(settings.session):  # fail now, not at the first request, if the engine is down
         pass
     if not settings.tls_certfile and not is_loopback(settings.host):

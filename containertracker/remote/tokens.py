@@ -1,5 +1,5 @@
-"""Bearer tokens and the sessions each may use (the server's token file). Pure: no I/O but
-reading the file.
+"""Bearer tokens and the sessions each may use (the server's token file), and the credentials
+a server's settings accept. Pure: no I/O but reading the token file.
 
 A session on the server is a namespace of jobs, not a security boundary by itself: whoever may
 use a session sees and controls all of its jobs. Tokens bound to sessions make it one: a request
@@ -12,14 +12,15 @@ from __future__ import annotations
 import fnmatch
 import hmac
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from containertracker.errors import InvalidArgumentError
-from containertracker.settings import MIN_TOKEN_LENGTH
+from containertracker.settings import MIN_TOKEN_LENGTH, ServerSettings
 
 __all__ = [
     "ALL_SESSIONS",
+    "Credentials",
     "Grant",
     "check_token",
     "find_grant",
@@ -101,3 +102,70 @@ def find_grant(grants: Sequence[Grant], presented: bytes) -> Grant | None:
         if hmac.compare_digest(presented, grant.token.encode()):
             found = grant
     return found
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """The credentials ``settings`` accept: the server token and the token file's grants
+    (read when this is built), and basic auth.
+
+    Built from the settings alone, and carrying them: an exposure check and an app that
+    share one Credentials read the token file once, and neither can be handed fewer tokens
+    than its settings name (each refuses Credentials of other settings).
+
+    Raises:
+        InvalidArgumentError: a short server token, or an unreadable or invalid token file.
+    """
+
+    settings: ServerSettings
+    grants: tuple[Grant, ...] = field(init=False, repr=False)
+    """The bearer tokens accepted: ``settings.token`` (every session), then the file's."""
+
+    def __post_init__(self) -> None:
+        # Derived from the settings, never given: set once on the frozen instance.
+        object.__setattr__(self, "grants", tuple(_read_grants(self.settings)))
+
+    @property
+    def required(self) -> bool:
+        """Whether every request must present a token or the basic-auth user."""
+        return bool(self.grants or self.settings.user)
+
+    @property
+    def password(self) -> str | None:
+        """The basic-auth password, if the settings have one."""
+        password = self.settings.password
+        return password.get_secret_value() if password is not None else None
+
+    @classmethod
+    def of(cls, settings: ServerSettings, *, read: Credentials | None = None) -> Credentials:
+        """The credentials of ``settings``: ``read`` (when the caller has read them
+        already), else read now.
+
+        Raises:
+            InvalidArgumentError: ``read`` was read from other settings; a short server
+                token, or an unreadable or invalid token file.
+        """
+        if read is None:
+            return cls(settings)
+        if read.settings != settings:
+            raise InvalidArgumentError(
+                "these credentials were read from other server settings than the ones "
+                "given; read them from the server's own (Credentials(settings))"
+            )
+        return read
+
+
+def _read_grants(settings: ServerSettings) -> list[Grant]:
+    """``settings.token`` (every session) and the grants of ``settings.token_file``.
+
+    Raises:
+        InvalidArgumentError: a short token, or an unreadable or invalid token file.
+    """
+    grants = []
+    if settings.token is not None:
+        token = settings.token.get_secret_value()
+        check_token(token, "the server token")
+        grants.append(Grant(token))
+    if settings.token_file is not None:
+        grants += load_token_file(settings.token_file)
+    return grants

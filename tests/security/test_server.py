@@ -406,6 +406,22 @@ def test_policy_refusals_leave_nothing_behind(
     assert session_containers(engine, session_name) == []
 
 
+def test_a_joined_error_path_is_refused_by_a_server_allowing_no_host_paths(
+    serve, engine: Engine, session_name: str
+) -> None:
+    """Issue 12 review: ``join_files`` does not hide the error path from the policy: a
+    server that allows no host paths refuses every one a template names."""
+    with serve() as url, client(url, session_name) as tracker:
+        jt = JobTemplate(remote_command="true", job_category=TEST_IMAGE,
+                         error_path="/etc/shadow", join_files=True)  # fmt: skip
+        with pytest.raises(DeniedByDrmsError, match="error_path"):
+            tracker.add_job(jt)
+        with pytest.raises(DeniedByDrmsError, match="error_path"):
+            tracker.add_array_job(jt, 1, 3)
+        assert tracker.list_jobs() == []
+    assert session_containers(engine, session_name) == []
+
+
 @pytest.mark.parametrize(
     "limits",
     [

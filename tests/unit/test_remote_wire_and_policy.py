@@ -10,13 +10,14 @@ import sys
 import threading
 from pathlib import Path
 
+import anyio
+import httpx
 import pytest
 
-import containertracker
-from containertracker import errors
+from containertracker import errors, registry
 from containertracker.errors import DeniedByDrmsError, InvalidArgumentError
 from containertracker.models import JobState, JobTemplate
-from containertracker.remote import Policy, TrackerPool, check_exposure
+from containertracker.remote import Credentials, Policy, TrackerPool, check_exposure
 from containertracker.remote.app import (
     PATHS,
     _check_array_size,
@@ -95,6 +96,15 @@ def test_default_policy_accepts_a_plain_job() -> None:
 def test_default_policy_refuses_what_reaches_the_host(template: JobTemplate, fix: str) -> None:
     with pytest.raises(DeniedByDrmsError, match=fix):
         Policy().check(template)
+
+
+def test_a_joined_error_path_is_refused_like_any_host_path() -> None:
+    """Issue 12 review: with ``join_files`` the core's tracker ignores the error path, but a
+    server allowing no host paths still refuses a template naming one (it serves any
+    registered tracker)."""
+    joined = tpl(output_path=os.devnull, error_path="/etc/shadow", join_files=True)
+    with pytest.raises(DeniedByDrmsError, match=r"error_path.*--allow-host-path"):
+        Policy().check(joined)
 
 
 def test_operator_can_allow_each_feature() -> None:
@@ -291,6 +301,50 @@ def test_other_addresses_need_auth(host: str) -> None:
     check_exposure(ServerSettings(host=host, user="u", password="p"))
 
 
+TOKEN = "a-long-enough-s3cret"
+
+
+def _token_file(tmp_path: Path) -> Path:
+    path = tmp_path / "tokens"
+    path.write_text(f"{TOKEN}\n")
+    return path
+
+
+def test_credentials_read_from_other_settings_are_refused(tmp_path: Path) -> None:
+    """Issue 12 review: credentials of settings without a token cannot stand in for those of
+    settings naming a token file: neither the exposure check nor the app accepts them."""
+    settings = ServerSettings(host="0.0.0.0", token_file=_token_file(tmp_path))
+    none = Credentials(ServerSettings(host="0.0.0.0"))
+    assert not none.required
+    with pytest.raises(InvalidArgumentError, match="other server settings"):
+        check_exposure(settings, credentials=none)
+    pool = TrackerPool(lambda session: _Opened(), "s")  # type: ignore[arg-type,return-value]
+    with pytest.raises(InvalidArgumentError, match="other server settings"):
+        create_app(pool, settings, credentials=none)
+
+
+def test_an_app_enforces_the_credentials_read_once(tmp_path: Path) -> None:
+    """The token file is read once, when the credentials are built (as serve() does), and
+    the app given them requires its tokens."""
+    token_file = _token_file(tmp_path)
+    settings = ServerSettings(token_file=token_file)
+    credentials = Credentials(settings)
+    token_file.unlink()  # not read again below
+    check_exposure(settings, credentials=credentials)
+    pool = TrackerPool(lambda session: _NoJobs(), "s")  # type: ignore[arg-type,return-value]
+    app = create_app(pool, settings, credentials=credentials)
+
+    async def statuses() -> list[int]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as http:
+            bearer = {"Authorization": f"Bearer {TOKEN}"}
+            return [(await http.get("/listjobs", headers=h)).status_code for h in ({}, bearer)]
+
+    assert anyio.run(statuses) == [401, 200]
+    assert TOKEN not in repr(credentials)
+    pool.close()
+
+
 def test_inconsistent_security_settings() -> None:
     with pytest.raises(InvalidArgumentError, match="password"):
         check_exposure(ServerSettings(user="u"))
@@ -405,6 +459,16 @@ class _Monitoring(_Opened):
         self.monitor_all_containers = shows_all
 
 
+class _NoJobs(_Monitoring):
+    """Stands for a confined tracker of a session without jobs."""
+
+    def __init__(self) -> None:
+        super().__init__(shows_all=False)
+
+    def list_jobs(self) -> list[str]:
+        return []
+
+
 def test_a_pool_confined_to_trackers_containers_refuses_trackers_that_show_all() -> None:
     """Item 7 follow-up: however the pool was built, create_app confines it (unless the
     server allows all): a tracker showing every container is closed, never served."""
@@ -426,17 +490,28 @@ def test_a_pool_confined_to_trackers_containers_refuses_trackers_that_show_all()
         assert tracker is allowed
 
 
-def test_a_backend_pool_opens_trackers_as_confined_as_its_server_requires(tmp_path: Path) -> None:
-    """The one way a server confines its trackers: create_app confines the pool, and a pool
-    for a backend opens each tracker with the server's host path roots and monitoring
-    choice, over the caller's params."""
+@pytest.fixture
+def confined_backend(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, object]]:
+    """Backend ``unit-test-confined``, registered for the test only: it opens a
+    :class:`_Monitoring` showing all containers as its params say, and keeps each params
+    it was given in the list returned."""
     params_seen: list[dict[str, object]] = []
 
     def allocator(session: str, params: dict[str, object]) -> _Monitoring:
         params_seen.append(params)
         return _Monitoring(bool(params["monitor_all_containers"]))
 
-    containertracker.register_job_tracker("unit-test-confined", allocator)  # type: ignore[arg-type]
+    monkeypatch.setitem(registry._allocators, "unit-test-confined", allocator)
+    return params_seen
+
+
+def test_a_backend_pool_opens_trackers_as_confined_as_its_server_requires(
+    tmp_path: Path, confined_backend: list[dict[str, object]]
+) -> None:
+    """The one way a server confines its trackers: create_app confines the pool, and a pool
+    for a backend opens each tracker with the server's host path roots and monitoring
+    choice, over the caller's params."""
+    params_seen = confined_backend
     given = {"engine_url": "unix:///x", "monitor_all_containers": True}
     for allow_all in (False, True):
         pool = TrackerPool.for_backend("unit-test-confined", "s", given)
@@ -451,3 +526,42 @@ def test_a_backend_pool_opens_trackers_as_confined_as_its_server_requires(tmp_pa
             "host_path_roots": [os.path.realpath(tmp_path)],
             "monitor_all_containers": allow_all,
         }
+
+
+def test_a_second_app_on_a_pool_cannot_loosen_its_confinement(
+    tmp_path: Path, confined_backend: list[dict[str, object]]
+) -> None:
+    """Issue 12 review: confinements only tighten. An app allowing more (every host path
+    below a parent directory, monitoring of all containers) on a pool another app confined
+    leaves the pool as confined as the first asked; a stricter one tightens it further."""
+    inner, other = tmp_path / "inner", tmp_path / "other"
+    pool = TrackerPool.for_backend("unit-test-confined", "s", {"monitor_all_containers": True})
+    create_app(pool, ServerSettings(allowed_host_paths=[inner, other]))
+    create_app(pool, ServerSettings(allowed_host_paths=[tmp_path], monitor_all_containers=True))
+    with pool.using("s"):
+        pass
+    assert confined_backend.pop() == {
+        "host_path_roots": [os.path.realpath(inner), os.path.realpath(other)],
+        "monitor_all_containers": False,
+    }
+    create_app(pool, ServerSettings(allowed_host_paths=[inner / "deeper", tmp_path / "x"]))
+    with pool.using("t"):
+        pass
+    assert confined_backend.pop()["host_path_roots"] == [os.path.realpath(inner / "deeper")]
+    pool.close()
+
+
+def test_confining_again_closes_trackers_the_tighter_confinement_refuses(tmp_path: Path) -> None:
+    """A tracker admitted under the first confinement is closed when a second, stricter one
+    no longer admits it, and so is any tracker the pool opens later."""
+    wide = _Monitoring(False)
+    wide.host_path_roots = (os.path.realpath(tmp_path),)
+    pool = TrackerPool(lambda session: wide, "s")  # type: ignore[arg-type,return-value]
+    create_app(pool, ServerSettings(allowed_host_paths=[tmp_path]))
+    with pool.using("s"):
+        assert not wide.closed
+    create_app(pool, ServerSettings(allowed_host_paths=[tmp_path / "inner"]))
+    assert wide.closed
+    with pytest.raises(DeniedByDrmsError, match="host paths"), pool.using("s"):
+        pass
+    pool.close()
