@@ -567,10 +567,12 @@ class ContainerTracker(ClosesOnExit):
     def _submit_context(
         self, task_id: int | None = None, array_id: str | None = None, max_parallel: int = 0
     ) -> SubmitContext:
+        """The facts of a submission now: its time by the tracker's clock, which the
+        scheduler measures start times and deadlines with too."""
         return SubmitContext(
             session=self._session,
             engine=self._engine_info,
-            now=datetime.now(UTC),
+            now=datetime.fromtimestamp(self._clock(), UTC),
             cwd=os.getcwd(),
             home=str(Path.home()),
             submission_host=socket.gethostname(),
