@@ -12,19 +12,35 @@ stands in for the network::
         assert tracker.wait(job_id, 5) is JobState.DONE
 
 A container does nothing by itself: once started it runs until the test ends it with
-:meth:`MemoryEngine.exit`, or a stop or removal kills it (exit code 137). The events a tracker
-follows are emitted in Docker's vocabulary (``create``, ``start``, ``die`` with ``exitCode``,
-``pause``, ``unpause``, ``destroy``), with the container's labels, ``image`` and ``name`` as
-attributes; :meth:`MemoryEngine.history` lists every event emitted.
+:meth:`MemoryEngine.exit`, or a stop or removal ends it. Its process is taken to be a command
+with no handler of its own for SIGTERM (``sleep``, most scripts), so a stop ends it as Docker
+does: at once with exit code 143 (128 + SIGTERM) under an init (``ContainerSpec.init``, as a
+tracker runs its jobs), which passes SIGTERM on; as PID 1 without one, where SIGTERM is
+ignored, by SIGKILL after the grace (137). A paused container is killed at once (137), as the
+adapters do (a frozen process cannot handle SIGTERM), and so is one removed while it runs.
+
+The events a tracker follows are emitted in Docker's vocabulary, with the container's labels,
+``image`` and ``name`` as attributes: ``create``, ``start``, ``pause``, ``unpause``, ``die``
+(with ``exitCode``) when the process ends, before it a ``kill`` (with ``signal``) per signal
+sent, after it ``stop`` when a stop ended it, and ``destroy`` for a removal. A tracker may
+rely on ``die`` and ``destroy`` only: Podman names the others differently or not at all.
+:meth:`MemoryEngine.history` lists every event emitted. An event stream opened with ``since``
+first replays the recorded events from that time on, the one at ``since`` included (as Docker
+does: a watcher that reconnects from the time of the last event it saw gets that one twice),
+then follows the new ones.
 
 What a test can make happen, deterministically:
 
 * :meth:`MemoryEngine.fail_next`: the next call of an operation raises an error, e.g. a
   transient :class:`~containertracker.errors.DrmCommunicationError` (the engine is away);
 * :meth:`MemoryEngine.block_next`: the next call of an operation waits at a :class:`Gate`
-  until the test lets it through (or makes it fail);
+  until the test lets it through (or makes it fail), before it does anything or, with
+  ``after``, once it is done but before it answers (a list is then stale when it arrives);
+* :meth:`MemoryEngine.stale_lists`: lists answer as of a moment ago, as an engine whose list
+  lags behind its events;
 * :meth:`MemoryEngine.events_outage`: the event streams break, and the events of the outage
-  are lost, as when the engine restarts (an ``EventWatcher`` reconnects after it);
+  are lost (not replayed either), as when the engine restarts (an ``EventWatcher``
+  reconnects after it);
 * :meth:`MemoryEngine.connect`: another connection to the same engine, for a second tracker
   (closing one connection leaves the others working);
 * :class:`FakeClock`: time that passes when the test says so (the engine's, a scheduler's).
@@ -32,11 +48,12 @@ What a test can make happen, deterministically:
 Errors are those of the real adapters: a missing container raises
 :class:`~containertracker.errors.JobNotFoundError`, creating a container of a missing image
 :class:`~containertracker.core.engine.ImageNotFoundError`, pausing a container that does not
-run :class:`~containertracker.errors.InvalidStateError`.
+run, or starting a paused one (Docker's 409),
+:class:`~containertracker.errors.InvalidStateError`.
 
 Not modelled: resource limits, restart policies, networks and ports, image contents (any
-:meth:`~MemoryEngine.pull` succeeds), and event replay (``since`` is ignored: a stream
-delivers the events from its opening on).
+:meth:`~MemoryEngine.pull` succeeds), and the bound of an engine's event record (Docker
+replays its last 256 events at most).
 """
 
 from __future__ import annotations
@@ -94,8 +111,10 @@ Operation = Literal[
 ]
 """The engine operations a test can make fail or block (the :class:`Engine` methods)."""
 
-_KILLED = 137
-"""The exit code of a container stopped or removed while it ran (128 + SIGKILL)."""
+_SIGTERM = 15
+_SIGKILL = 9
+_KILLED = 128 + _SIGKILL
+"""The exit code of a process killed."""
 
 
 class FakeClock:
@@ -115,22 +134,25 @@ class FakeClock:
 
 
 class Gate:
-    """Holds one engine call until the test lets it through (see :meth:`MemoryEngine.block_next`).
+    """Holds one engine call until the test lets it through (see :meth:`MemoryEngine.block_next`):
+    before it does anything, or, if ``after``, once it is done, before it answers.
 
     As a context manager it lets the call through at the end of the block at the latest, so
     that a test failing inside the block leaves no thread blocked.
     """
 
-    def __init__(self, operation: Operation) -> None:
+    def __init__(self, operation: Operation, *, after: bool = False) -> None:
         self.operation = operation
+        self.after = after
         self.reached = threading.Event()
         """Set when the held call has arrived (and waits)."""
         self._opened = threading.Event()
         self._error: Exception | None = None
 
     def release(self, error: Exception | None = None) -> None:
-        """Let the held call go on, or make it raise ``error`` without doing anything (only
-        the first release counts)."""
+        """Let the held call go on, or make it raise ``error``: without doing anything, or
+        (``after``) having done it, as a call whose answer was lost (only the first release
+        counts)."""
         if not self._opened.is_set():
             self._error = error
             self._opened.set()
@@ -170,8 +192,9 @@ _StreamItem = EngineEvent | DrmCommunicationError | None
 
 
 class _Events:
-    """An event stream of one connection: a queue fed by the engine until it is closed (None
-    ends it), or broken by an outage (the error queued is raised)."""
+    """An event stream of one connection: a queue fed by the engine (first the replayed
+    events, then new ones) until it is closed (None ends it), or broken by an outage (the
+    error queued is raised)."""
 
     def __init__(self, labels: Mapping[str, str], detach: Callable[[_Events], None]) -> None:
         self.labels = dict(labels)
@@ -212,6 +235,11 @@ class _Daemon:
         self.streams: set[_Events] = set()
         self.outage = False
         self.history: list[EngineEvent] = []
+        self.recorded: list[tuple[EngineEvent, Mapping[str, str]]] = []
+        """The events a stream opened later may replay (not those of an outage), each with
+        its container's labels."""
+        self.stale_list: list[ContainerSummary] | None = None
+        """What lists answer within :meth:`MemoryEngine.stale_lists`."""
         self.created = 0
 
     def find(self, ref: str) -> _Container:
@@ -227,29 +255,51 @@ class _Daemon:
         return matches[0]
 
     def emit(self, container: _Container, action: str, **extra: str) -> None:
-        """Record an event about ``container`` and send it to the streams that follow it."""
+        """Record an event about ``container`` and send it to the streams that follow it
+        (none during an outage: the event is lost but for :meth:`MemoryEngine.history`)."""
         labels = container.spec.labels
         attributes = {**labels, "image": container.spec.image, "name": container.name, **extra}
         event = EngineEvent(container.id, action, self.clock(), attributes)
         self.history.append(event)
+        if not self.outage:
+            self.recorded.append((event, labels))
         for stream in self.streams:
             stream.deliver(event, labels)
 
-    def end(self, container: _Container, exit_code: int) -> None:
-        """The container's process ended; an ``auto_remove`` container goes with it."""
+    def end(
+        self,
+        container: _Container,
+        exit_code: int,
+        *,
+        signals: tuple[int, ...] = (),
+        stopped: bool = False,
+    ) -> None:
+        """The container's process ended, after ``signals`` were sent to it (a ``kill`` event
+        each) and, if ``stopped``, by a stop (a ``stop`` event after the ``die``); an
+        ``auto_remove`` container goes with it."""
+        for signal in signals:
+            self.emit(container, "kill", signal=str(signal))
         container.status = "exited"
         container.exit_code = exit_code
         container.finished_at = self.clock()
         self.emit(container, "die", exitCode=str(exit_code))
+        if stopped:
+            self.emit(container, "stop")
         if container.spec.auto_remove:
             self.remove(container)
 
     def remove(self, container: _Container) -> None:
         """Remove the container, killing it first if it runs."""
         if container.status in ACTIVE_STATUSES:
-            self.end(container, _KILLED)
+            self.end(container, _KILLED, signals=(_SIGKILL,))
         if self.containers.pop(container.id, None) is not None:
             self.emit(container, "destroy")
+
+    def summary(self, container: _Container) -> ContainerSummary:
+        """The container as a list shows it."""
+        return ContainerSummary(
+            container.id, container.status, dict(container.spec.labels), container.created
+        )
 
 
 class MemoryEngine:
@@ -314,13 +364,32 @@ class MemoryEngine:
         with self._daemon.lock:
             self._daemon.faults.setdefault(operation, deque()).append(error)
 
-    def block_next(self, operation: Operation) -> Gate:
-        """Make the next call of ``operation`` (on any connection) wait at the returned gate,
-        before it does anything, until :meth:`Gate.release`."""
-        gate = Gate(operation)
+    def block_next(self, operation: Operation, *, after: bool = False) -> Gate:
+        """Make the next call of ``operation`` (on any connection) wait at the returned gate
+        until :meth:`Gate.release`: before it does anything, or, ``after``, once it is done,
+        before it answers (what it answers was taken before the wait: a list is stale when it
+        arrives, as when another tracker acts while a slow list is on its way). Faults and
+        gates queued for one operation are met in turn, one per call."""
+        gate = Gate(operation, after=after)
         with self._daemon.lock:
             self._daemon.faults.setdefault(operation, deque()).append(gate)
         return gate
+
+    @contextlib.contextmanager
+    def stale_lists(self) -> Iterator[None]:
+        """Within the block, :meth:`list_containers` (on any connection) answers with the
+        containers as they were when the block began: their statuses then, those removed
+        since still there, those created since missing. So answers an engine whose list lags
+        behind its events (a task that ended, and was replaced, still listed as running)."""
+        with self._daemon.lock:
+            self._daemon.stale_list = [
+                self._daemon.summary(c) for c in self._daemon.containers.values()
+            ]
+        try:
+            yield
+        finally:
+            with self._daemon.lock:
+                self._daemon.stale_list = None
 
     @contextlib.contextmanager
     def events_outage(self) -> Iterator[None]:
@@ -347,9 +416,8 @@ class MemoryEngine:
 
     def create(self, spec: ContainerSpec) -> str:
         """See :meth:`Engine.create`; a name in use is an InvalidArgumentError."""
-        self._call("create")
         daemon = self._daemon
-        with daemon.lock:
+        with self._calling("create"), daemon.lock:
             if _tagged(spec.image) not in daemon.images:
                 raise ImageNotFoundError(spec.image)
             daemon.created += 1
@@ -366,32 +434,36 @@ class MemoryEngine:
 
     def start(self, container_id: str, stdin: BinaryIO | None = None) -> None:
         """See :meth:`Engine.start`: ``stdin`` is read to its end (the data goes nowhere).
-        Starting a running container does nothing; an ended one runs anew (as on Docker)."""
+        Starting a running container does nothing; an ended one runs anew (as on Docker).
+
+        Raises:
+            InvalidStateError: the container is paused (Docker's 409).
+        """
         try:
-            self._call("start")
-            while stdin is not None and stdin.read(CHUNK_SIZE):
-                pass
+            with self._calling("start"):
+                while stdin is not None and stdin.read(CHUNK_SIZE):
+                    pass
+                with self._daemon.lock:
+                    self._run(self._daemon.find(container_id))
         finally:
             if stdin is not None:
                 stdin.close()
-        with self._daemon.lock:
-            container = self._daemon.find(container_id)
-            if container.status in ACTIVE_STATUSES:
-                return
-            container.status = "running"
-            container.started_at = self._daemon.clock()
-            container.finished_at = None
-            container.exit_code = 0
-            self._daemon.emit(container, "start")
 
     def stop(self, container_id: str, grace: float) -> None:
-        """See :meth:`Engine.stop`: a running or paused container ends at once, killed (exit
-        code 137); others are left as they are."""
-        self._call("stop")
-        with self._daemon.lock:
+        """See :meth:`Engine.stop`: a running container ends at once, by SIGTERM (143) under
+        an init, else by SIGKILL (137); a paused one is killed (137). Others are left as they
+        are (no events). See the module docstring."""
+        with self._calling("stop"), self._daemon.lock:
             container = self._daemon.find(container_id)
-            if container.status in ACTIVE_STATUSES:
-                self._daemon.end(container, _KILLED)
+            if container.status == "paused":
+                self._daemon.end(container, _KILLED, signals=(_SIGKILL,))
+            elif container.status in ACTIVE_STATUSES:
+                self._daemon.end(
+                    container,
+                    128 + _SIGTERM if container.spec.init else _KILLED,
+                    signals=(_SIGTERM,) if container.spec.init else (_SIGTERM, _SIGKILL),
+                    stopped=True,
+                )
 
     def pause(self, container_id: str) -> None:
         """See :meth:`Engine.pause`.
@@ -411,14 +483,12 @@ class MemoryEngine:
 
     def remove(self, container_id: str) -> None:
         """See :meth:`Engine.remove`."""
-        self._call("remove")
-        with self._daemon.lock:
+        with self._calling("remove"), self._daemon.lock:
             self._daemon.remove(self._daemon.find(container_id))
 
     def inspect(self, container_id: str) -> ContainerRecord:
         """See :meth:`Engine.inspect` (by id, name or unique id prefix)."""
-        self._call("inspect")
-        with self._daemon.lock:
+        with self._calling("inspect"), self._daemon.lock:
             c = self._daemon.find(container_id)
             return ContainerRecord(
                 id=c.id,
@@ -439,19 +509,22 @@ class MemoryEngine:
             )
 
     def list_containers(self, labels: Mapping[str, str]) -> list[ContainerSummary]:
-        """See :meth:`Engine.list_containers` (in creation order)."""
-        self._call("list_containers")
-        with self._daemon.lock:
+        """See :meth:`Engine.list_containers` (in creation order; see also
+        :meth:`stale_lists`)."""
+        with self._calling("list_containers"), self._daemon.lock:
+            daemon = self._daemon
+            rows = daemon.stale_list
+            if rows is None:
+                rows = [daemon.summary(c) for c in daemon.containers.values()]
             return [
-                ContainerSummary(c.id, c.status, dict(c.spec.labels), c.created)
-                for c in self._daemon.containers.values()
-                if all(c.spec.labels.get(key) == value for key, value in labels.items())
+                row
+                for row in rows
+                if all(row.labels.get(key) == value for key, value in labels.items())
             ]
 
     def logs(self, container_id: str, *, stdout: bool, stderr: bool) -> Iterator[bytes]:
         """See :meth:`Engine.logs`: what :meth:`exit` wrote, stdout before stderr."""
-        self._call("logs")
-        with self._daemon.lock:
+        with self._calling("logs"), self._daemon.lock:
             container = self._daemon.find(container_id)
             output = (container.stdout if stdout else b"") + (container.stderr if stderr else b"")
         return _chunks(output)
@@ -463,8 +536,7 @@ class MemoryEngine:
         Raises:
             InvalidArgumentError: nothing was written at ``path``.
         """
-        self._call("copy_from")
-        with self._daemon.lock:
+        with self._calling("copy_from"), self._daemon.lock:
             files = dict(self._daemon.find(container_id).files)
         path = path.rstrip("/")
         top = posixpath.basename(path)
@@ -480,50 +552,51 @@ class MemoryEngine:
         return _chunks(_tar(below, directory=top))
 
     def events(self, labels: Mapping[str, str], since: float) -> _Events:
-        """See :meth:`Engine.events`: the events from now on (``since`` is ignored).
+        """See :meth:`Engine.events`: the recorded events from ``since`` on (that time
+        included), then the new ones.
 
         Raises:
             DrmCommunicationError: within :meth:`events_outage`.
         """
-        self._call("events")
         stream = _Events(labels, self._detach)
-        with self._daemon.lock:
-            if self._daemon.outage:
+        with self._calling("events"), self._daemon.lock:
+            daemon = self._daemon
+            if daemon.outage:
                 raise DrmCommunicationError("the in-memory engine's event stream is down")
-            self._daemon.streams.add(stream)
+            for event, event_labels in daemon.recorded:
+                if event.time >= since:
+                    stream.deliver(event, event_labels)
+            daemon.streams.add(stream)
             self._streams.add(stream)
         return stream
 
     def images(self) -> list[str]:
         """See :meth:`Engine.images`."""
-        self._call("images")
-        with self._daemon.lock:
+        with self._calling("images"), self._daemon.lock:
             return sorted(self._daemon.images)
 
     def has_image(self, image: str) -> bool:
         """See :meth:`Engine.has_image`."""
-        self._call("has_image")
-        with self._daemon.lock:
+        with self._calling("has_image"), self._daemon.lock:
             return _tagged(image) in self._daemon.images
 
     def pull(self, image: str) -> None:
         """See :meth:`Engine.pull`: the image is present from then on."""
-        self._call("pull")
-        with self._daemon.lock:
+        with self._calling("pull"), self._daemon.lock:
             self._daemon.images.add(_tagged(image))
 
     def info(self) -> EngineInfo:
         """See :meth:`Engine.info`: a fixed description."""
-        self._call("info")
-        return EngineInfo(
-            host_name="memory",
-            architecture="x86_64",
-            cpus=4,
-            memory=8 << 30,
-            os_type="linux",
-            kernel_version="6.1.0",
-            engine_version="memory",
-        )
+        with self._calling("info"):
+            return EngineInfo(
+                host_name="memory",
+                architecture="x86_64",
+                cpus=4,
+                memory=8 << 30,
+                os_type="linux",
+                kernel_version="6.1.0",
+                engine_version="memory",
+            )
 
     def machines(self) -> list[EngineInfo]:
         """See :meth:`Engine.machines`: the one fixed host."""
@@ -540,23 +613,41 @@ class MemoryEngine:
 
     # -- internals ----------------------------------------------------------------------------
 
-    def _call(self, operation: Operation) -> None:
-        """Before an operation: refuse it on a closed connection, then meet the fault a test
-        queued for it, if any (raise its error, or wait at its gate)."""
+    @contextlib.contextmanager
+    def _calling(self, operation: Operation) -> Iterator[None]:
+        """Around an operation (the block): refuse it on a closed connection, then meet the
+        fault a test queued for it, if any: raise its error, or wait at its gate, before the
+        block or, for an ``after`` gate, once the block is done."""
         if self._closed:
             raise DrmCommunicationError("the in-memory engine connection is closed")
         with self._daemon.lock:
             queued = self._daemon.faults.get(operation)
             fault = queued.popleft() if queued else None
-        if isinstance(fault, Gate):
-            fault._hold()
-        elif fault is not None:
+        if isinstance(fault, Exception):
             raise fault
+        if fault is not None and not fault.after:
+            fault._hold()
+        yield
+        if fault is not None and fault.after:
+            fault._hold()
+
+    def _run(self, container: _Container) -> None:
+        """Start the container's process (see :meth:`start`); hold the daemon's lock."""
+        if container.status == "paused":
+            raise InvalidStateError(
+                f"cannot start container {container.id}: it is paused (unpause it instead)"
+            )
+        if container.status in ACTIVE_STATUSES:
+            return
+        container.status = "running"
+        container.started_at = self._daemon.clock()
+        container.finished_at = None
+        container.exit_code = 0
+        self._daemon.emit(container, "start")
 
     def _switch(self, operation: Operation, container_id: str, before: str, after: str) -> None:
         """Move a container from status ``before`` to ``after``, emitting ``operation``."""
-        self._call(operation)
-        with self._daemon.lock:
+        with self._calling(operation), self._daemon.lock:
             container = self._daemon.find(container_id)
             if container.status != before:
                 raise InvalidStateError(

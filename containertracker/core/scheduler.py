@@ -22,11 +22,17 @@ tasks of an array than its ``max_parallel``:
   lagging behind a task that ended and was replaced): then the slot may be taken already,
   and a pass decides.
 * A claim is renewed just before the start, under the session lock, and only if the job is
-  neither held nor failed by then; the renewal marks it ``starting``. Holds and releases are
-  written under that lock too, so a hold either comes first (the start does not happen, the
-  claim is dropped) or finds the job ``starting`` and is refused. A claim older than a minute
-  on a job still "created" is taken to be lost (its scheduler died), and the job may be
-  claimed anew.
+  neither held nor failed by then, nor claimed anew by another scheduler; the renewal marks it
+  ``starting``. Holds and releases are written under that lock too, so a hold either comes
+  first (the start does not happen, the claim is dropped) or finds the job ``starting`` and is
+  refused.
+* From its renewal until the engine has answered, a start is *under way* for every process to
+  see (a lock the kernel drops when its process dies, see :meth:`StateStore.starting`), and
+  the claim counts however long the engine takes: the request timeout of an engine call is as
+  long as the claim horizon (a minute), and a job claimed anew while its first start still
+  hung would run twice. A claim older than the horizon on a job still "created" whose start
+  is not under way is taken to be lost (its scheduler died before the start), and the job may
+  be claimed anew.
 * A start that fails because the engine cannot be reached (a daemon restart, say) is not a
   failure of the job: its claim is dropped, and it stays QUEUED and is tried again with a
   growing backoff, recorded in its marks so that every tracker says what it waits for.
@@ -67,7 +73,6 @@ from containertracker.core.plan import Plan
 from containertracker.core.statestore import StateStore
 from containertracker.errors import ContainerTrackerError, JobNotFoundError
 
-# held: re-exported for the tracker, which reads a job's hold state the way passes do.
 __all__ = ["Scheduler"]
 
 _PRUNE_INTERVAL = 60.0
@@ -92,11 +97,18 @@ class Scheduler:
         resync_interval: float,
         stop_grace: float,
         clock: Callable[[], float] = time.time,
+        background: bool = True,
     ) -> None:
-        """Start the scheduling thread; ``finalize(job_id)`` writes an ended job's outputs.
+        """Start the scheduling thread (unless ``background`` is False); ``finalize(job_id)``
+        writes an ended job's outputs.
 
         ``clock`` gives the time (epoch seconds) that claims, retries, start times and
         deadlines are measured with; a test passes a fake one to let a claim age at once.
+
+        ``background`` False: no scheduling thread, so passes run only when called for
+        (:meth:`schedule_now`, :meth:`release`, :meth:`start_submitted`) and :meth:`kick`
+        does nothing; a test drives such a scheduler pass by pass. (Starts, slot refills,
+        stops and finalizations still run in its pool.)
         """
         self._engine = engine
         self._session = session
@@ -134,7 +146,8 @@ class Scheduler:
         self._thread = threading.Thread(
             target=self._loop, name="containertracker-scheduler", daemon=True
         )
-        self._thread.start()
+        if background:
+            self._thread.start()
 
     def kick(self) -> None:
         """Run a pass soon (something may start now)."""
@@ -188,32 +201,34 @@ class Scheduler:
 
         The decision is taken under the session lock and marks the job ``starting``: a hold
         (written under that lock) either came first, and then the job's claim is dropped and
-        it stays QUEUED_HELD, or comes after, and is refused. A job terminated while its start
-        was under way is stopped again at once, so that a job terminated before it started
-        never runs on.
+        it stays QUEUED_HELD, or comes after, and is refused. Until the engine has answered,
+        the start is under way for every scheduler (:meth:`StateStore.starting`): its claim
+        counts however long the engine takes. A job terminated while its start was under way
+        is stopped again at once, so that a job terminated before it started never runs on.
 
         Raises:
             InvalidArgumentError: the job's input file cannot be read.
             ContainerTrackerError: the engine refused the start.
         """
-        # Under the session lock, which claims are made under: a pass either sees the renewed
-        # claim or has claimed the job anew, and then the renewal fails.
-        with self._store.session_lock(self._session):
-            marks = self._store.marks(job_id)
-            if claimed_at is not None and marks.claimed_at != claimed_at:
-                return False  # the claim aged while waiting here: the job is someone else's
-            if marks.failure or held(plan, marks):
-                if claimed_at is not None:
-                    self._store.update(job_id, claimed_at=None)  # its slot is free again
-                return False
-            now = self._clock()
-            if claimed_at is None:
-                self._store.update(job_id, claimed_at=now, starting=True)
-            elif not self._store.renew_claim(job_id, claimed_at, now):
-                return False
-        # Opened right before the start (its host paths checked again); the engine reads it
-        # in pieces and closes it.
-        self._engine.start(job_id, outputs.open_input(plan))
+        with self._store.starting(job_id):
+            # Under the session lock, which claims are made under: a pass either sees the
+            # renewed claim or has claimed the job anew, and then the renewal fails.
+            with self._store.session_lock(self._session):
+                marks = self._store.marks(job_id)
+                if claimed_at is not None and marks.claimed_at != claimed_at:
+                    return False  # the claim aged while waiting here: the job is someone else's
+                if marks.failure or held(plan, marks):
+                    if claimed_at is not None:
+                        self._store.update(job_id, claimed_at=None)  # its slot is free again
+                    return False
+                now = self._clock()
+                if claimed_at is None:
+                    self._store.update(job_id, claimed_at=now, starting=True)
+                elif not self._store.renew_claim(job_id, claimed_at, now):
+                    return False
+            # Opened right before the start (its host paths checked again); the engine reads
+            # it in pieces and closes it.
+            self._engine.start(job_id, outputs.open_input(plan))
         if marks.retries:
             self._store.update(job_id, retry_after=None, retries=0, last_error="")
         if self._store.marks(job_id).terminated:
@@ -249,10 +264,12 @@ class Scheduler:
             self._in_background(f"finalize {job_id}", self._finalize, job_id)
 
     def close(self) -> None:
-        """Stop the scheduling thread and wait for starts under way."""
+        """Stop the scheduling thread and wait for the work under way in the pool (starts,
+        slot refills, stops, finalizations)."""
         self._closed.set()
         self._kick.set()
-        self._thread.join(timeout=10)
+        if self._thread.is_alive():
+            self._thread.join(timeout=10)
         self._pool.shutdown(wait=True)
 
     # -- passes -------------------------------------------------------------------------------
@@ -338,6 +355,11 @@ class Scheduler:
         session lock (claims are read and made under it)."""
         owns = self._store.owns
         marks = {job_id: self._store.marks(job_id) for job_id in candidates(rows, owns)}
+        under_way = {
+            job_id
+            for job_id, job_marks in marks.items()
+            if job_marks.starting and self._store.start_under_way(job_id)
+        }
         decision = decide(
             rows,
             marks,
@@ -345,6 +367,7 @@ class Scheduler:
             now=now,
             not_ours=others,
             owns=owns,
+            under_way=under_way,
             resync_interval=self._resync,
         )
         for job_id in decision.expired:

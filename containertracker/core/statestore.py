@@ -8,8 +8,9 @@ to retry once the engine is back, and "outputs written". These facts are the job
 atomically, dropped when the job is deleted or its container removed (seen from its
 ``destroy`` event, or missed by a later list: :meth:`StateStore.prune`). ``fcntl`` locks make
 several processes agree on who schedules a session and who writes a job's outputs (the kernel
-drops a dead process's locks). A submission under way has a record, locked by its submitter,
-so that the work of a submitter that died is seen and rolled back.
+drops a dead process's locks), and tell a start under way from a claim whose scheduler died. A
+submission under way has a record, locked by its submitter, so that the work of a submitter
+that died is seen and rolled back.
 
 Nothing here grows with the number of session names ever used: sessions share
 :data:`_SESSION_STRIPES` locks and claim counts, jobs' locks are striped too, marks go with
@@ -286,8 +287,40 @@ class StateStore:
         locks do not pile up with every job ever run (two jobs may wait for each other now and
         then). Purposes never share a lock, so one purpose's lock may be taken inside another's.
         """
-        stripe = int(_file_name(job_id)[:8], 16) % _JOB_LOCK_STRIPES
-        return self.lock(f"{purpose}-{stripe}")
+        return self.lock(f"{purpose}-{_job_stripe(job_id)}")
+
+    @contextlib.contextmanager
+    def starting(self, job_id: str) -> Iterator[None]:
+        """Within the block a start of the job is under way, for every process to see
+        (:meth:`start_under_way`) until the block ends or the process dies (the kernel drops
+        its lock): a scheduler holds it from the renewal of its claim until the engine has
+        answered its start.
+
+        A shared lock on one of :data:`_JOB_LOCK_STRIPES` files: starts never wait for each
+        other, and a job whose stripe another start holds reads as being started too (its
+        claim merely counts a while longer).
+        """
+        fd = os.open(self._start_lock(job_id), os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH)
+            yield
+        finally:
+            os.close(fd)
+
+    def start_under_way(self, job_id: str) -> bool:
+        """Whether a live process is in :meth:`starting` for the job (or for another job of
+        its stripe)."""
+        fd = os.open(self._start_lock(job_id), os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(fd)  # (drops the probe's lock, if it got it)
+        return False
+
+    def _start_lock(self, job_id: str) -> Path:
+        return self._locks / _file_name(f"start-{_job_stripe(job_id)}")
 
     @contextlib.contextmanager
     def lock(self, name: str) -> Iterator[None]:
@@ -329,6 +362,11 @@ class Submission:
         finally:
             os.close(self._fd)
             self._fd = None
+
+
+def _job_stripe(job_id: str) -> int:
+    """The stripe a job shares its locks with."""
+    return int(_file_name(job_id)[:8], 16) % _JOB_LOCK_STRIPES
 
 
 def _session_stripe(session: str) -> str:

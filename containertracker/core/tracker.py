@@ -577,12 +577,13 @@ class ContainerTracker(ClosesOnExit):
         array_id: str | None = None,
         max_parallel: int = 0,
     ) -> SubmitContext:
-        """The facts about a submission of ``jt`` (the engine's machines only when the
-        template asks for placement: listing them is an engine call)."""
+        """The facts of a submission of ``jt`` now: its time by the tracker's clock (which the
+        scheduler measures start times and deadlines with too), and the engine's machines
+        only when the template asks for placement (listing them is an engine call)."""
         return SubmitContext(
             session=self._session,
             engine=self._engine_info,
-            now=datetime.now(UTC),
+            now=datetime.fromtimestamp(self._clock(), UTC),
             cwd=os.getcwd(),
             home=str(Path.home()),
             submission_host=socket.gethostname(),

@@ -5,13 +5,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+import pytest
+
 from containertracker.core import labels
 from containertracker.core.decision import (
     CLAIM_HORIZON,
     ORPHAN_AGE,
     Decision,
+    NotNow,
     candidates,
     decide,
+    why_not_now,
 )
 from containertracker.core.engine import ContainerSummary
 from containertracker.core.plan import Plan
@@ -70,6 +74,7 @@ def run(
     *,
     died: set[str] | None = None,
     not_ours: set[str] | None = None,
+    under_way: set[str] | None = None,
     now: float = NOW,
 ) -> Decision:
     return decide(
@@ -79,6 +84,7 @@ def run(
         now=now,
         not_ours=not_ours or set(),
         owns=owns,
+        under_way=under_way or set(),
         resync_interval=RESYNC,
     )
 
@@ -144,6 +150,17 @@ def test_a_claim_older_than_the_horizon_is_lost_and_claimed_anew() -> None:
     old = run(rows, {"a1": JobMarks(claimed_at=NOW - CLAIM_HORIZON, starting=True)})
     assert started(old) == ["a1"]
     assert waiting(old) == ["a2"]
+
+
+def test_a_claim_whose_start_is_under_way_counts_whatever_its_age() -> None:
+    """A start still waiting for the engine long after its claim (an engine call as long as
+    the request timeout): its claim still holds the slot, and the job is not claimed anew."""
+    rows = tasks(2, max_parallel=1)
+    marks = {"a1": JobMarks(claimed_at=NOW - 10 * CLAIM_HORIZON, starting=True)}
+    decision = run(rows, marks, under_way={"a1"})
+    assert started(decision) == []
+    assert waiting(decision) == ["a2"]
+    assert decision.slot_holders == {"a1"}
 
 
 def test_a_stale_view_over_the_limit_is_reported_and_starts_nothing() -> None:
@@ -256,3 +273,39 @@ def test_a_plain_job_without_a_submission_record_is_left_to_its_submitter_a_whil
     old = job("legacy", submission=None, created=NOW - ORPHAN_AGE)
     assert started(run([young])) == []
     assert started(run([old])) == ["legacy"]
+
+
+_THEIRS = job("j", state_dir=ELSEWHERE)
+_LEGACY = job("j", submission=None)
+"""A job made before submissions were recorded, a second ago: its add_job may start it."""
+
+
+@pytest.mark.parametrize(
+    ("row", "plan", "marks", "reason"),
+    [
+        (_THEIRS, Plan(), JobMarks(failure="x"), NotNow.OTHER_STATE_DIR),
+        (job("j"), Plan(), JobMarks(failure="x", claimed_at=NOW), NotNow.FAILED),
+        (job("j"), Plan(), JobMarks(claimed_at=NOW, hold=True), NotNow.CLAIMED),
+        (job("j", submission="theirs"), Plan(hold=True), JobMarks(), NotNow.HELD),
+        (
+            job("j", submission="theirs"),
+            Plan(),
+            JobMarks(retry_after=NOW + 1),
+            NotNow.NOT_OUR_SUBMISSION,
+        ),
+        (_LEGACY, Plan(), JobMarks(retry_after=NOW + 1), NotNow.RETRY_LATER),
+        (_LEGACY, Plan(deadline=NOW), JobMarks(), NotNow.SUBMITTER_MAY_START),
+        (job("j"), Plan(start_at=NOW + 1, deadline=NOW), JobMarks(), NotNow.DEADLINE_PASSED),
+        (job("j"), Plan(start_at=NOW + 1), JobMarks(), NotNow.START_TIME_LATER),
+        (job("j"), Plan(), JobMarks(retry_after=NOW, claimed_at=NOW - CLAIM_HORIZON), None),
+    ],
+)
+def test_a_job_with_two_reasons_not_to_start_gives_the_first_in_their_order(
+    row: ContainerSummary, plan: Plan, marks: JobMarks, reason: NotNow | None
+) -> None:
+    """The reasons are checked in NotNow's order: a job with two gives the earlier one (a
+    retry due and a lost claim are none)."""
+    assert (
+        why_not_now(row, plan, marks, now=NOW, not_ours={"theirs"}, owns=owns, under_way=set())
+        is reason
+    )

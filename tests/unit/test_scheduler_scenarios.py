@@ -3,8 +3,14 @@ schedulers, claims lost with their scheduler, holds around a start, a broken eve
 unreachable engine and a termination during a start, each made to happen deterministically.
 
 Trackers here resync once a minute, so that only events, kicks and reconnections can drive
-them within a test's waits: a scenario that needs a resync to progress fails. A second
-scheduler with a fake clock plays "another tracker of the session" where a claim must age.
+them within a test's waits: a scenario that needs a resync to progress fails (but for the one
+whose tracker has a fake clock, which passes often to see the time the test sets). A bare
+scheduler with a fake clock and no thread of its own plays "another tracker of the session"
+where a claim must age or a pass must come at a given moment; jobs for it are submitted held
+by a tracker closed at once, so that only the test's calls act on them.
+
+One scenario per protection of the scheduler against a second start or one task too many
+(see its module docstring): each fails when its protection is taken away.
 """
 
 from __future__ import annotations
@@ -12,7 +18,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from functools import partial
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -33,8 +39,14 @@ WAIT = 5.0
 """The longest a scenario waits for something that takes milliseconds."""
 
 
-def template() -> JobTemplate:
-    return JobTemplate(remote_command="sleep", args=("300",), job_category="busybox")
+def template(*, submit_as_hold: bool = False, start_time: datetime | None = None) -> JobTemplate:
+    return JobTemplate(
+        remote_command="sleep",
+        args=("300",),
+        job_category="busybox",
+        submit_as_hold=submit_as_hold,
+        start_time=start_time,
+    )
 
 
 def until(condition: Callable[[], bool]) -> bool:
@@ -47,13 +59,23 @@ def until(condition: Callable[[], bool]) -> bool:
     return True
 
 
-def waited_for(tracker: ContainerTracker, job_id: str) -> bool:
-    """Whether a thread waits for an event about the job in ``tracker`` right now."""
-    return job_id in tracker._watcher._waiters
-
-
 def starts(history: list[EngineEvent], job_id: str) -> int:
     return sum(1 for event in history if event.container_id == job_id and event.action == "start")
+
+
+def died(engine: MemoryEngine, job_id: str) -> EngineEvent:
+    """The job's ``die`` event, for a bare scheduler (which follows no event stream)."""
+    return next(e for e in engine.history() if e.container_id == job_id and e.action == "die")
+
+
+def plan_of(engine: MemoryEngine, job_id: str) -> Plan:
+    return Plan.from_labels(engine.inspect(job_id).labels)
+
+
+def claim(store: StateStore, job_id: str, claimed_at: float) -> None:
+    """Claim the job as a scheduler's pass does (its start is to come)."""
+    with store.session_lock(SESSION):
+        store.claim(SESSION, [job_id], claimed_at)
 
 
 def most_running_at_once(history: list[EngineEvent], job_ids: list[str]) -> int:
@@ -102,11 +124,18 @@ def open_tracker(
 
 
 @pytest.fixture
+def store(state_root: Path) -> StateStore:
+    return StateStore(state_root)
+
+
+@pytest.fixture
 def open_scheduler(
     engine: MemoryEngine, state_root: Path
 ) -> Iterator[Callable[[FakeClock], Scheduler]]:
-    """Bare schedulers of the session (no event thread: the test runs their passes) on the
-    trackers' state directory, each with the given clock (closed at the end)."""
+    """Bare schedulers of the session on the trackers' state directory, each with the given
+    clock: no event thread and no scheduling thread, so that passes run only when the test
+    calls for one, and events reach them only as the test hands them over (closed at the
+    end)."""
     opened: list[Scheduler] = []
 
     def open_one(clock: FakeClock) -> Scheduler:
@@ -118,6 +147,7 @@ def open_scheduler(
             resync_interval=60,
             stop_grace=0,
             clock=clock,
+            background=False,
         )
         opened.append(scheduler)
         return scheduler
@@ -125,6 +155,24 @@ def open_scheduler(
     yield open_one
     for scheduler in opened:
         scheduler.close()
+
+
+@pytest.fixture
+def submit_held(open_tracker: Callable[[], ContainerTracker]) -> Callable[[int], list[str]]:
+    """Submit a job (``tasks`` 0) or an array of that many tasks with max_parallel=1, held,
+    from a tracker that is closed at once: nothing acts on them but the test's schedulers."""
+
+    def submit(tasks: int) -> list[str]:
+        submitter = open_tracker()
+        if tasks:
+            array_id = submitter.add_array_job(template(submit_as_hold=True), 1, tasks, 1, 1)
+            job_ids = submitter.list_array_jobs(array_id)
+        else:
+            job_ids = [submitter.add_job(template(submit_as_hold=True))]
+        submitter.close()
+        return job_ids
+
+    return submit
 
 
 def throttled_pair(tracker: ContainerTracker) -> tuple[str, str]:
@@ -154,35 +202,61 @@ def test_two_trackers_racing_for_one_slot_never_run_two_tasks_at_once(
     assert [e.container_id for e in history if e.action == "start"] == tasks
 
 
-def test_a_claim_lost_mid_start_is_claimed_anew_after_the_horizon(
+def test_a_claim_whose_scheduler_died_before_the_start_is_claimed_anew_after_the_horizon(
     engine: MemoryEngine,
+    store: StateStore,
     open_tracker: Callable[[], ContainerTracker],
     open_scheduler: Callable[[FakeClock], Scheduler],
 ) -> None:
-    """A tracker claims the waiting task and hangs in its start (as if it died there): another
+    """A scheduler claimed the waiting task and died before its start began: another
     scheduler leaves the task alone while the claim is younger than the horizon, then claims
-    it anew and starts it; the hung start, let go at last, does not start it again."""
+    it anew and starts it."""
     tracker = open_tracker()
     first, second = throttled_pair(tracker)
-    with engine.block_next("start") as hung:
-        engine.exit(first, 0)
-        assert hung.reached.wait(WAIT), "the tracker did not start the waiting task"
-        clock = FakeClock(time.time())
-        other = open_scheduler(clock)
-        clock.advance(CLAIM_HORIZON - 1)
-        other.schedule_now()
-        assert engine.inspect(second).status == "created"  # the claim holds the slot
-        clock.advance(1)
-        other.schedule_now()  # (or its background pass, kicked by the first, starts it)
-        assert until(lambda: engine.inspect(second).status == "running")
-    tracker.close()  # returns once the hung start is over
-    assert starts(engine.history(), second) == 1
+    claimed_at = time.time()
+    claim(store, second, claimed_at)  # the pass of a scheduler that dies now
+    engine.exit(first, 0)
+    assert tracker.wait(first, WAIT) is DONE
+    clock = FakeClock(claimed_at)
+    other = open_scheduler(clock)
+    clock.advance(CLAIM_HORIZON - 1)
+    other.schedule_now()
+    assert engine.inspect(second).status == "created"  # the claim holds the slot
+    clock.advance(1)
+    other.schedule_now()
     assert engine.inspect(second).status == "running"
+    assert starts(engine.history(), second) == 1
+
+
+def test_a_start_that_hangs_in_the_engine_keeps_its_claim_past_the_horizon(
+    engine: MemoryEngine,
+    submit_held: Callable[[int], list[str]],
+    open_scheduler: Callable[[FakeClock], Scheduler],
+) -> None:
+    """The engine answers a start later than the claim horizon (a request may take as long as
+    its timeout, a minute): another scheduler's pass, for which the claim has aged, leaves the
+    job to that start instead of starting it a second time (which would run it again had it
+    ended in between). The job starts once."""
+    (job_id,) = submit_held(0)
+    starter = open_scheduler(FakeClock(time.time()))
+    clock = FakeClock(time.time())
+    other = open_scheduler(clock)
+    with ThreadPoolExecutor(1) as pool, engine.block_next("start") as hung:
+        released = pool.submit(starter.release, job_id)  # its pass claims and starts the job
+        assert hung.reached.wait(WAIT)
+        clock.advance(CLAIM_HORIZON + 1)
+        other.schedule_now()
+        assert engine.inspect(job_id).status == "created"
+        hung.release()
+        released.result(WAIT)
+    engine.exit(job_id, 0)
+    other.schedule_now()
+    assert starts(engine.history(), job_id) == 1
 
 
 def test_a_hold_between_claim_and_start_keeps_the_job_held(
     engine: MemoryEngine,
-    state_root: Path,
+    store: StateStore,
     open_tracker: Callable[[], ContainerTracker],
     open_scheduler: Callable[[FakeClock], Scheduler],
 ) -> None:
@@ -193,16 +267,13 @@ def test_a_hold_between_claim_and_start_keeps_the_job_held(
     first, second = throttled_pair(tracker)
     clock = FakeClock(time.time())
     other = open_scheduler(clock)
-    store = StateStore(state_root)
-    with store.session_lock(SESSION):  # the other scheduler's pass: its claim, start to come
-        store.claim(SESSION, [second], clock())
+    claim(store, second, clock())  # the other scheduler's pass: its claim, start to come
     tracker.job_control(second, "hold")
-    plan = Plan.from_labels(engine.inspect(second).labels)
-    assert not other.start(second, plan, clock())
+    assert not other.start(second, plan_of(engine, second), clock())
     assert store.marks(second).claimed_at is None
     engine.exit(first, 0)
     assert tracker.wait(first, WAIT) is DONE
-    tracker._scheduler.schedule_now()
+    other.schedule_now()  # a pass with the slot free
     assert tracker.job_state(second)[0] is QUEUED_HELD
     assert starts(engine.history(), second) == 0
     tracker.job_control(second, "release")
@@ -210,7 +281,7 @@ def test_a_hold_between_claim_and_start_keeps_the_job_held(
 
 
 def test_a_hold_after_the_start_is_committed_is_refused(
-    engine: MemoryEngine, state_root: Path, open_tracker: Callable[[], ContainerTracker]
+    engine: MemoryEngine, store: StateStore, open_tracker: Callable[[], ContainerTracker]
 ) -> None:
     """While the engine starts the task (its claim renewed, the start committed), a hold is
     refused and leaves no mark: the task runs."""
@@ -222,7 +293,7 @@ def test_a_hold_after_the_start_is_committed_is_refused(
         with pytest.raises(InvalidStateError, match="being started"):
             tracker.job_control(second, "hold")
     assert tracker.wait(second, WAIT, RUNNING) is RUNNING
-    assert StateStore(state_root).marks(second).hold is None
+    assert store.marks(second).hold is None
 
 
 def test_a_throttled_array_finishes_across_event_stream_outages(
@@ -237,11 +308,12 @@ def test_a_throttled_array_finishes_across_event_stream_outages(
     with ThreadPoolExecutor(1) as pool:
         for task in tasks[:-1]:
             assert tracker.wait(task, WAIT, RUNNING) is RUNNING
-            # A wait of twice as long: a last look at its deadline would hide a missed end.
-            ended = pool.submit(tracker.wait, task, 2 * WAIT)
-            assert until(partial(waited_for, tracker, task))
-            with engine.events_outage():
-                engine.exit(task, 0)
+            with engine.block_next("inspect", after=True) as looked:
+                # A wait of twice as long: a last look at its deadline would hide a missed end.
+                ended = pool.submit(tracker.wait, task, 2 * WAIT)
+                assert looked.reached.wait(WAIT)  # the wait saw the task running, and then
+                with engine.events_outage():
+                    engine.exit(task, 0)  # the task ended, unseen
             assert ended.result(WAIT) is DONE
     assert tracker.wait(tasks[-1], WAIT, RUNNING) is RUNNING
     engine.exit(tasks[-1], 0)
@@ -250,7 +322,7 @@ def test_a_throttled_array_finishes_across_event_stream_outages(
 
 def test_a_transient_start_error_leaves_the_job_queued_until_its_retry(
     engine: MemoryEngine,
-    state_root: Path,
+    store: StateStore,
     open_tracker: Callable[[], ContainerTracker],
     open_scheduler: Callable[[FakeClock], Scheduler],
 ) -> None:
@@ -258,7 +330,6 @@ def test_a_transient_start_error_leaves_the_job_queued_until_its_retry(
     why), is not retried before its backoff is over, and then starts."""
     tracker = open_tracker()
     first, second = throttled_pair(tracker)
-    store = StateStore(state_root)
     engine.fail_next("start", DrmCommunicationError("the engine is restarting"))
     engine.exit(first, 0)
     assert until(lambda: store.marks(second).retries == 1), "the failed start was not recorded"
@@ -275,9 +346,9 @@ def test_a_transient_start_error_leaves_the_job_queued_until_its_retry(
     other.schedule_now()
     assert engine.inspect(second).status == "created"
     clock.advance(0.5)
-    other.schedule_now()  # (or its background pass, kicked by the first, starts it)
-    assert until(lambda: engine.inspect(second).status == "running")
-    assert until(lambda: store.marks(second).retries == 0), "the retry was not recorded as done"
+    other.schedule_now()
+    assert engine.inspect(second).status == "running"
+    assert store.marks(second).retries == 0, "the retry was not recorded as done"
     marks = store.marks(second)
     assert (marks.last_error, marks.retry_after) == ("", None)
 
@@ -301,5 +372,168 @@ def test_terminate_during_the_start_stops_the_job(
     assert [e.action for e in engine.history() if e.container_id == job_id] == [
         "create",
         "start",
-        "die",
+        *("kill", "die", "stop"),  # a stop (SIGTERM, passed on by the init), as Docker tells it
     ]
+
+
+# -- each protection against a second start or one task too many ------------------------------
+
+
+def test_a_pass_whose_list_went_stale_lists_again(
+    engine: MemoryEngine,
+    submit_held: Callable[[int], list[str]],
+    open_scheduler: Callable[[FakeClock], Scheduler],
+) -> None:
+    """While a pass's list is on its way (a slow list), another scheduler claims and starts the
+    job, which ends; by the time the pass decides, that claim has aged. The pass lists again
+    (the claim count moved) and leaves the ended job alone: on its stale list the job is still
+    created, its claim lost, and it would run a second time."""
+    (job_id,) = submit_held(0)
+    clock = FakeClock(time.time())
+    slow, other = open_scheduler(clock), open_scheduler(FakeClock(time.time()))
+    with ThreadPoolExecutor(1) as pool, engine.block_next("list_containers", after=True) as listed:
+        passing = pool.submit(slow.schedule_now)
+        assert listed.reached.wait(WAIT)
+        other.release(job_id)  # its pass claims and starts the job
+        engine.exit(job_id, 0)
+        clock.advance(CLAIM_HORIZON + 1)
+        listed.release()
+        passing.result(WAIT)
+    assert starts(engine.history(), job_id) == 1
+
+
+def test_a_start_whose_claim_was_taken_over_leaves_the_job_to_the_new_claim(
+    engine: MemoryEngine,
+    store: StateStore,
+    submit_held: Callable[[int], list[str]],
+    open_scheduler: Callable[[FakeClock], Scheduler],
+) -> None:
+    """A scheduler's claim aged before its start came (its pool was busy), and another
+    scheduler claimed the job anew. The late start does nothing, whether the job is held by
+    then or released: it neither starts the job nor drops the new claim (which holds the
+    job's slot); the new claim's start runs the job, once."""
+    (job_id,) = submit_held(0)
+    late, taker = open_scheduler(FakeClock(time.time())), open_scheduler(FakeClock(time.time()))
+    plan = plan_of(engine, job_id)
+    aged, new = time.time() - CLAIM_HORIZON - 1, time.time()
+    claim(store, job_id, aged)
+    claim(store, job_id, new)
+    assert not late.start(job_id, plan, aged)  # held (as submitted)
+    assert store.marks(job_id).claimed_at == new
+    taker.release(job_id)  # its pass leaves the job to its claim
+    assert not late.start(job_id, plan, aged)
+    assert engine.inspect(job_id).status == "created"
+    assert taker.start(job_id, plan, new)
+    assert starts(engine.history(), job_id) == 1
+
+
+def test_a_job_terminated_between_its_claim_and_its_start_never_runs(
+    engine: MemoryEngine,
+    store: StateStore,
+    open_tracker: Callable[[], ContainerTracker],
+    open_scheduler: Callable[[FakeClock], Scheduler],
+) -> None:
+    """A pass claimed the waiting task, and it is terminated before the claimed start comes:
+    the start does not happen (a start would be stopped again at once, but the job would have
+    run), the claim is dropped, and the task reads FAILED."""
+    tracker = open_tracker()
+    _, second = throttled_pair(tracker)
+    other = open_scheduler(FakeClock(time.time()))
+    claimed_at = time.time()
+    claim(store, second, claimed_at)
+    tracker.job_control(second, "terminate")
+    assert not other.start(second, plan_of(engine, second), claimed_at)
+    assert starts(engine.history(), second) == 0
+    assert store.marks(second).claimed_at is None
+    assert tracker.job_state(second) == (FAILED, "terminated before it started")
+
+
+def test_a_freed_slot_is_not_handed_to_a_task_another_scheduler_is_starting(
+    engine: MemoryEngine,
+    store: StateStore,
+    submit_held: Callable[[int], list[str]],
+    open_scheduler: Callable[[FakeClock], Scheduler],
+) -> None:
+    """A scheduler's pass found the waiting task's claim lost (older than the horizon, its
+    start not begun), and then that claim's start began after all (its pool had been busy).
+    When the scheduler's running task ends, the slot is not handed to that task: it is being
+    started, and a second start would run it twice. It starts once."""
+    first, second = submit_held(2)
+    owner, late = open_scheduler(FakeClock(time.time())), open_scheduler(FakeClock(time.time()))
+    lost = time.time() - CLAIM_HORIZON - 1
+    claim(store, second, lost)
+    owner.release(first)  # its pass starts the first task (owned)
+    owner.release(second)  # its pass takes the claim for lost: the task waits for the slot
+    with ThreadPoolExecutor(1) as pool, engine.block_next("start") as starting:
+        late_start = pool.submit(late.start, second, plan_of(engine, second), lost)
+        assert starting.reached.wait(WAIT)  # renewed, and the engine is starting it
+        engine.exit(first, 0)
+        owner.on_event(died(engine, first))
+        owner.close()  # returns once the freed slot is dealt with
+        assert engine.inspect(second).status == "created"
+        starting.release()
+        assert late_start.result(WAIT)
+    assert starts(engine.history(), second) == 1
+
+
+def test_a_pass_that_saw_the_array_over_its_limit_leaves_the_freed_slot_to_a_pass(
+    engine: MemoryEngine,
+    store: StateStore,
+    submit_held: Callable[[int], list[str]],
+    open_scheduler: Callable[[FakeClock], Scheduler],
+) -> None:
+    """A scheduler's running task ended and another scheduler gave its slot to the next task,
+    while this scheduler's list still shows the ended task running (the engine's list lags):
+    its pass sees the array over its limit. When the ended task's die event reaches it, it
+    does not hand that slot on (it is taken), and the third task waits."""
+    tasks = submit_held(3)
+    first, second, third = tasks
+    owner, other = open_scheduler(FakeClock(time.time())), open_scheduler(FakeClock(time.time()))
+    for task in tasks:  # the first runs (owned), the others wait
+        owner.release(task)
+    with engine.stale_lists():
+        engine.exit(first, 0)
+        claimed_at = time.time()
+        claim(store, second, claimed_at)  # the other scheduler's pass gives the slot on
+        assert other.start(second, plan_of(engine, second), claimed_at)
+        owner.schedule_now()  # its list: the first task still running, the second claimed
+        owner.on_event(died(engine, first))
+        owner.close()  # returns once the freed slot is dealt with
+    assert engine.inspect(third).status == "created"
+    assert most_running_at_once(engine.history(), tasks) == 1
+
+
+def test_a_die_event_seen_twice_hands_its_slot_on_once(
+    engine: MemoryEngine,
+    submit_held: Callable[[int], list[str]],
+    open_scheduler: Callable[[FakeClock], Scheduler],
+) -> None:
+    """An event stream opened again replays from the last event seen, that one included (as
+    Docker's does), so a task's die event may come twice: the slot it frees goes to one task."""
+    tasks = submit_held(3)
+    owner = open_scheduler(FakeClock(time.time()))
+    for task in tasks:
+        owner.release(task)
+    engine.exit(tasks[0], 0)
+    owner.on_event(died(engine, tasks[0]))
+    owner.on_event(died(engine, tasks[0]))
+    owner.close()
+    assert [engine.inspect(task).status for task in tasks] == ["exited", "running", "created"]
+
+
+def test_a_start_time_is_measured_by_the_trackers_clock(
+    engine: MemoryEngine, state_root: Path
+) -> None:
+    """A tracker whose clock is an hour behind real time: a start time 10 s ahead by its
+    clock (long past in real time) is honoured: the job waits for it, and starts then."""
+    clock = FakeClock(int(time.time()) - 3600.0)  # whole seconds: exact start times
+    with ContainerTracker(
+        engine.connect(), SESSION, state_dir=state_root, resync_interval=0.01, clock=clock
+    ) as tracker:
+        start_time = datetime.fromtimestamp(clock() + 10, UTC)
+        job_id = tracker.add_job(template(start_time=start_time))
+        state, sub_state = tracker.job_state(job_id)
+        assert state is QUEUED
+        assert sub_state.startswith("waiting for start time")
+        clock.advance(10)
+        assert tracker.wait(job_id, WAIT, RUNNING) is RUNNING

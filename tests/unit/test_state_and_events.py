@@ -1,5 +1,6 @@
-"""The state directory's marks are pruned once their job is gone, and the event watcher keeps
-a bounded memory of containers (issue 17, review of the scheduler fixes)."""
+"""The state directory's marks are pruned once their job is gone, and a start under way is
+seen by every process; the event watcher keeps a bounded memory of containers and reconnects
+with replay; the in-memory engine stops containers and answers as Docker does (issues 12, 17)."""
 
 from __future__ import annotations
 
@@ -10,10 +11,14 @@ import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
+import pytest
+
 from containertracker.core import watch
-from containertracker.core.engine import EngineEvent
+from containertracker.core.engine import ContainerSpec, EngineEvent
 from containertracker.core.statestore import StateStore
 from containertracker.core.watch import EventWatcher
+from containertracker.errors import InvalidStateError
+from containertracker.testing import MemoryEngine
 
 
 def _age(store_root: Path, job_id: str, seconds: float) -> None:
@@ -64,6 +69,19 @@ def test_state_dir_identity_is_per_directory(tmp_path: Path) -> None:
     a = StateStore(tmp_path / "a").identity
     assert StateStore(tmp_path / "link").identity == a  # the real path counts
     assert StateStore(tmp_path / "b").identity != a
+
+
+def test_a_start_under_way_is_seen_until_it_ends(tmp_path: Path) -> None:
+    """Another store (another process) sees a start under way while its block runs, and no
+    longer afterwards; starts of the same job (or stripe) do not wait for each other."""
+    store, other = StateStore(tmp_path), StateStore(tmp_path)
+    assert not other.start_under_way("j")
+    with store.starting("j"):
+        assert other.start_under_way("j")
+        with other.starting("j"):  # shared: a second start does not block
+            assert store.start_under_way("j")
+    assert not other.start_under_way("j")
+    assert not store.start_under_way("j")
 
 
 class _Events:
@@ -135,3 +153,74 @@ def test_event_watcher_forgets_removed_and_least_recent_containers(monkeypatch) 
         assert woke.wait(30)
     finally:
         watcher.close()
+
+
+def _container(engine: MemoryEngine, *, init: bool = True) -> str:
+    spec = ContainerSpec(image="busybox", labels={"test": "1"}, command=("sleep", "9"), init=init)
+    return engine.create(spec)
+
+
+def test_the_event_watcher_reconnects_with_replay_from_its_last_event() -> None:
+    """After its stream broke, the watcher opens it again from the time of the last event it
+    saw: what the engine recorded since is delivered (not what an outage lost), and that last
+    event a second time, as Docker replays it."""
+    engine = MemoryEngine()
+    seen: list[tuple[str, str]] = []
+    received = threading.Condition()
+
+    def on_event(event: EngineEvent) -> None:
+        with received:
+            seen.append((event.container_id, event.action))
+            received.notify_all()
+
+    watcher = EventWatcher(engine, {"test": "1"}, on_event=on_event)
+    try:
+        job = _container(engine)
+        with received:
+            assert received.wait_for(lambda: len(seen) == 1, 5)
+        with engine.block_next("events") as reconnecting:
+            with engine.events_outage():
+                lost = _container(engine)
+            assert reconnecting.reached.wait(5)  # the watcher is about to open it again
+            engine.start(job)
+        with received:
+            assert received.wait_for(lambda: len(seen) >= 3, 5)
+        assert seen == [(job, "create"), (job, "create"), (job, "start")]
+        assert lost in {event.container_id for event in engine.history()}
+    finally:
+        watcher.close()
+
+
+@pytest.mark.parametrize(
+    ("init", "exit_code", "signals"), [(True, 143, ["15"]), (False, 137, ["15", "9"])]
+)
+def test_the_memory_engine_stops_a_container_as_docker_does(
+    init: bool, exit_code: int, signals: list[str]
+) -> None:
+    """A stop ends a command with no SIGTERM handler at once under an init (143), else by
+    SIGKILL after the grace (137), told as Docker tells it: a kill event per signal, die with
+    the exit code, stop. A paused container cannot be started (Docker's 409), and a stop kills
+    it."""
+    engine = MemoryEngine()
+    job = _container(engine, init=init)
+    engine.start(job)
+    engine.stop(job, grace=10)
+    told = [
+        (e.action, e.attributes.get("signal") or e.attributes.get("exitCode"))
+        for e in engine.history()
+        if e.action in ("kill", "die", "stop")
+    ]
+    assert told == [
+        *(("kill", signal) for signal in signals),
+        ("die", str(exit_code)),
+        ("stop", None),
+    ]
+    assert engine.inspect(job).exit_code == exit_code
+
+    paused = _container(engine, init=init)
+    engine.start(paused)
+    engine.pause(paused)
+    with pytest.raises(InvalidStateError, match="paused"):
+        engine.start(paused)
+    engine.stop(paused, grace=10)
+    assert engine.inspect(paused).exit_code == 137
