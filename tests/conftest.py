@@ -50,6 +50,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=os.environ.get("CT_TEST_REMOTE") == "1",
         help="also run the engine tests through the remote client and server",
     )
+    parser.addoption(
+        "--remote-engines",
+        default=os.environ.get("CT_TEST_REMOTE_ENGINES", "docker,podman"),
+        help="the engines the --remote runs put behind the server (the server and client are "
+        "the same whatever the engine: the swarm's own behaviour is proven locally)",
+    )
 
 
 def selected_engines(config: pytest.Config) -> list[str]:
@@ -74,9 +80,11 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         if metafunc.config.getoption("--remote") and (
             only is None and metafunc.definition.get_closest_marker("local_only") is None
         ):
+            behind_server = str(metafunc.config.getoption("--remote-engines")).split(",")
             params += [
                 pytest.param(REMOTE_PREFIX + e, marks=[getattr(pytest.mark, e), pytest.mark.remote])
                 for e in engines
+                if e in behind_server
             ]
         metafunc.parametrize("backend", params)
 
