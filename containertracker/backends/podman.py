@@ -9,12 +9,14 @@ Differences from Docker absorbed here: libpod names the exit and removal events 
 as strings; a missing image is a 500 on create; CPU limits go through quota/period
 (podman-py drops ``nano_cpus``); giving any rlimit replaces the service's default rlimits, so
 the others are filled in; a working directory the image lacks is refused unless libpod is
-asked to create it.
+asked to create it; between a container's exit and the restart its policy makes, libpod
+reads ``stopped`` where Docker reads ``restarting`` (see :func:`_restart_due`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import http.client
 import json
 import os
@@ -34,6 +36,7 @@ from containertracker.backends._common import (
     event_time_ns,
     feed_stdin,
     frame_payloads,
+    parse_time,
     translating,
 )
 from containertracker.core.engine import (
@@ -127,6 +130,45 @@ _DOCKER_STATUSES = {
     "stopping": "running",
 }
 """libpod's container statuses under their Docker names (what the records carry)."""
+
+
+_CLEANUP_WINDOW = 30.0
+"""Seconds after a container's exit during which libpod's ``stopped`` may still mean a restart
+to come (see :func:`_restart_due`); past them it is an end, so that a cleanup that never comes
+(its conmon killed) cannot keep a job from ending."""
+
+
+def _restart_due(data: Mapping[str, Any], now: float) -> bool:
+    """Whether libpod is about to restart the container whose inspect answer is ``data``.
+
+    In libpod a container's exit and its restart are two steps: the process exits (status
+    ``stopped``), then the ``podman container cleanup`` that conmon starts applies the
+    restart policy, which either starts the container again or cleans it up (status
+    ``exited``). Docker reads ``restarting`` in between; taken as ``exited``, the moment in
+    between made the tracker write a job's output files, and wake its waits, just before the
+    job ran again (seen under load in CI). libpod's rule (``shouldRestart``, podman 4.3):
+    ``always`` and ``unless-stopped`` restart, ``on-failure`` restarts after a non-zero exit
+    while ``RestartCount`` < ``MaximumRetryCount`` (0: no limit); none restarts a container
+    a user stopped. That last fact is not in the answer, so a stopped container with such a
+    policy also reads ``restarting`` until its cleanup, a moment later (the tracker's own
+    waits for a terminated job wake on the cleanup's event).
+    """
+    state = data.get("State") or {}
+    if state.get("Status") != "stopped":
+        return False
+    finished = parse_time(state.get("FinishedAt"))
+    if finished is None or now - finished.timestamp() > _CLEANUP_WINDOW:
+        return False
+    policy = (data.get("HostConfig") or {}).get("RestartPolicy") or {}
+    match policy.get("Name"):
+        case "always" | "unless-stopped":
+            return True
+        case "on-failure":
+            limit = int(policy.get("MaximumRetryCount") or 0)
+            restarts = int(data.get("RestartCount") or 0)
+            return int(state.get("ExitCode") or 0) != 0 and (limit == 0 or restarts < limit)
+        case _:
+            return False
 
 
 def _is_read_timeout(exc: requests.exceptions.ConnectionError) -> bool:
@@ -473,7 +515,10 @@ class PodmanEngine:
                     break
                 time.sleep(0.05 * (attempt + 1))  # a read: asking again is safe
             data = self._checked_for(container_id, response).json()
-        return container_record(data, statuses=_DOCKER_STATUSES)
+        record = container_record(data, statuses=_DOCKER_STATUSES)
+        if _restart_due(data, time.time()):
+            return dataclasses.replace(record, status="restarting")
+        return record
 
     def list_containers(self, labels: Mapping[str, str]) -> list[ContainerSummary]:
         """See :meth:`Engine.list_containers`."""

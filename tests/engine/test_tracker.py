@@ -143,7 +143,8 @@ def test_terminate_kills_a_job_that_ignores_sigterm(tracker, image) -> None:
     job_id = tracker.add_job(jt(image, "sh", "-c", "trap '' TERM; sleep 600"))
     tracker.wait(job_id, 30, RUNNING)
     tracker.job_control(job_id, "terminate")
-    assert tracker.job_state(job_id) == (FAILED, "terminated")
+    state, sub_state = tracker.job_state(job_id)
+    assert state is FAILED and "terminated" in sub_state, sub_state
     info = tracker.job_info(job_id)
     assert (info.exit_status, info.terminating_signal) == (137, "SIGKILL")
 
@@ -556,6 +557,40 @@ def test_deadline_and_wallclock(tracker, image) -> None:
     assert tracker.job_state(by_deadline)[1] == "terminated: deadline reached"
     assert tracker.wait(by_wallclock, 30) is FAILED
     assert tracker.job_state(by_wallclock)[1] == "terminated: wall-clock limit reached"
+
+
+def test_a_job_restarted_on_failure_ends_after_its_last_run(tracker, image, tmp_path) -> None:
+    """A job that fails under ``restart: on-failure:2`` runs three times, and only the end of
+    its last run is its end: wait returns then, with all three runs in its output file.
+    Podman reads ``stopped`` between an exit and the restart its cleanup makes; taken for the
+    end, the first run's exit woke the wait (which looks again on each exit event) and wrote
+    the output file early (seen in CI under load)."""
+    out = tmp_path / "out"
+    job_id = tracker.add_job(
+        jt(
+            image,
+            "sh",
+            "-c",
+            "echo run; exit 3",
+            output_path=str(out),
+            extension={"restart": "on-failure:2"},
+        )
+    )
+    assert tracker.wait(job_id, 60) is FAILED
+    assert out.read_text() == "run\n" * 3
+    assert tracker.job_info(job_id).exit_status == 3
+
+
+def test_a_terminated_job_with_a_restart_policy_is_not_restarted(tracker, image) -> None:
+    """Terminating a job whose policy restarts it on failure ends it: wait returns FAILED
+    "terminated" (not waiting for a restart that never comes), and it stays ended."""
+    job_id = tracker.add_job(jt(image, "sleep", "60", extension={"restart": "on-failure:5"}))
+    assert tracker.wait(job_id, 30, RUNNING) is RUNNING
+    tracker.job_control(job_id, "terminate")
+    assert tracker.wait(job_id, 20) is FAILED
+    time.sleep(1)  # a restart would come at once
+    state, sub_state = tracker.job_state(job_id)
+    assert state is FAILED and "terminated" in sub_state, sub_state
 
 
 def test_output_of_a_job_stopped_at_its_wallclock_limit_is_complete(

@@ -288,3 +288,51 @@ def test_bad_params_are_refused_before_connecting(name: str) -> None:
         containertracker.new_job_tracker(name, "s", {"no_such_setting": 1})
     with pytest.raises(errors.InvalidArgumentError, match="stop_grace"):
         containertracker.new_job_tracker(name, "s", {"stop_grace": -1})
+
+
+def _libpod_inspect(status: str, exit_code: int, policy: str, retries: int, restarts: int) -> dict:
+    """The fields of a libpod 4.3.1 inspect answer that say whether a restart is due (as
+    recorded from the podman service here, between a job's exit and its cleanup)."""
+    return {
+        "Id": "c" * 64,
+        "State": {
+            "Status": status,
+            "ExitCode": exit_code,
+            "FinishedAt": "2026-12-01T20:40:56.173020363Z",
+        },
+        "RestartCount": restarts,
+        "HostConfig": {"RestartPolicy": {"Name": policy, "MaximumRetryCount": retries}},
+    }
+
+
+_FINISHED = datetime(2026, 12, 1, 20, 40, 56, tzinfo=UTC).timestamp()
+
+
+@pytest.mark.parametrize(
+    ("status", "exit_code", "policy", "retries", "restarts", "due"),
+    [
+        ("stopped", 3, "on-failure", 2, 0, True),  # between the first run and the second
+        ("stopped", 3, "on-failure", 2, 2, False),  # its last run ended
+        ("stopped", 3, "on-failure", 0, 9, True),  # no limit
+        ("stopped", 0, "on-failure", 2, 0, False),  # a success is not restarted
+        ("stopped", 0, "always", 0, 0, True),
+        ("stopped", 1, "unless-stopped", 0, 0, True),
+        ("stopped", 3, "", 0, 0, False),  # no policy
+        ("stopped", 3, "no", 0, 0, False),
+        ("exited", 3, "on-failure", 2, 0, False),  # cleaned up: libpod decided not to restart
+        ("running", 0, "on-failure", 2, 1, False),
+    ],
+)
+def test_podman_reads_a_restart_due_as_restarting(
+    status: str, exit_code: int, policy: str, retries: int, restarts: int, due: bool
+) -> None:
+    data = _libpod_inspect(status, exit_code, policy, retries, restarts)
+    assert podman_backend._restart_due(data, _FINISHED + 1) is due
+
+
+def test_podman_stopped_long_ago_is_ended_whatever_its_policy() -> None:
+    """A cleanup that never came (conmon killed) does not keep a job from ending."""
+    data = _libpod_inspect("stopped", 3, "on-failure", 0, 0)
+    assert (
+        podman_backend._restart_due(data, _FINISHED + podman_backend._CLEANUP_WINDOW + 1) is False
+    )
