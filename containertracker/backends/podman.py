@@ -433,32 +433,57 @@ class PodmanEngine:
         """A connection attached to the container's stdin (podman-py has no attach).
 
         The attach endpoint upgrades the HTTP connection to a raw stream, which an HTTP
-        client library cannot hand over, so this one request is written by hand.
+        client library cannot hand over, so this one request is written by hand. Connecting
+        and the service's answer are bounded by the request timeout, as every other call;
+        feeding then blocks for as long as the job takes to read its input.
+
+        Raises:
+            DrmCommunicationError: the service cannot be reached, or did not answer within the
+                request timeout.
+            InternalError: the service refused the attach.
         """
         parsed = urllib.parse.urlparse(self.url)
-        if parsed.scheme == "unix":
-            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            sock.connect(parsed.path)
-        else:
-            sock = socket.create_connection((parsed.hostname or "localhost", parsed.port or 80))
-        sock.sendall(
-            (
-                f"POST {self._api.path_prefix}containers/{container_id}/attach"
-                "?stdin=true&stdout=false&stderr=false&stream=true HTTP/1.1\r\n"
-                "Host: podman\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n"
-                "Content-Length: 0\r\n\r\n"
-            ).encode()
-        )
-        head = b""
-        while b"\r\n\r\n" not in head:
-            chunk = sock.recv(4096)
-            if not chunk:
-                break
-            head += chunk
+        timeout = self._api.timeout or 60.0
+        try:
+            if parsed.scheme == "unix":
+                sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                sock.settimeout(timeout)
+                try:
+                    sock.connect(parsed.path)
+                except OSError:
+                    sock.close()
+                    raise
+            else:
+                address = (parsed.hostname or "localhost", parsed.port or 80)
+                sock = socket.create_connection(address, timeout=timeout)
+        except OSError as exc:  # refused, no socket, timed out
+            raise DrmCommunicationError(f"cannot reach the podman service: {exc}") from exc
+        try:
+            sock.sendall(
+                (
+                    f"POST {self._api.path_prefix}containers/{container_id}/attach"
+                    "?stdin=true&stdout=false&stderr=false&stream=true HTTP/1.1\r\n"
+                    "Host: podman\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n"
+                    "Content-Length: 0\r\n\r\n"
+                ).encode()
+            )
+            head = b""
+            while b"\r\n\r\n" not in head:
+                chunk = sock.recv(4096)
+                if not chunk:
+                    break
+                head += chunk
+        except OSError as exc:  # timed out (no answer within the request timeout), reset
+            sock.close()
+            raise DrmCommunicationError(f"podman did not answer the stdin attach: {exc}") from exc
+        except BaseException:
+            sock.close()
+            raise
         status = head.split(b" ", 2)[1] if head.count(b" ") >= 2 else b""
         if status not in (b"101", b"200"):
             sock.close()
             raise InternalError(f"podman refused to attach stdin: {head[:200]!r}")
+        sock.settimeout(None)  # the job reads its input at its own pace
         return sock
 
     def stop(self, container_id: str, grace: float) -> None:

@@ -6,9 +6,11 @@ from __future__ import annotations
 import contextlib
 import inspect
 import socket
+import socketserver
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 
 import docker.errors
 import podman.errors
@@ -336,3 +338,52 @@ def test_podman_stopped_long_ago_is_ended_whatever_its_policy() -> None:
     assert (
         podman_backend._restart_due(data, _FINISHED + podman_backend._CLEANUP_WINDOW + 1) is False
     )
+
+
+class _SilentOnAttach(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+    """A service on a unix socket that answers the ping and never answers an attach (a
+    podman service hung on it)."""
+
+    daemon_threads = True
+
+    class Handler(socketserver.StreamRequestHandler):
+        def handle(self) -> None:
+            request = self.rfile.readline()
+            while self.rfile.readline() not in (b"\r\n", b""):
+                pass
+            if b"/attach" in request:
+                self.server.hung.wait(30)  # type: ignore[attr-defined]
+                return
+            self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nOK")
+
+    def __init__(self, path: str) -> None:
+        super().__init__(path, self.Handler)
+        self.hung = threading.Event()
+
+
+def test_podman_stdin_attach_is_bounded_by_the_request_timeout(tmp_path: Path) -> None:
+    """A service that never answers the stdin attach: start fails with a communication error
+    after the request timeout, instead of blocking the start (and its claim) forever."""
+    path = str(tmp_path / "podman.sock")
+    with _SilentOnAttach(path) as server:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        try:
+            engine = podman_backend.PodmanEngine(f"unix://{path}", timeout=0.5)
+            with pytest.raises(errors.DrmCommunicationError, match="attach"):
+                engine._attach_stdin("c" * 64)
+        finally:
+            server.hung.set()
+            server.shutdown()
+
+
+def test_podman_stdin_attach_to_a_vanished_service_is_a_communication_error(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "podman.sock"
+    with _SilentOnAttach(str(path)) as server:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        engine = podman_backend.PodmanEngine(f"unix://{path}", timeout=0.5)
+        server.shutdown()
+    path.unlink()
+    with pytest.raises(errors.DrmCommunicationError, match="cannot reach"):
+        engine._attach_stdin("c" * 64)
