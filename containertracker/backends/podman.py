@@ -123,6 +123,8 @@ def _checked(response: Any) -> Any:
 
 _DOCKER_ACTIONS = {"died": "die", "remove": "destroy"}
 """libpod's event actions under their Docker names (what :class:`EngineEvent` carries)."""
+_DOCKER_ATTRIBUTES = {"containerExitCode": "exitCode"}
+"""libpod's event attributes under their Docker names."""
 _DOCKER_STATUSES = {
     "configured": "created",
     "initialized": "created",
@@ -242,7 +244,9 @@ class _PodmanEvents:
                         if time_ns <= self._since_ns:
                             continue  # already seen before the stream was re-opened
                         self._since_ns = time_ns
-                        yield engine_event(raw, actions=_DOCKER_ACTIONS)
+                        yield engine_event(
+                            raw, actions=_DOCKER_ACTIONS, attributes=_DOCKER_ATTRIBUTES
+                        )
                 except requests.exceptions.ConnectionError as exc:
                     if not _is_read_timeout(exc):
                         raise
@@ -552,7 +556,22 @@ class PodmanEngine:
             params["filters"] = json.dumps({"label": [f"{k}={v}" for k, v in labels.items()]})
         with map_engine_errors():
             rows = _checked(self._api.get("/containers/json", params=params)).json()
-        return [container_summary(row, statuses=_DOCKER_STATUSES) for row in rows]
+        summaries = []
+        for row in rows:
+            summary = container_summary(row, statuses=_DOCKER_STATUSES)
+            if row.get("State") == "stopped" and self._restarting(summary.id):
+                # Between an exit and its cleanup (rare, brief): the row has no restart
+                # policy, and a restart to come must keep the job's max_parallel slot.
+                summary = dataclasses.replace(summary, status="restarting")
+            summaries.append(summary)
+        return summaries
+
+    def _restarting(self, container_id: str) -> bool:
+        """Whether the container reads ``restarting`` now (gone: no)."""
+        try:
+            return self.inspect(container_id).status == "restarting"
+        except JobNotFoundError:
+            return False
 
     def logs(self, container_id: str, *, stdout: bool, stderr: bool) -> Iterator[bytes]:
         """See :meth:`Engine.logs`."""

@@ -30,6 +30,7 @@ from containertracker import (
     UnsupportedAttributeError,
     WaitTimeoutError,
 )
+from containertracker.core.labels import ARRAY_ID
 
 DONE, FAILED, RUNNING = JobState.DONE, JobState.FAILED, JobState.RUNNING
 
@@ -559,6 +560,7 @@ def test_deadline_and_wallclock(tracker, image) -> None:
     assert tracker.job_state(by_wallclock)[1] == "terminated: wall-clock limit reached"
 
 
+@single_host_only(SWARM_REFUSAL)
 def test_a_job_restarted_on_failure_ends_after_its_last_run(tracker, image, tmp_path) -> None:
     """A job that fails under ``restart: on-failure:2`` runs three times, and only the end of
     its last run is its end: wait returns then, with all three runs in its output file.
@@ -581,6 +583,7 @@ def test_a_job_restarted_on_failure_ends_after_its_last_run(tracker, image, tmp_
     assert tracker.job_info(job_id).exit_status == 3
 
 
+@single_host_only(SWARM_REFUSAL)
 def test_a_terminated_job_with_a_restart_policy_is_not_restarted(tracker, image) -> None:
     """Terminating a job whose policy restarts it on failure ends it: wait returns FAILED
     "terminated" (not waiting for a restart that never comes), and it stays ended."""
@@ -670,6 +673,32 @@ def _most_running(tracker, ids: list[str]) -> int:
         running += change
         most_running = max(most_running, running)
     return most_running
+
+
+@single_host_only(SWARM_REFUSAL)
+def test_a_task_between_restarts_keeps_its_max_parallel_slot(tracker, image, engine) -> None:
+    """A throttled array's task restarted on failure holds its slot between its runs: the
+    next task starts only after its last run. (Its first exit was taken for its end, so
+    that with max_parallel 1 three tasks ran at once; Podman also reads ``stopped`` in
+    between.) Sampled from the engine, as only then the runs of one task are seen."""
+    template = jt(image, "sh", "-c", "sleep 0.3; exit 1", extension={"restart": "on-failure:2"})
+    array_id = tracker.add_array_job(template, 1, 4, 1, max_parallel=1)
+    most_running, done = 0, threading.Event()
+
+    def sample() -> None:
+        nonlocal most_running
+        while not done.is_set():
+            rows = engine.list_containers({ARRAY_ID: array_id})
+            most_running = max(most_running, sum(row.status == "running" for row in rows))
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    try:
+        assert all(tracker.wait(i, 60) is FAILED for i in tracker.list_array_jobs(array_id))
+    finally:
+        done.set()
+        sampler.join()
+    assert most_running == 1
 
 
 def test_array_max_parallel_with_two_schedulers(open_tracker, image, tmp_path) -> None:
