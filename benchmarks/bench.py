@@ -4,6 +4,8 @@ Each figure is the median of several runs of the tracker doing some work, divide
 median of a hand-written raw-SDK script doing the same work in the same run, with the spread
 (min-max of the per-run times). Run ``scripts/bench`` (both engines) or
 ``python benchmarks/bench.py --engine docker --repeat 5 --array-size 200 --scale 1000``.
+``--engine swarm`` measures the swarm backend on the lab swarm (``scripts/bench --engine
+swarm`` sets it up; ``CT_SWARM_URL`` names another manager) against docker-py services.
 
 No timing is asserted anywhere: this prints numbers. ``tests/engine/test_bench_smoke.py`` runs
 it with tiny sizes so it cannot rot.
@@ -27,6 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -38,7 +41,14 @@ from containertracker.core import labels
 from containertracker.core.tracker import ContainerTracker
 
 IMAGE = "containertracker/busybox:latest"
-URLS = {"docker": "unix:///var/run/docker.sock", "podman": "unix:///run/podman/podman.sock"}
+# The manager of the lab swarm scripts/setup-swarm builds (`scripts/setup-swarm env`).
+_LAB_MANAGER = Path(__file__).resolve().parents[1] / ".containertracker/swarm/ct-node-1.sock"
+URLS = {
+    "docker": "unix:///var/run/docker.sock",
+    "podman": "unix:///run/podman/podman.sock",
+    "swarm": os.environ.get("CT_SWARM_URL", f"unix://{_LAB_MANAGER}"),
+}
+SINGLE_HOST = ("docker", "podman")
 BENCH_LABEL = "containertracker.bench"
 
 
@@ -443,10 +453,202 @@ def _size(size: int) -> str:
     return f"{size} B"
 
 
+# -- swarm ------------------------------------------------------------------------------------
+
+_TASK_ENDED = frozenset({"complete", "failed", "rejected", "shutdown", "remove", "orphaned"})
+RAW_SWARM_POLL = 0.05
+"""Seconds between two looks of the raw swarm script at the manager's task list: the manager
+sends no event when a task ends, so a hand-written script polls, here 20 times a second."""
+
+
+class RawSwarm:
+    """The raw side on a swarm: what a user would write by hand with docker-py's services.
+    A job is a ``replicated-job`` service of one task, never restarted, under the engine's
+    init (as the tracker's jobs); its end is learnt by polling the manager's task list every
+    :data:`RAW_SWARM_POLL` seconds (one call, filtered by service)."""
+
+    def __init__(self, session: str) -> None:
+        import docker
+
+        self.docker: Any = docker
+        self.api: Any = docker.APIClient(base_url=URLS["swarm"], version="auto")
+        self.labels = {BENCH_LABEL: session}
+
+    def create(self, command: list[str]) -> str:
+        """A job service that runs ``command`` once, released at creation."""
+        types = self.docker.types
+        container = types.ContainerSpec(IMAGE, args=command, labels=self.labels, init=True)
+        template = types.TaskTemplate(container, restart_policy=types.RestartPolicy("none"))
+        mode = types.ServiceMode("replicated-job", replicas=1, concurrency=1)
+        # Named: the manager's random names collide within a few hundred services.
+        name = f"bench-raw-{uuid.uuid4().hex[:12]}"
+        created = self.api.create_service(template, name=name, mode=mode, labels=self.labels)
+        return str(created["ID"])
+
+    def ended(self, service_ids: set[str]) -> dict[str, dict[str, Any]]:
+        """The ended task of each service of ``service_ids`` whose task has ended (one call)."""
+        try:
+            tasks = self.api.tasks(filters={"service": sorted(service_ids)})
+        except self.docker.errors.APIError as exc:
+            # A manager loaded by 200 starting tasks may answer "context deadline exceeded"
+            # (500): look again (the tracker's event poller does the same).
+            if exc.status_code != 500:
+                raise
+            return {}
+        return {t["ServiceID"]: t for t in tasks if t["Status"]["State"] in _TASK_ENDED}
+
+    def wait(self, service_id: str) -> dict[str, Any]:
+        """Poll until the service's task has ended; return that task."""
+        while True:
+            ended = self.ended({service_id})
+            if ended:
+                return ended[service_id]
+            time.sleep(RAW_SWARM_POLL)
+
+    def run(self, command: list[str]) -> None:
+        self.wait(self.create(command))
+
+    def array(self, size: int, limit: int) -> None:
+        """``size`` jobs, at most ``limit`` (0: all) running at once: without a limit all are
+        created by 8 threads (as the tracker creates an array's tasks) and then polled
+        together; with one, a job is created as soon as one of the ``limit`` ends (one poll
+        for all of them)."""
+        running: set[str] = set()
+        todo = size
+        if not limit:
+            with ThreadPoolExecutor(8) as pool:
+                running = set(pool.map(lambda _: self.create(["true"]), range(size)))
+            todo = 0
+        while todo or running:
+            while todo and len(running) < limit:
+                running.add(self.create(["true"]))
+                todo -= 1
+            ended = self.ended(running)
+            running -= ended.keys()
+            if not ended:
+                time.sleep(RAW_SWARM_POLL)
+
+    def cleanup(self, sessions: list[str]) -> None:
+        """Remove the services of the run (the tracker's and the raw ones; every task has
+        ended or is stopped with its service) and, on the lab swarm, their containers on the
+        nodes (the manager cannot remove those)."""
+        services = self.api.services(filters={"label": f"{BENCH_LABEL}={self.labels[BENCH_LABEL]}"})
+        for session in sessions:
+            services += self.api.services(filters={"label": f"{labels.SESSION}={session}"})
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(lambda s: self.api.remove_service(s["ID"]), services))
+        _prune_lab_nodes([f"{BENCH_LABEL}={self.labels[BENCH_LABEL]}"]
+                         + [f"{labels.SESSION}={s}" for s in sessions])  # fmt: skip
+
+
+def _prune_lab_nodes(label_filters: list[str]) -> None:
+    """On the lab swarm (the nodes' sockets beside the manager's), remove the containers that
+    carry one of ``label_filters`` on every node; elsewhere nothing (a real swarm's nodes need
+    ``docker container prune``)."""
+    import docker
+
+    manager = URLS["swarm"].removeprefix("unix://")
+    if not manager.endswith("/ct-node-1.sock"):
+        return
+    for node in ("ct-node-1", "ct-node-2", "ct-node-3"):
+        path = Path(manager.replace("ct-node-1", node))
+        if not path.exists():
+            continue
+        client = docker.APIClient(base_url=f"unix://{path}", version="auto")
+        try:
+            ids = {
+                row["Id"]
+                for label in label_filters
+                for row in client.containers(all=True, filters={"label": label})
+            }
+            with ThreadPoolExecutor(8) as pool:
+                list(pool.map(partial(client.remove_container, force=True), ids))
+        finally:
+            client.close()
+
+
+def bench_swarm(repeat: int, array_size: int) -> list[str]:
+    """The swarm rows: the tracker's swarm backend against :class:`RawSwarm`, on the same
+    swarm in the same run. A job's end is learnt by polling on both sides: the tracker's event
+    poller looks at the tasks of its placed and running jobs every 0.05 s (and at everything
+    every 0.2 s), the raw script at the tasks of its jobs every 0.05 s."""
+    session = f"bench-{uuid.uuid4().hex[:8]}"
+    state_dir = tempfile.mkdtemp(prefix="ct-bench-")
+    raw = RawSwarm(session)
+    nodes = len(raw.api.nodes())
+    lines = [f"== swarm, {nodes} nodes ({repeat} runs each)"]
+    with _tracker("swarm", session, state_dir) as tracker:
+        try:
+            # Untimed, once a side: connections made, the image and the nodes in caches.
+            tracker.wait(tracker.add_job(_template("true")), 60)
+            raw.run(["true"])
+            ours_ids: list[str] = []
+            raw_ids: list[str] = []
+            add = Figure(
+                "add_job vs service create",
+                [_timed(lambda: ours_ids.append(tracker.add_job(_template("true"))))
+                 for _ in range(repeat)],
+                [_timed(lambda: raw_ids.append(raw.create(["true"]))) for _ in range(repeat)],
+            )  # fmt: skip
+            # Untimed: the swarm done with those jobs before the next row starts its own.
+            for job_id in ours_ids:
+                tracker.wait(job_id, 60)
+            for service_id in raw_ids:
+                raw.wait(service_id)
+            # The two sides interleaved, so that neither has the swarm's slow moments to itself.
+            run = Figure("add_job+wait vs create+poll tasks", [], [])
+            for _ in range(repeat):
+                run.ours.append(
+                    _timed(lambda: tracker.wait(tracker.add_job(_template("true")), 60))
+                )
+                run.raw.append(_timed(lambda: raw.run(["true"])))
+            lines += [add.line(), run.line()]
+            lines.append(_swarm_wait_latency(tracker, raw, repeat))
+            raw.cleanup([session])
+            runs = max(1, repeat // 2)
+            for limit in (4, 0):
+                ours = []
+                theirs = []
+                for _ in range(runs):  # cleanup between runs is not timed
+                    ours.append(_timed(partial(_tracker_array, tracker, array_size, limit)))
+                    raw.cleanup([session])
+                    theirs.append(_timed(partial(raw.array, array_size, limit)))
+                    raw.cleanup([session])
+                name = f"array {array_size} tasks, max_parallel {limit}"
+                lines.append(Figure(name, ours, theirs).line())
+        finally:
+            raw.cleanup([session])
+    return lines
+
+
+def _swarm_wait_latency(tracker: ContainerTracker, raw: RawSwarm, repeat: int) -> str:
+    """Time from the task's end as the manager records it (the task's status time, which
+    job_info's finish_time is) to the wait call returning."""
+    ours, theirs = [], []
+    for _ in range(repeat):
+        job_id = tracker.add_job(_template("sleep", "0.5"))
+        tracker.wait(job_id, 60)
+        returned = datetime.now(UTC)
+        finished = tracker.job_info(job_id).finish_time
+        assert finished is not None
+        ours.append((returned - finished).total_seconds())
+        task = raw.wait(raw.create(["sleep", "0.5"]))
+        returned = datetime.now(UTC)
+        finished = parse_time(task["Status"]["Timestamp"])
+        assert finished is not None
+        theirs.append((returned - finished).total_seconds())
+    return _delta_line("wait latency after the task's end", "tracker", ours, "raw poll", theirs)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Parse arguments, run the benchmark on each engine, print the figures."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--engine", action="append", choices=sorted(URLS), help="default: both")
+    parser.add_argument(
+        "--engine",
+        action="append",
+        choices=sorted(URLS),
+        help="default: docker and podman (swarm: the lab swarm, or CT_SWARM_URL's manager)",
+    )
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--array-size", type=int, default=200)
     parser.add_argument("--scale", type=int, default=1000)
@@ -459,8 +661,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print the lines as a JSON list")
     args = parser.parse_args(argv)
     lines = [f"containertracker benchmark, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC"]
-    for engine in args.engine or sorted(URLS):
-        lines += bench_engine(engine, args.repeat, args.array_size, args.scale, args.output_size)
+    for engine in args.engine or SINGLE_HOST:
+        if engine == "swarm":
+            lines += bench_swarm(args.repeat, args.array_size)
+        else:
+            lines += bench_engine(
+                engine, args.repeat, args.array_size, args.scale, args.output_size
+            )
         if not args.json:
             print("\n".join(lines), flush=True)
             lines = []

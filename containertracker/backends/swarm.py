@@ -3,7 +3,7 @@
 A job is a ``replicated-job`` service of one task that is never restarted; its id is the
 service's id. The service and its container carry the job's labels, so a tracker in any
 process sees every job. What the swarm API (1.41, Docker 20.10) makes of that, as measured
-on a 3-node lab swarm (see README-swarm.md):
+on a 3-node lab swarm (README: "Outgrowing one machine"):
 
 * Created = the service exists with ``MaxConcurrent: 0`` (no task at all); :meth:`start`
   sets it to 1, once. Any later spec update would run the job again (a new job iteration),
@@ -14,8 +14,10 @@ on a 3-node lab swarm (see README-swarm.md):
   the swarm despite its restart policy ``none``: the adapter stops the service as soon as
   it sees that, and the job keeps the first task's outcome.
 * The manager emits no event when a task changes state, so :meth:`events` polls the
-  session's services and tasks (two API calls) every :data:`POLL_INTERVAL` seconds and
-  emits Docker-vocabulary events (``start``, ``die``, ``destroy``) from the differences.
+  session's services and tasks (two API calls) every :data:`POLL_INTERVAL` seconds, and the
+  tasks of the jobs placed or running (one call) every :data:`ACTIVE_POLL_INTERVAL` seconds
+  in between, and emits Docker-vocabulary events (``start``, ``die``, ``destroy``) from the
+  differences.
 * There is no pause in the swarm API, and a task's container lives on a node whose engine
   the manager does not expose: suspend/resume, stdin, copies out of the container and host
   bind mounts are refused.
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import json
 import threading
 import time
@@ -53,7 +56,7 @@ from containertracker.errors import (
     UnsupportedOperationError,
 )
 
-__all__ = ["POLL_INTERVAL", "SwarmEngine"]
+__all__ = ["ACTIVE_POLL_INTERVAL", "POLL_INTERVAL", "SwarmEngine"]
 
 try:
     import docker
@@ -66,12 +69,18 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
 API_VERSION = "1.41"
 """The first API with job services (Docker 20.10)."""
 POLL_INTERVAL = 0.2
-"""Seconds between two looks of the event poller at the session's services and tasks."""
+"""Seconds between two full looks of the event poller at the session's services and tasks."""
+ACTIVE_POLL_INTERVAL = 0.05
+"""Seconds between two quick looks of the event poller at the tasks of the jobs released and
+not ended (while there are any)."""
 _STOP_SLACK = 10.0
 """How much longer than the stop grace a stop waits for the task's container to go."""
 _STOP_POLL = 0.1
 _UPDATE_ATTEMPTS = 5
 """Updates of a job service tried before giving up on one that keeps changing under them."""
+_NAME_DRAWS = 5
+"""Creations of a service without a name tried before giving up on the manager's random
+names (each attempt draws a new one)."""
 _PLACING = frozenset(
     {"new", "allocated", "pending", "assigned", "accepted", "preparing", "ready", "starting"}
 )
@@ -232,32 +241,90 @@ def _refused_fields(spec: ContainerSpec) -> list[str]:
     return [field for field, is_asked in asked.items() if is_asked]
 
 
+@dataclass(frozen=True)
+class _Seen:
+    """A job as the event poller last saw it."""
+
+    row: ContainerSummary
+    view: _JobView
+    service: Mapping[str, Any]
+
+
 class _SwarmEvents:
-    """An :class:`~containertracker.core.engine.EventStream` made by polling: each look lists
-    the services and tasks with the labels, and events are emitted for the jobs whose
-    status changed since the last look (the first look is made when the stream opens)."""
+    """An :class:`~containertracker.core.engine.EventStream` made by polling, in two kinds of
+    look; events are emitted for the jobs whose status changed since they were last seen (the
+    first full look is made when the stream opens).
+
+    * A full look every :data:`POLL_INTERVAL` seconds lists the services and tasks with the
+      labels (two API calls): new jobs, removed ones, releases and stops by anybody.
+    * In between, while some job is released and not ended (pending on a node or running:
+      the jobs whose end a wait or a throttled array waits for), a quick look every
+      :data:`ACTIVE_POLL_INTERVAL` seconds lists the tasks of those jobs only (one call,
+      filtered by service), so that an end is seen within that time, as a hand-written
+      script polling the manager would see it. The quick look reads the services as the last
+      full look saw them; a stop since shows in the next full look.
+    """
 
     def __init__(self, engine: SwarmEngine, labels: Mapping[str, str]) -> None:
         self._engine = engine
         self._labels = dict(labels)
         self._closed = threading.Event()
-        self._seen = self._look()
+        self._seen: dict[str, _Seen] = {}
+        self._seen = self._full_look()
+        self._next_full = time.monotonic() + POLL_INTERVAL
 
-    def _look(self) -> dict[str, tuple[str, ContainerSummary, _JobView]]:
+    def _full_look(self) -> dict[str, _Seen]:
         return {
-            row.id: (row.status, row, view) for row, view in self._engine.job_rows(self._labels)
+            row.id: _Seen(row, view, service)
+            for row, view, service in self._engine.job_rows_and_services(self._labels, self._seen)
+        }
+
+    def _active(self) -> dict[str, _Seen]:
+        """The jobs the quick looks follow: running, or released and not waiting for a node
+        (a task no node can take yet, e.g. its only candidate is drained, may wait for hours:
+        the full looks follow it)."""
+        return {
+            job_id: seen
+            for job_id, seen in self._seen.items()
+            if seen.row.status == "running"
+            or (seen.row.status == "pending" and (seen.view.node_id or not seen.view.task_id))
         }
 
     def __iter__(self) -> Iterator[EngineEvent]:
-        while not self._closed.wait(POLL_INTERVAL):
-            now = self._look()
-            for job_id, (status, row, view) in now.items():
+        while True:
+            active = self._active()
+            now = time.monotonic()
+            pause = self._next_full - now
+            if active:
+                pause = min(pause, ACTIVE_POLL_INTERVAL)
+            if self._closed.wait(max(0.0, pause)):
+                return
+            if active and time.monotonic() < self._next_full:
+                yield from self._quick_look(active)
+                continue
+            looked = self._full_look()
+            self._next_full = time.monotonic() + POLL_INTERVAL
+            for job_id, seen in looked.items():
                 before = self._seen.get(job_id)
-                yield from _changes(job_id, before[0] if before else None, status, row, view)
-            for job_id in self._seen.keys() - now.keys():
-                _, row, _ = self._seen[job_id]
+                before_status = before.row.status if before else None
+                yield from _changes(job_id, before_status, seen.row.status, seen.row, seen.view)
+            for job_id in self._seen.keys() - looked.keys():
+                row = self._seen[job_id].row
                 yield EngineEvent(job_id, "destroy", time.time(), dict(row.labels))
-            self._seen = now
+            self._seen = looked
+
+    def _quick_look(self, active: Mapping[str, _Seen]) -> Iterator[EngineEvent]:
+        """The tasks of the ``active`` jobs (one call); events for those whose status moved."""
+        by_service: dict[str, list[Mapping[str, Any]]] = {}
+        for task in self._engine._tasks({"service": sorted(active)}):
+            by_service.setdefault(task.get("ServiceID", ""), []).append(task)
+        for job_id, seen in active.items():
+            view = job_view(seen.service, by_service.get(job_id, []))
+            if view.status == seen.row.status:
+                continue
+            row = dataclasses.replace(seen.row, status=view.status)
+            self._seen[job_id] = _Seen(row, view, seen.service)
+            yield from _changes(job_id, seen.row.status, view.status, row, view)
 
     def close(self) -> None:
         self._closed.set()
@@ -413,12 +480,43 @@ class SwarmEngine:
 
     def job_rows(self, labels: Mapping[str, str]) -> list[tuple[ContainerSummary, _JobView]]:
         """Every job service with ``labels`` and its view, in two API calls."""
+        return [(row, view) for row, view, _ in self.job_rows_and_services(labels)]
+
+    def job_rows_and_services(
+        self, labels: Mapping[str, str], known: Mapping[str, _Seen] | None = None
+    ) -> list[tuple[ContainerSummary, _JobView, Mapping[str, Any]]]:
+        """:meth:`job_rows`, each with the service it was read from.
+
+        ``known`` (the event poller's last look) spares reading tasks that cannot matter: a
+        job seen ended (and not to be stopped) whose service has not changed since keeps its
+        view, a job never released has no task; the tasks of the others are read by service
+        (no call when there are none). Without it, every task with ``labels`` is read (one
+        call).
+        """
         services = self._services(labels)
         by_service: dict[str, list[Mapping[str, Any]]] = {}
-        for task in self._tasks(_label_filters(labels)):
+        kept: dict[str, tuple[ContainerSummary, _JobView]] = {}
+        if known is None:
+            tasks = self._tasks(_label_filters(labels))
+        else:
+            for service in services:
+                seen = known.get(service["ID"])
+                if (
+                    seen is not None
+                    and seen.row.status == "exited"
+                    and not seen.view.rerun_to_stop  # until the re-run is stopped
+                    and seen.service["Version"]["Index"] == service["Version"]["Index"]
+                ):
+                    kept[service["ID"]] = (seen.row, seen.view)
+            wanted = [s["ID"] for s in services if s["ID"] not in kept and not _never_released(s)]
+            tasks = self._tasks({"service": wanted}) if wanted else []
+        for task in tasks:
             by_service.setdefault(task.get("ServiceID", ""), []).append(task)
-        rows = []
+        rows: list[tuple[ContainerSummary, _JobView, Mapping[str, Any]]] = []
         for service in services:
+            if service["ID"] in kept:
+                rows.append((*kept[service["ID"]], service))
+                continue
             view = self._settled_view(service, by_service.get(service["ID"], []))
             created = parse_time(service.get("CreatedAt"))
             row = ContainerSummary(
@@ -427,7 +525,7 @@ class SwarmEngine:
                 (service["Spec"].get("Labels") or {}),
                 created.timestamp() if created else 0.0,
             )
-            rows.append((row, view))
+            rows.append((row, view, service))
         return rows
 
     def _node_name(self, node_id: str) -> str:
@@ -454,18 +552,25 @@ class SwarmEngine:
                 f"{field} is not supported by the swarm backend: {_REFUSED[field]}"
             )
         body = self._service_spec(spec)
-        with map_engine_errors():
-            try:
-                response = self._api._post_json(self._api._url("/services/create"), data=body)
-                created = self._api._result(response, True)
-            except docker.errors.APIError as exc:
-                if exc.status_code == 409:
-                    raise InvalidArgumentError(
-                        f"cannot create the job service: {exc.explanation} "
-                        "(choose another job_name)"
-                    ) from exc
-                raise
-        return str(created["ID"])
+        # A service without a name gets a random one from the manager (adjective_surname, some
+        # 25,000 of them), which may already be taken: with a few hundred jobs in the swarm
+        # that happens (a 200-task array met it), and the manager refuses the creation (409)
+        # instead of drawing again. So draw again; a name the template gave is the user's.
+        attempts = 1 if spec.name else _NAME_DRAWS
+        for attempt in range(1, attempts + 1):
+            with map_engine_errors():
+                try:
+                    response = self._api._post_json(self._api._url("/services/create"), data=body)
+                    return str(self._api._result(response, True)["ID"])
+                except docker.errors.APIError as exc:
+                    if exc.status_code != 409:
+                        raise
+                    if attempt == attempts:
+                        raise InvalidArgumentError(
+                            f"cannot create the job service: {exc.explanation}"
+                            + (" (choose another job_name)" if spec.name else "")
+                        ) from exc
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def _service_spec(self, spec: ContainerSpec) -> dict[str, Any]:
         container: dict[str, Any] = {

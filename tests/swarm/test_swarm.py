@@ -8,8 +8,12 @@ Run with ``--engines swarm`` (CT_SWARM_URL: the manager; default the lab's).
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
 import time
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -22,6 +26,7 @@ from containertracker import (
     JobTemplate,
     UnsupportedAttributeError,
     UnsupportedOperationError,
+    WaitTimeoutError,
 )
 from containertracker.core import labels
 from tests.conftest import ENGINE_URLS
@@ -31,6 +36,9 @@ pytestmark = pytest.mark.only_engines("swarm")
 
 DONE, FAILED, QUEUED, RUNNING = JobState.DONE, JobState.FAILED, JobState.QUEUED, JobState.RUNNING
 NODES = ("ct-node-1", "ct-node-2", "ct-node-3")
+LAB = Path(ENGINE_URLS["swarm"].removeprefix("unix://")).parent
+"""The lab swarm's directory (scripts/setup-swarm): the nodes' sockets, pid files, data."""
+SETUP_SWARM = Path(__file__).resolve().parents[2] / "scripts" / "setup-swarm"
 
 
 def node_client(node: str) -> docker.APIClient:
@@ -318,3 +326,98 @@ def test_job_for_a_drained_node_waits_queued(tracker, image, drain) -> None:
     assert state is QUEUED and "no suitable node" in sub_state
     tracker.job_control(job_id, "terminate")
     assert tracker.wait(job_id, 30) is FAILED
+
+
+@pytest.fixture
+def image_on_the_manager_only(image) -> Iterator[str]:  # type: ignore[no-untyped-def]
+    """A tag of the test image that only the manager's node (ct-node-1) has; removed after."""
+    repository, tag = "containertracker/manager-only", uuid.uuid4().hex[:12]
+    manager = node_client("ct-node-1")
+    manager.tag(image, repository, tag)
+    try:
+        yield f"{repository}:{tag}"
+    finally:
+        manager.remove_image(f"{repository}:{tag}")
+        manager.close()
+
+
+def test_image_missing_on_the_node(tracker, image_on_the_manager_only) -> None:
+    """A job whose image the manager has (so it is accepted) but the node it is placed on
+    lacks (and cannot pull: the lab has no registry) is FAILED with the swarm's reason: the
+    swarm rejects the task. The job keeps that outcome (the swarm's re-run is stopped)."""
+    job_id = tracker.add_job(
+        jt(image_on_the_manager_only, "true", candidate_machines=("ct-node-3",))
+    )
+    assert tracker.wait(job_id, 60) is FAILED
+    info = tracker.job_info(job_id)
+    print("rejected:", info.annotation)
+    assert info.exit_status == 125
+    assert "the swarm rejected the task" in info.annotation
+    assert "No such image" in info.annotation and image_on_the_manager_only in info.annotation
+    assert info.allocated_machines == ("ct-node-3",)
+    time.sleep(2)  # a re-run, had it not been stopped, came within a second
+    assert tracker.job_state(job_id)[0] is FAILED
+    assert tracker.job_info(job_id).exit_status == 125
+
+
+def wait_until(condition: Callable[[], bool], timeout: float) -> None:
+    """Poll ``condition`` until it holds; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"not within {timeout} s: {condition.__doc__}"
+        time.sleep(0.5)
+
+
+@pytest.fixture
+def kill_daemon() -> Iterator[Callable[[str], None]]:
+    """``kill_daemon(node)`` kills the lab node's dockerd with SIGKILL (a crash: its
+    containerd and containers live on); every node killed is started again after the test
+    (``scripts/setup-swarm start-node``: it rejoins the swarm), and the manager lists all
+    three nodes Ready before the next test."""
+    if not all((LAB / node / "dockerd.pid").exists() for node in NODES):
+        pytest.skip(f"needs the lab swarm's node daemons (scripts/setup-swarm) in {LAB}")
+    killed: list[str] = []
+
+    def kill(node: str) -> None:
+        pid = int((LAB / node / "dockerd.pid").read_text())
+        killed.append(node)
+        os.kill(pid, signal.SIGKILL)
+        wait_until(lambda: not Path(f"/proc/{pid}").exists(), 30)
+
+    yield kill
+    for node in killed:  # idempotent: a node the test started again is left as it is
+        subprocess.run([str(SETUP_SWARM), "start-node", node], check=True, timeout=180)
+
+
+def start_node(node: str) -> None:
+    subprocess.run([str(SETUP_SWARM), "start-node", node], check=True, timeout=180)
+
+
+@pytest.mark.timeout(240)  # nothing may hang: a hung wait fails here
+def test_node_daemon_killed_mid_job(tracker, image, kill_daemon) -> None:
+    """The daemon of the node running a job is killed (its container runs on, under the
+    node's containerd, and ends while the daemon is away). The manager goes on reporting
+    the task running: the job reads RUNNING, also once the manager has marked the node down
+    (some 15 s later), and every wait returns at its timeout. When the node's daemon is back
+    it reports the task's end, and the job is DONE, on that node, with the end as reported."""
+    job_id = tracker.add_job(jt(image, "sleep", "4", candidate_machines=("ct-node-3",)))
+    assert tracker.wait(job_id, 30, RUNNING) is RUNNING
+    kill_daemon("ct-node-3")
+    with pytest.raises(WaitTimeoutError, match="still RUNNING"):
+        tracker.wait(job_id, 2)
+
+    def node_down() -> bool:
+        """the manager marks ct-node-3 unavailable"""
+        (node,) = tracker.get_all_machines(["ct-node-3"])
+        return not node.available
+
+    wait_until(node_down, 90)
+    killed_at = time.monotonic()
+    assert tracker.job_state(job_id)[0] is RUNNING  # the sleep has ended by now, unseen
+    with pytest.raises(WaitTimeoutError, match="still RUNNING"):
+        tracker.wait(job_id, 2)
+    print(f"RUNNING {time.monotonic() - killed_at:.0f} s after the node was marked down")
+    start_node("ct-node-3")
+    assert tracker.wait(job_id, 60) is DONE
+    info = tracker.job_info(job_id)
+    assert info.exit_status == 0 and info.allocated_machines == ("ct-node-3",)
