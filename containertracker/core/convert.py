@@ -182,6 +182,26 @@ def _timestamp(t: datetime | None) -> float | None:
     return None if t is None else t.timestamp()
 
 
+def _refuse_nul(value: object, where: str = "JobTemplate") -> None:
+    """Refuse a NUL character in any text of the template (``value``: its fields as
+    ``model_dump`` gives them): no command, argument, path, variable or label can hold one,
+    and an engine would answer it with a server error (Docker: 500).
+
+    Raises:
+        InvalidArgumentError: naming the field.
+    """
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise InvalidArgumentError(f"{where} contains a NUL character")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _refuse_nul(key, f"{where} (a key)")
+            _refuse_nul(item, f"{where}[{key!r}]" if where != "JobTemplate" else key)
+    elif isinstance(value, list | tuple | set | frozenset):
+        for item in value:
+            _refuse_nul(item, where)
+
+
 def _refuse_unsupported(jt: JobTemplate) -> None:
     unsupported = {
         "email": bool(jt.email),
@@ -460,6 +480,7 @@ def template_to_spec(jt: JobTemplate, ctx: SubmitContext) -> tuple[ContainerSpec
         raise InvalidArgumentError(
             "JobCategory must be set to container image name (see list_job_categories())"
         )
+    _refuse_nul(jt.model_dump())
     _refuse_unsupported(jt)
     machines = ctx.machines or (ctx.engine,)
     eligible = _eligible_machines(jt, machines)

@@ -857,3 +857,24 @@ def test_the_restart_extension_goes_into_the_plan(tmp_path: Path) -> None:
     spec, plan = template_to_spec(jt, ctx(tmp_path))
     assert plan.restart_policy == spec.restart_policy == "on-failure:2"
     assert Plan.from_labels(spec.labels).restart_policy == "on-failure:2"
+
+
+@pytest.mark.parametrize(
+    ("fields", "named"),
+    [
+        ({"working_directory": "/tmp\x00x"}, "working_directory"),
+        ({"remote_command": "sh\x00"}, "remote_command"),
+        ({"args": ("-c", "echo\x00")}, "args"),
+        ({"job_environment": {"A": "b\x00"}}, "job_environment\\['A'\\]"),
+        ({"job_environment": {"A\x00": "b"}}, "job_environment \\(a key\\)"),
+        ({"output_path": "/tmp/o\x00"}, "output_path"),
+        ({"stage_in_files": {"/etc/hostname": "/in\x00"}}, "stage_in_files"),
+        ({"extension": {"user": "x\x00"}}, "extension"),
+    ],
+)
+def test_a_nul_character_anywhere_is_refused_naming_the_field(
+    tmp_path: Path, fields: dict[str, object], named: str
+) -> None:
+    jt = JobTemplate(remote_command="true", job_category="busybox").model_copy(update=fields)
+    with pytest.raises(InvalidArgumentError, match=f"{named}.* NUL"):
+        template_to_spec(jt, ctx(tmp_path))
