@@ -197,7 +197,9 @@ class ServerSettings(BaseSettings):
     max_wait: float = Field(
         default=25.0,
         gt=0,
-        description="Longest a /wait long-poll holds a request; clients poll again after it.",
+        description=(
+            "Longest a /wait or /changes long-poll holds a request; clients poll again after it."
+        ),
     )
     allow_privileged: bool = Field(
         default=False, description="Let jobs use the 'privileged' extension."
@@ -286,8 +288,8 @@ class ServerSettings(BaseSettings):
         default=64,
         gt=0,
         description=(
-            "Concurrent /wait long polls; beyond, /wait answers TryLaterError at once (the "
-            "client then polls /jobstate)."
+            "Concurrent /wait and /changes long polls; beyond, they answer TryLaterError at "
+            "once (the client then polls /jobstate, or asks /changes again)."
         ),
     )
     worker_threads: int = Field(

@@ -9,14 +9,15 @@ shapes with an ``Error`` slot) or :func:`_errors_as_status` (the lists, which ha
 
 What we add, all ignorable by a Go client: the error class in the ``X-ContainerTracker-Error``
 header; an ``Error`` key in jobstate answers; real HTTP errors (with ``{"Error": ...}``) where
-the Go server silently sent an empty list; the endpoints ``/wait`` (long poll),
+the Go server silently sent an empty list; the endpoints ``/wait`` and ``/changes`` (long polls),
 ``/jobtemplate``, ``/monitor/*``; a session header; auth, TLS, a body size limit and an
 admission :class:`~containertracker.remote.policy.Policy`; ``/openapi.json``.
 
 Requests run concurrently: each tracker call runs in a worker thread, with no lock around
 engine calls (trackers are thread-safe). Long polls (``/wait``) have their own bounded set of
-threads: when it is full, ``/wait`` answers TryLaterError at once (clients then poll
-``/jobstate``), and ordinary requests keep their own threads whatever the long polls do.
+threads: when it is full, ``/wait`` and ``/changes`` answer TryLaterError at once (clients then
+poll ``/jobstate``, or ask again), and ordinary requests keep their own threads whatever the
+long polls do.
 
 Before any endpoint runs, the middleware refuses a foreign ``Host`` (DNS rebinding), a
 cross-site browser request (CSRF), a non-JSON body, a request without valid credentials (when
@@ -52,6 +53,7 @@ from containertracker.errors import (
     InternalError,
     InvalidArgumentError,
     TryLaterError,
+    UnsupportedOperationError,
 )
 from containertracker.models import JobInfo, JobState, JobTemplate
 from containertracker.remote.middleware import (
@@ -73,7 +75,14 @@ from containertracker.remote.wire import (
     parse_states,
 )
 from containertracker.settings import ServerSettings
-from containertracker.tracker import JobTemplater, JobTracker, Monitorer, control_action
+from containertracker.tracker import (
+    ChangeFeed,
+    JobChanges,
+    JobTemplater,
+    JobTracker,
+    Monitorer,
+    control_action,
+)
 
 __all__ = ["PATHS", "allowed_hosts", "create_app", "openapi_document", "policy"]
 
@@ -322,6 +331,12 @@ def _monitorer(tracker: JobTracker) -> Monitorer:
     return tracker
 
 
+def _change_feed(tracker: JobTracker) -> ChangeFeed:
+    if not isinstance(tracker, ChangeFeed):
+        raise UnsupportedOperationError("this server's tracker offers no change feed")
+    return tracker
+
+
 def _templater(tracker: JobTracker) -> JobTemplater:
     if not isinstance(tracker, JobTemplater):
         raise InvalidArgumentError("this server's tracker does not keep job templates")
@@ -476,6 +491,64 @@ async def wait(request: Request) -> Response:
     return JSONResponse(_state_body(state, sub_state))
 
 
+def _cursor(request: Request) -> int | None:
+    """The optional ``since`` parameter: a cursor, an integer of 0 to 2**63 - 1.
+
+    Raises:
+        InvalidArgumentError: anything else (a sign, a fraction, an empty value, too many
+            digits).
+    """
+    text = request.query_params.get("since")
+    if text is None:
+        return None
+    # isdigit() admits other scripts' digits, int() underscores: only ASCII digits here.
+    if not (text.isascii() and text.isdigit()) or len(text) > 19 or int(text) not in _GO_INT:
+        raise InvalidArgumentError(
+            f"since must be a cursor a /changes answer gave (an integer >= 0), not {text[:40]!r}"
+        )
+    return int(text)
+
+
+def _seconds(request: Request, name: str, default: float) -> float:
+    """An optional parameter of seconds: a finite number >= 0.
+
+    Raises:
+        InvalidArgumentError: anything else.
+    """
+    try:
+        value = _number(request, name, default)
+    except _BadRequest as exc:
+        raise InvalidArgumentError(str(exc)) from None
+    assert value is not None
+    return value
+
+
+@_errors_as_status
+async def changes(request: Request) -> Response:
+    """Long poll of the session's change feed: the jobs with an event after cursor ``since``,
+    waiting up to ``min(timeout, max_wait)`` seconds for one; without ``since``, the cursor of
+    now, at once. Answers ``{"Cursor": int, "JobIDs": [...], "Complete": bool}``; clients with
+    a longer timeout simply ask again. When every long-poll slot is taken, TryLaterError
+    (503) at once.
+    """
+    since = _cursor(request)
+    shared = _shared(request)
+    timeout = min(_seconds(request, "timeout", shared.max_wait), shared.max_wait)
+
+    def work(tracker: JobTracker) -> JobChanges:
+        return _change_feed(tracker).changes(since, timeout)
+
+    if since is None:
+        answer = await _call_tracker(request, work)
+    else:
+        with _long_poll_slot(shared.long_polls):
+            # As /wait: a thread of its own, so that polls never take the request threads.
+            answer = await _call_tracker(request, work, threads=anyio.CapacityLimiter(1))
+    return JSONResponse(
+        {"Cursor": answer.cursor, "JobIDs": answer.job_ids, "Complete": answer.complete}
+    )
+
+
 def _template_body(jt: JobTemplate, error: str = "") -> dict[str, Any]:
     return {**jt.to_remote_dict(), "Error": error}
 
@@ -548,6 +621,7 @@ _ROUTES: tuple[tuple[str, _Endpoint, str], ...] = (
     ("/deletejob", delete_job, "GET"),
     ("/listjobcategories", list_job_categories, "GET"),
     ("/wait", wait, "GET"),
+    ("/changes", changes, "GET"),
     ("/jobtemplate", job_template, "GET"),
     ("/monitor/jobids", monitor_job_ids, "POST"),
     ("/monitor/machines", monitor_machines, "GET"),
