@@ -288,8 +288,18 @@ class ServerSettings(BaseSettings):
         default=64,
         gt=0,
         description=(
-            "Concurrent /wait and /changes long polls; beyond, they answer TryLaterError at "
-            "once (the client then polls /jobstate, or asks /changes again)."
+            "Concurrent /wait long polls; beyond, they answer TryLaterError at once (the "
+            "client then polls /jobstate)."
+        ),
+    )
+    max_feed_polls: int = Field(
+        default=32,
+        gt=0,
+        description=(
+            "Concurrent /changes long polls (each open JobSession of a remote client keeps "
+            "one); beyond, they answer TryLaterError at once (the client asks again every "
+            "200 ms). Below the 64 sessions a server keeps open, and a session only polled "
+            "stays evictable, so feed polls never lock other sessions out."
         ),
     )
     worker_threads: int = Field(

@@ -11,9 +11,9 @@ generation for one it saw: a long-running tracker remembers a bounded number of 
 
 The same sequence answers "which containers changed after sequence N" (:meth:`changes`), from
 a second bounded record kept in order of the containers' last events, so that an answer costs
-only the containers it names. A cursor is the sequence with a random tag in its high bits, so
-that a cursor of another watcher (another process, a tracker reopened) is told apart and
-answered as "incomplete", never as "nothing changed".
+only the containers it names. A cursor is the sequence with a random 64-bit tag above it, so
+that a cursor of another watcher (another process, a tracker reopened) is told apart (but for
+a chance of 2**-64) and answered as "incomplete", never as "nothing changed".
 """
 
 from __future__ import annotations
@@ -29,16 +29,21 @@ from loguru import logger
 from containertracker.core.engine import Engine, EngineEvent, EventStream
 from containertracker.errors import ContainerTrackerError
 
-__all__ = ["EventWatcher", "FeedAnswer"]
+__all__ = ["CURSOR_LIMIT", "EventWatcher", "FeedAnswer"]
 
 _ANY = ""
 _REMEMBERED = 4096
 """At most this many containers' generations are kept; beyond, those that changed least
 recently and that nobody waits for are dropped (reading as :data:`_ANY`'s generation).
 The change feed remembers as many containers, removed ones included."""
-_TAG_SHIFT = 32
-"""A cursor is ``tag << _TAG_SHIFT`` plus the sequence; a tag has 20 bits, so that cursors
-stay below 2**53 (exact in JSON numbers of any client, JavaScript's too)."""
+_TAG_SHIFT = 64
+"""A cursor is ``tag << _TAG_SHIFT`` plus the sequence, with a random tag of 1 to 2**64 - 1:
+cursors are below :data:`CURSOR_LIMIT`. The sequence never reaches the tag's bits (2**64
+events), so a cursor names its watcher however many events it saw. Python ints hold cursors
+exactly; over HTTP they travel as decimal strings (``remote.wire.cursor_from_wire``), never as
+JSON numbers, which many clients read as doubles."""
+CURSOR_LIMIT = 1 << (2 * _TAG_SHIFT)
+"""Every cursor is below it (2**128): the HTTP server accepts no larger one."""
 
 FeedAnswer = tuple[int, list[str], bool]
 """What :meth:`EventWatcher.changes` answers: the cursor, the containers changed after the
@@ -68,7 +73,9 @@ class EventWatcher:
         self._sequence = 0
         self._waiters: dict[str, int] = {}
         """How many threads are in :meth:`wait_for_change` per container (kept remembered)."""
-        self._base = (secrets.randbelow(2**20 - 1) + 1) << _TAG_SHIFT
+        self._feed_waiters = 0
+        """How many threads block in :meth:`changes`."""
+        self._base = (secrets.randbelow((1 << _TAG_SHIFT) - 1) + 1) << _TAG_SHIFT
         """The cursor of sequence 0: this watcher's random tag."""
         self._recent: OrderedDict[str, int] = OrderedDict()
         """The feed's record: container id -> sequence of its last event, least recent first,
@@ -142,7 +149,16 @@ class EventWatcher:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return answer
-                self._cond.wait(min(remaining, threading.TIMEOUT_MAX))
+                self._feed_waiters += 1
+                try:
+                    self._cond.wait(min(remaining, threading.TIMEOUT_MAX))
+                finally:
+                    self._feed_waiters -= 1
+
+    def feed_waiters(self) -> int:
+        """How many threads block in :meth:`changes` right now (waiting for a change)."""
+        with self._cond:
+            return self._feed_waiters
 
     def _changes_after(self, since: int) -> FeedAnswer:
         """:meth:`changes` without waiting. Hold ``_cond``."""

@@ -41,7 +41,12 @@ from containertracker.errors import (
     WaitTimeoutError,
 )
 from containertracker.models import JobInfo, JobState, JobTemplate, Machine
-from containertracker.remote.wire import ERROR_CLASS_HEADER, SESSION_HEADER, error_from_wire
+from containertracker.remote.wire import (
+    ERROR_CLASS_HEADER,
+    SESSION_HEADER,
+    cursor_from_wire,
+    error_from_wire,
+)
 from containertracker.settings import Settings
 from containertracker.tracker import (
     MAX_ARRAY_TASKS,
@@ -391,10 +396,13 @@ class RemoteTracker(ClosesOnExit):
         ChangeFeed contract), long-polling ``/changes`` in rounds of at most 20 s (the server
         may cut them shorter) up to ``timeout``.
 
-        While every long-poll slot of the server is taken, asks again every 200 ms; at the
-        timeout it answers no ids with the cursor unchanged (nothing is lost: the next call
-        catches up). A cursor from before a restart of the server reads as another tracker's
-        there: ``complete=False``.
+        While every feed-poll slot of the server is taken, or when the server closed the
+        session's tracker under the poll to make room for another session (TryLaterError
+        both), asks again every 200 ms; at the timeout it answers no ids with the cursor
+        unchanged (nothing is lost: the next call catches up). A cursor from before a
+        restart of the server, or from a tracker it closed since, reads as another tracker's
+        there: ``complete=False``, with the new tracker's cursor. Cursors travel as decimal
+        strings (they are 128 bits wide).
 
         Raises:
             UnsupportedOperationError: the server has no ``/changes`` (an older one, or the
@@ -415,8 +423,9 @@ class RemoteTracker(ClosesOnExit):
                     f"{exc}: the server offers no change feed"
                 ) from None
             except TryLaterError:
-                # Only polls with a cursor take a slot; at the deadline, "nothing yet" with the
-                # cursor unchanged is true enough: the next call catches up from it.
+                # Only polls with a cursor take a slot or are cut short by the session's
+                # eviction; at the deadline, "nothing yet" with the cursor unchanged is true
+                # enough: the next call catches up from it (complete=False, if evicted).
                 if since is None:
                     raise
                 if time.monotonic() >= deadline:
@@ -441,22 +450,25 @@ class RemoteTracker(ClosesOnExit):
     def _changes_round(self, since: int | None, seconds: float) -> JobChanges:
         params: dict[str, Any] = {"timeout": f"{seconds:.3f}"}
         if since is not None:
-            params["since"] = str(since)
+            params["since"] = str(since)  # decimal, as cursor_from_wire reads it
         response = self._request(
             "GET", "changes", params=params, timeout=self._timeout + seconds, read_only=True
         )
         data = self._json(response)
         if not isinstance(data, dict):
             raise InternalError(f"the server sent {data!r} where a JobChanges object belongs")
-        cursor, job_ids, complete = data.get("Cursor"), data.get("JobIDs"), data.get("Complete")
+        job_ids, complete = data.get("JobIDs"), data.get("Complete")
+        try:
+            cursor = cursor_from_wire(data.get("Cursor"))  # a decimal string on the wire
+        except ValueError:
+            cursor = -1
         if (
-            isinstance(cursor, bool)
-            or not isinstance(cursor, int)
+            cursor < 0
             or not isinstance(job_ids, list)
             or not all(isinstance(x, str) for x in job_ids)
             or not isinstance(complete, bool)
         ):
-            raise InternalError(f"the server sent an invalid JobChanges: {data!r}")
+            raise InternalError(f"the server sent an invalid JobChanges: {str(data)[:300]}")
         return JobChanges(cursor, job_ids, complete)
 
     def job_template(self, job_id: str) -> JobTemplate:

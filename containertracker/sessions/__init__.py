@@ -13,15 +13,18 @@ over every backend (docker, podman, swarm, remote) with no backend code::
         job.wait_terminated(60)
 
 A job session is a tracker session (the jobs' ``drmaa2_jobsession`` label). Each open
-JobSession has one dispatcher thread that follows its jobs through the tracker's change feed
-(or polls them at the tracker's resync interval when it has none) and drives every wait,
-callback, asyncio wait and future: waiting for many jobs takes no thread per job. See the
+session name (per manager) has one dispatcher thread that follows its jobs through the
+tracker's change feed (or polls them at the tracker's resync interval when it has none) and
+drives every wait, asyncio wait and future, and one delivery thread that runs callbacks,
+event streams and future results: waiting for many jobs takes no thread per job. See the
 README's "Sessions and jobs".
 """
 
 from __future__ import annotations
 
-from containertracker.sessions._dispatch import SAFETY_RESYNC, JobEvent, StateCallback
+from containertracker.sessions._delivery import JobEvent, StateCallback
+from containertracker.sessions._dispatch import SAFETY_RESYNC
+from containertracker.sessions._events import EventStream
 from containertracker.sessions._jobs import ArrayJob, Job, MonitoredJob
 from containertracker.sessions._manager import Capability, MonitoringSession, SessionManager
 from containertracker.sessions._session import JobSession
@@ -30,6 +33,7 @@ __all__ = [
     "SAFETY_RESYNC",
     "ArrayJob",
     "Capability",
+    "EventStream",
     "Job",
     "JobEvent",
     "JobSession",

@@ -1,12 +1,15 @@
-"""The dispatcher of a JobSession: one thread that follows the session's jobs.
+"""The dispatcher of a job session: one thread that follows the session's jobs.
 
-It knows the last state it saw of every job it follows and turns each change into exactly
-one :class:`JobEvent` (``old_state`` -> ``new_state``), whoever saw it first:
+One dispatcher per session name per :class:`SessionManager`, shared by the JobSessions of
+that name it opened (and by their Jobs): a transition is one event however many JobSession
+objects show it. It knows the last state it saw of every job it follows and turns each
+change into exactly one :class:`JobEvent` (``old_state`` -> ``new_state``), whoever saw it
+first:
 
 * the dispatcher thread, woken by the tracker's :class:`~containertracker.tracker.ChangeFeed`
   (each changed job is read once; when the feed says ``complete`` is False, every followed
-  job is), or, for a tracker without a feed, polling every followed unfinished job once per
-  the tracker's resync interval;
+  unfinished job is, a few at a time on a small pool of readers), or, for a tracker without
+  a feed, polling every followed unfinished job once per the tracker's resync interval;
 * a caller whose own action may change a job without any engine event (a ``hold``, a
   ``release``, a termination before the start): it reads the job once itself.
 
@@ -15,32 +18,31 @@ observation is applied only if no later-ticketed one was applied before it: a st
 never undoes a newer one, and a transition is recorded once, under the lock. A terminal
 state is recorded only once *settled* (``tracker.wait(job, 0)`` returned: the job's output
 files and stage-out copies are complete), so everything that reacts to a job's end may read
-its outputs. Terminal states are final; a job deleted is *gone*.
+its outputs; settling runs on the readers' pool, and while a job is still settling the feed
+is asked again after a short, growing pause rather than at its next answer. Terminal states
+are final; a job deleted is *gone*. A job that ended and that nothing waits on, calls back
+for or holds a future of is followed no more (its final state is kept on the Job).
 
 What reacts, in this order per change:
 
 * waiters (threads, asyncio futures) are notified under the lock, by setting an event or
   scheduling ``loop.call_soon_threadsafe`` (nothing that blocks or runs user code);
-* callbacks, event streams and ``Job.future()`` results run outside the lock, one item at a
-  time and in order of the changes, on the thread that applied the change (the dispatcher,
-  or the caller whose action showed it): whoever finds the delivery queue idle drains it
-  (so a callback may itself control jobs without deadlock). A callback that raises is
-  logged (loguru) and delivery goes on.
+* callbacks, event streams and ``Job.future()`` results are queued, in order of the
+  changes, for the session's delivery thread (:mod:`._delivery`): never run by a caller's
+  thread nor by the dispatcher's. A callback that raises is logged (loguru) and delivery
+  goes on.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
+import functools
 import itertools
 import threading
 import time
-from collections import deque
-from collections.abc import Callable, Collection, Iterable
-from concurrent.futures import Future
-from concurrent.futures import InvalidStateError as FutureStateError
+from collections.abc import Callable, Collection
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Final
+from typing import Final
 
 from loguru import logger
 
@@ -52,62 +54,38 @@ from containertracker.errors import (
     UnsupportedOperationError,
     WaitTimeoutError,
 )
-from containertracker.models import JobInfo, JobState
-from containertracker.tracker import ChangeFeed, JobTracker
+from containertracker.models import JobInfo, JobState, JobTemplate
+from containertracker.sessions._delivery import (
+    Delivery,
+    JobEvent,
+    StateCallback,
+    Subscriber,
+    completion,
+    deliver_event,
+    resolve_future,
+)
+from containertracker.sessions._jobs import Job
+from containertracker.sessions._waiting import Notify, Outcome, Watch, timeout_error
+from containertracker.tracker import ChangeFeed, Closer, ControlAction, JobTracker
 
-if TYPE_CHECKING:
-    from containertracker.sessions._jobs import Job
-
-__all__ = ["SAFETY_RESYNC", "Dispatcher", "JobEvent", "StateCallback"]
+__all__ = ["SAFETY_RESYNC", "Dispatcher"]
 
 SAFETY_RESYNC: Final = 30.0
 """Seconds between re-reads of every followed unfinished job while a change feed drives the
 dispatcher: a change made by another process without any engine event (a hold, a release
 of a throttled job, a termination before the start) shows within this time."""
 
-StateCallback = Callable[["Job", JobState, JobState], None]
-"""``callback(job, old_state, new_state)``; ``old_state`` is ``JobState.UNSET`` for the first
-state of a job run through the session."""
-
-
-@dataclass(frozen=True)
-class JobEvent:
-    """A job's state changed (as :meth:`JobSession.events` streams it)."""
-
-    job: Job
-    old_state: JobState
-    """The state before (``JobState.UNSET`` for the first state of a job run here)."""
-    new_state: JobState
-    sub_state: str
-    """The sub-state read with ``new_state`` (e.g. ``held``, ``terminated``)."""
-
-
-_Notify = Callable[["Job | None", JobState, BaseException | None], None]
-_Outcome = tuple["Job | None", JobState, BaseException | None]
-
-
-class _Watch:
-    """A waiter for any of some jobs to reach one of ``states``. ``notify(job, state, error)``
-    is called once, under the dispatcher's lock: it must not block."""
-
-    __slots__ = ("done", "entries", "notify", "states")
-
-    def __init__(self, states: frozenset[JobState], notify: _Notify) -> None:
-        self.states = states
-        self.notify = notify
-        self.done = False
-        self.entries: list[_Tracked] = []
-        """What it watches (to unregister it from)."""
-
-    def fire(self, job: Job | None, state: JobState, error: BaseException | None) -> None:
-        if not self.done:
-            self.done = True
-            self.notify(job, state, error)
+_READERS: Final = 8
+"""Jobs read (and settled) at once in a round of the dispatcher: a full re-read over the
+remote backend is that many HTTP calls at a time, not one after the other."""
+_FIRST_RECHECK: Final = 0.05
+"""Seconds before a job still settling (its outputs being written) is read again; doubled
+each time, up to the tracker's resync interval."""
 
 
 @dataclass(eq=False)
 class _Tracked:
-    """What the dispatcher knows of one followed job."""
+    """What the dispatcher knows of one followed, unfinished job."""
 
     job: Job
     announce: bool
@@ -116,22 +94,17 @@ class _Tracked:
     sub_state: str = ""
     applied: int = 0
     """The ticket of the observation applied last."""
-    gone: bool = False
     callbacks: tuple[StateCallback, ...] = ()
-    watches: set[_Watch] = field(default_factory=set)
-    future: Future[JobInfo] | None = None
-
-    @property
-    def ended(self) -> bool:
-        return self.gone or (self.state is not None and self.state.terminal)
+    watches: set[Watch] = field(default_factory=set)
 
 
 class Dispatcher:
-    """Follows jobs of one tracker session; see the module docstring.
+    """Follows the jobs of one tracker session; see the module docstring. The Jobs it hands
+    out act through it (control, waits, futures).
 
     Args:
-        tracker: the session's tracker (the dispatcher reads it; the JobSession closes it).
-        session: the session's name (for the thread's name and messages).
+        tracker: the session's tracker; the dispatcher takes it over (closes it).
+        session: the session's name.
         interval: the tracker's resync interval: the polling period without a feed, and the
             longest a feed round blocks.
         safety_interval: see :data:`SAFETY_RESYNC`.
@@ -156,11 +129,9 @@ class Dispatcher:
         self._tickets = itertools.count(1)
         self._recheck: set[str] = set()
         self._everything = False
-        self._watches: set[_Watch] = set()
+        self._watches: set[Watch] = set()
         self._callbacks: tuple[StateCallback, ...] = ()
-        self._subscribers: tuple[Callable[[JobEvent | None], None], ...] = ()
-        self._queue: deque[Callable[[], None]] = deque()
-        self._delivering = False
+        self._subscribers: tuple[Subscriber, ...] = ()
         self._closed = threading.Event()
         self._log = logger.bind(session=session)
         self._feed: ChangeFeed | None = None
@@ -172,10 +143,24 @@ class Dispatcher:
                 self._feed = tracker
             except UnsupportedOperationError:
                 pass  # a remote server without the feed: poll
+        self._delivery = Delivery(session)
+        self._readers = ThreadPoolExecutor(
+            _READERS, thread_name_prefix=f"containertracker-reader-{session}"
+        )
         self._thread = threading.Thread(
             target=self._run, name=f"containertracker-session-{session}", daemon=True
         )
         self._thread.start()
+
+    @property
+    def name(self) -> str:
+        """The session's name."""
+        return self._session
+
+    @property
+    def tracker(self) -> JobTracker:
+        """The session's tracker."""
+        return self._tracker
 
     @property
     def driven_by_feed(self) -> bool:
@@ -184,43 +169,46 @@ class Dispatcher:
 
     # -- following ----------------------------------------------------------------------------
 
-    def follow(self, job: Job, *, announce: bool) -> tuple[Job, int]:
-        """Follow ``job`` (unless a Job of that id is followed already: that one is kept) and
-        take a ticket for a read the caller makes next (see :meth:`offer`).
+    def follow(
+        self, job_id: str, *, announce: bool, template: JobTemplate | None = None
+    ) -> tuple[Job, int | None]:
+        """Follow job ``job_id`` (unless it is followed already: its Job is kept).
 
         Returns:
-            The followed Job of that id, and the ticket.
+            The Job, and a ticket for a read the caller made *before* this call (see
+            :meth:`offer`), or None when the job was followed already (another thread may
+            have read it since: the caller's read may be stale, :meth:`refresh` instead).
         """
         with self._lock:
             self._check_open()
-            tracked = self._tracked.get(job.id)
-            if tracked is None:
-                tracked = self._tracked[job.id] = _Tracked(job, announce)
+            tracked = self._tracked.get(job_id)
+            if tracked is not None:
+                return tracked.job, None
+            tracked = self._tracked[job_id] = _Tracked(Job(self, job_id, template), announce)
             return tracked.job, next(self._tickets)
 
-    def job(self, job_id: str) -> Job | None:
-        """The followed Job of that id, if any."""
-        with self._lock:
-            tracked = self._tracked.get(job_id)
-            return None if tracked is None else tracked.job
-
-    def state_of(self, job_id: str) -> tuple[JobState | None, str]:
-        """The last state (and sub-state) seen of a followed job; None: not read yet, or not
+    def ticket(self, job_id: str) -> int | None:
+        """A ticket for a read of a followed job the caller makes next; None if not
         followed."""
         with self._lock:
-            tracked = self._tracked.get(job_id)
-            return (None, "") if tracked is None else (tracked.state, tracked.sub_state)
+            return next(self._tickets) if job_id in self._tracked else None
+
+    def state_of(self, job: Job) -> tuple[JobState | None, str]:
+        """The last state (and sub-state) seen of a job; None: not read yet."""
+        with self._lock:
+            tracked = self._tracked.get(job.id)
+            if tracked is None:
+                return job._final or (None, "")
+            return tracked.state, tracked.sub_state
 
     def refresh(self, job_id: str) -> None:
-        """Read a followed job now (in the caller's thread) and apply what was read; then
-        deliver what is due. Errors of the read are logged, not raised (the job is read again
-        at the dispatcher's next round)."""
+        """Read a followed job now (in the caller's thread) and apply what was read. Errors
+        of the read are logged, not raised (the job is read again at the next round)."""
         self._observe(job_id)
-        self._deliver()
 
     def offer(self, job_id: str, ticket: int, state: JobState, sub_state: str) -> None:
-        """Apply a state the caller read after taking ``ticket`` (from :meth:`follow`); a
-        terminal one is settled first. Then deliver what is due."""
+        """Apply a state the caller read after taking ``ticket``; a terminal one is settled
+        first."""
         try:
             settled = self._settle(job_id, state, sub_state)
         except JobNotFoundError:
@@ -230,40 +218,54 @@ class Dispatcher:
         else:
             if settled is not None:
                 self._apply(job_id, ticket, *settled)
-        self._deliver()
 
-    def forget(self, job_id: str) -> None:
+    def forget(self, job: Job) -> None:
         """The job was deleted: waiters on it raise JobNotFoundError; it is read no more."""
-        self._gone(job_id)
-        self._deliver()
+        job._gone = True
+        self._gone(job.id)
+
+    # -- what Jobs do -------------------------------------------------------------------------
+
+    def control(self, job: Job, action: ControlAction) -> None:
+        """Apply ``action`` to ``job``, then read it: a hold, a release or a termination
+        before the start changes the state without any engine event."""
+        self.check_open()
+        self._tracker.job_control(job.id, action)
+        self.refresh(job.id)
+
+    def reap(self, job: Job) -> None:
+        """Delete the job; it is followed no more."""
+        self.check_open()
+        self._tracker.delete_job(job.id)
+        self.forget(job)
 
     # -- callbacks, streams, futures ------------------------------------------------------------
 
-    def add_callback(
-        self, callback: StateCallback, job_id: str | None = None
-    ) -> Callable[[], None]:
-        """Call ``callback(job, old, new)`` for every change of every followed job (or of job
-        ``job_id``) from now on; returns a function that removes it again."""
+    def add_callback(self, callback: StateCallback, job: Job | None = None) -> Callable[[], None]:
+        """Call ``callback(job, old, new)`` for every change of every followed job (or of
+        ``job``) from now on; returns a function that removes it again."""
         with self._lock:
             self._check_open()
-            if job_id is None:
+            tracked = None if job is None else self._tracked.get(job.id)
+            if job is None:
                 self._callbacks += (callback,)
-            else:
-                self._tracked[job_id].callbacks += (callback,)
+            elif tracked is not None:
+                tracked.callbacks += (callback,)
+            # else: the job ended (or is gone): it changes no more
 
         def remove() -> None:
             with self._lock:
-                if job_id is None:
+                if job is None:
                     self._callbacks = _without(self._callbacks, callback)
-                elif job_id in self._tracked:
-                    tracked = self._tracked[job_id]
+                elif tracked is not None:
                     tracked.callbacks = _without(tracked.callbacks, callback)
 
         return remove
 
-    def subscribe(self, push: Callable[[JobEvent | None], None]) -> Callable[[], None]:
-        """``push(event)`` for every change from now on, in order, and ``push(None)`` once at
-        close; ``push`` must not block. Returns a function that unsubscribes."""
+    def subscribe(self, push: Subscriber) -> Callable[[], None]:
+        """``push(event)`` (on the delivery thread) for every change from now on, in order,
+        and ``push(None)`` once at close; ``push`` must not block. Returns a function that
+        unsubscribes."""
         with self._lock:
             self._check_open()
             self._subscribers += (push,)
@@ -274,162 +276,119 @@ class Dispatcher:
 
         return remove
 
-    def future(self, job_id: str) -> Future[JobInfo]:
+    def after_queued(self, item: Callable[[], None]) -> None:
+        """Run ``item`` on the delivery thread after everything queued so far (not at all
+        once the dispatcher is closed)."""
+        with self._lock:
+            if not self._closed.is_set():
+                self._delivery.put(item)
+
+    def future(self, job: Job) -> Future[JobInfo]:
         """A Future completed with the job's JobInfo once it ended (its outputs complete), or
         with the error that prevented it (the job was deleted, the session closed)."""
         with self._lock:
             self._check_open()
-            tracked = self._tracked[job_id]
-            if tracked.future is None or tracked.future.cancelled():
-                tracked.future = Future()
-                if tracked.gone:
-                    _resolve_future(tracked.future, None, _deleted(job_id))
-                elif tracked.ended:
-                    self._queue.append(self._completion(tracked.job, tracked.future))
-            future = tracked.future
-        self._deliver()
-        return future
+            if job._future is None or job._future.cancelled():
+                future: Future[JobInfo] = Future()
+                job._future = future
+                tracked = self._tracked.get(job.id)
+                if job._gone:
+                    resolve_future(future, None, _deleted(job.id))
+                elif tracked is None or tracked.job is not job:
+                    # It ended (no longer followed): its JobInfo is read on the delivery thread.
+                    self._delivery.put(completion(self._tracker, job, future))
+            return job._future
 
-    # -- waiting ------------------------------------------------------------------------------
+    # -- waiting (for ._waiting) ---------------------------------------------------------------
 
-    def wait_any(
-        self, jobs: Collection[Job], states: frozenset[JobState], timeout: float | None
-    ) -> tuple[Job, JobState]:
-        """Block until one of ``jobs`` is in one of ``states`` (as this dispatcher last saw
-        it); ``timeout`` seconds (None: forever, 0: look once).
-
-        Raises:
-            InvalidArgumentError: no jobs, a job this session does not follow, a negative
-                timeout.
-            JobNotFoundError: one of the jobs was deleted.
-            WaitTimeoutError: the timeout passed first.
-            InvalidStateError: the session was closed (before or while waiting).
-        """
-        _check_timeout(timeout)
-        reached = threading.Event()
-        outcome: list[tuple[Job | None, JobState, BaseException | None]] = []
-
-        def notify(job: Job | None, state: JobState, error: BaseException | None) -> None:
-            outcome.append((job, state, error))
-            reached.set()
-
-        watch = self._watch(jobs, states, notify, immediate=timeout == 0)
-        if isinstance(watch, _Watch):
-            try:
-                reached.wait(timeout)
-            finally:
-                self._unwatch(watch)  # no notification after this
-            if not outcome:
-                raise _timeout(jobs, states, timeout)
-            job, state, error = outcome[0]
-        else:
-            job, state, error = watch
-        if error is not None:
-            raise error
-        assert job is not None
-        return job, state
-
-    async def wait_any_async(
-        self, jobs: Collection[Job], states: frozenset[JobState], timeout: float | None
-    ) -> tuple[Job, JobState]:
-        """:meth:`wait_any` as a coroutine: no thread waits; the dispatcher resolves an
-        asyncio future through ``loop.call_soon_threadsafe``."""
-        _check_timeout(timeout)
-        loop = asyncio.get_running_loop()
-        done: asyncio.Future[tuple[Job, JobState]] = loop.create_future()
-
-        def notify(job: Job | None, state: JobState, error: BaseException | None) -> None:
-            with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits
-                loop.call_soon_threadsafe(_resolve_async, done, job, state, error)
-
-        watch = self._watch(jobs, states, notify, immediate=timeout == 0)
-        if not isinstance(watch, _Watch):
-            job, state, error = watch
-            if error is not None:
-                raise error
-            assert job is not None
-            return job, state
-        try:
-            async with asyncio.timeout(timeout):
-                return await done
-        except TimeoutError:
-            if done.done() and not done.cancelled():
-                return done.result()
-            raise _timeout(jobs, states, timeout) from None
-        finally:
-            self._unwatch(watch)
-
-    def _watch(
+    def watch(
         self,
-        jobs: Iterable[Job],
+        jobs: Collection[Job],
         states: frozenset[JobState],
-        notify: _Notify,
+        notify: Notify,
         *,
         immediate: bool,
-    ) -> _Watch | _Outcome:
-        """Register a watch on ``jobs``, unless one of them is in ``states`` already (or
-        gone): then that outcome is returned and ``notify`` never called. With
-        ``immediate``, nothing is registered: a WaitTimeoutError is raised when no job
-        qualifies."""
+    ) -> Watch | Outcome:
+        """Register a watch of ``jobs`` for ``states``, or return the outcome at once (a job
+        is in ``states`` already, or gone); with ``immediate``, register nothing and raise
+        WaitTimeoutError when no job qualifies.
+
+        Raises:
+            InvalidArgumentError: no jobs, or a job of another session.
+            InvalidStateError: the session is closed.
+            WaitTimeoutError: with ``immediate``, or every job ended outside ``states``.
+        """
         with self._lock:
             self._check_open()
-            tracked = [self._followed(job) for job in jobs]
-            if not tracked:
+            if not jobs:
                 raise InvalidArgumentError("no jobs to wait for")
-            for entry in tracked:
-                if entry.gone:
-                    return entry.job, JobState.UNSET, _deleted(entry.job.id)
-                if entry.state in states:
-                    return entry.job, entry.state, None
-            if immediate:
-                raise _timeout([t.job for t in tracked], states, 0)
-            watch = _Watch(states, notify)
-            watch.entries = tracked
+            tracked = []
+            for job in jobs:
+                if job._dispatcher is not self:
+                    raise InvalidArgumentError(
+                        f"job {job.id} is not a job of job session {self._session!r}"
+                    )
+                if job._gone:
+                    return job, JobState.UNSET, _deleted(job.id)
+                entry = self._tracked.get(job.id)
+                state = job._final[0] if entry is None and job._final else None
+                if entry is not None:
+                    state = entry.state
+                    tracked.append(entry)
+                if state in states:
+                    return job, state, None
+            if immediate or not tracked:  # not tracked: every job ended, none as wanted
+                raise timeout_error(jobs, states, 0 if immediate else None)
+            watch = Watch(states, notify)
+            watch.entries = list(tracked)
             for entry in tracked:
                 entry.watches.add(watch)
             self._watches.add(watch)
         return watch
 
-    def _unwatch(self, watch: _Watch) -> None:
+    def unwatch(self, watch: Watch) -> None:
+        """Unregister ``watch``: it fires no more."""
         with self._lock:
             watch.done = True
             self._watches.discard(watch)
             for entry in watch.entries:
+                assert isinstance(entry, _Tracked)
                 entry.watches.discard(watch)
-
-    def _followed(self, job: Job) -> _Tracked:
-        tracked = self._tracked.get(job.id)
-        if tracked is None or tracked.job.session_name != job.session_name:
-            raise InvalidArgumentError(
-                f"job {job.id} is not a job of job session {self._session!r}"
-            )
-        return tracked
 
     # -- closing ------------------------------------------------------------------------------
 
     def close(self) -> None:
         """Stop following: every waiter raises InvalidStateError, pending futures get it,
-        event streams end. Idempotent; :meth:`join` waits for the thread."""
-        if self._closed.is_set():
-            return
+        event streams end once what was queued for them is delivered; closes the tracker.
+        Idempotent; :meth:`join` waits for the threads."""
         closed = InvalidStateError(f"the job session {self._session!r} is closed")
         with self._lock:
+            if self._closed.is_set():
+                return
             self._closed.set()
             for watch in self._watches:
                 watch.fire(None, JobState.UNSET, closed)
             self._watches.clear()
             for tracked in self._tracked.values():
-                if tracked.future is not None:
-                    _resolve_future(tracked.future, None, closed)
+                if tracked.job._future is not None:
+                    resolve_future(tracked.job._future, None, closed)
             subscribers, self._subscribers = self._subscribers, ()
         for push in subscribers:
-            push(None)
+            self._delivery.put(functools.partial(push, None))
+        self._delivery.close()
+        if isinstance(self._tracker, Closer):
+            self._tracker.close()  # wakes a blocked feed
 
     def join(self) -> None:
-        """Wait for the dispatcher thread to end (the tracker must be closed, which wakes a
-        blocked feed); from the dispatcher thread itself (a callback), return at once."""
+        """Wait for the threads to end (what was queued is delivered); from one of them (a
+        callback), return at once."""
         if threading.current_thread() is not self._thread:
             self._thread.join()
+        self._delivery.join()
+
+    def check_open(self) -> None:
+        """Raise InvalidStateError once closed."""
+        self._check_open()
 
     def _check_open(self) -> None:
         if self._closed.is_set():
@@ -439,17 +398,19 @@ class Dispatcher:
 
     def _run(self) -> None:
         next_full_read = time.monotonic() + self._safety_interval
+        pause = _FIRST_RECHECK
         while not self._closed.is_set():
             try:
-                job_ids = self._next_round()
+                job_ids = self._next_round(pause)
+                with self._lock:
+                    # Rechecks pending (a job still settling): ask again soon, then later.
+                    pause = min(pause * 2, self._interval) if self._recheck else _FIRST_RECHECK
                 if self._feed is not None and time.monotonic() >= next_full_read:
                     next_full_read = time.monotonic() + self._safety_interval
                     job_ids = self._unfinished()
-                for job_id in job_ids:
-                    if self._closed.is_set():
-                        break
-                    self._observe(job_id)
-                self._deliver()
+                # Reads (and settling) on the pool: one slow job does not hold the others.
+                for _ in self._readers.map(self._observe, job_ids):
+                    pass
             except ContainerTrackerError as exc:
                 if self._closed.is_set():
                     break
@@ -460,22 +421,24 @@ class Dispatcher:
             except Exception:  # a bug: logged, and the session keeps following
                 self._log.opt(exception=True).error("the job session's dispatcher failed")
                 self._closed.wait(self._interval)
+        self._readers.shutdown(wait=True, cancel_futures=True)
 
-    def _next_round(self) -> list[str]:
-        """The ids to read next: after the feed's next answer (or a polling pause)."""
+    def _next_round(self, pause: float) -> list[str]:
+        """The ids to read next: after the feed's next answer (or a polling pause); with
+        rechecks pending, the feed is asked to answer within ``pause``."""
         if self._feed is None:
-            self._closed.wait(self._interval)
+            with self._lock:
+                waiting = bool(self._recheck)
+            self._closed.wait(pause if waiting else self._interval)
             self._everything = True
         else:
+            with self._lock:
+                timeout = pause if self._recheck else self._interval
             try:
-                changes = self._feed.changes(self._cursor, self._interval)
+                changes = self._feed.changes(self._cursor, timeout)
             except UnsupportedOperationError:
                 self._log.info("the tracker's change feed is gone: polling from now on")
                 self._feed = None
-                return self._unfinished()
-            except InvalidArgumentError:
-                # A cursor the feed no longer knows (a server restarted): start again.
-                self._cursor = self._feed.changes(None, 0).cursor
                 return self._unfinished()
             self._cursor = changes.cursor
             if changes.complete and not self._everything:
@@ -488,7 +451,7 @@ class Dispatcher:
         with self._lock:
             self._everything = False
             self._take_rechecks()
-            return [i for i, t in self._tracked.items() if not t.ended]
+            return list(self._tracked)
 
     def _take_rechecks(self) -> set[str]:
         rechecks, self._recheck = self._recheck, set()
@@ -498,11 +461,11 @@ class Dispatcher:
 
     def _observe(self, job_id: str) -> None:
         """Read a followed, unfinished job and apply its state."""
-        with self._lock:
-            tracked = self._tracked.get(job_id)
-            if tracked is None or tracked.ended:
-                return
-            ticket = next(self._tickets)
+        if self._closed.is_set():
+            return
+        ticket = self.ticket(job_id)
+        if ticket is None:
+            return
         try:
             state, sub_state = self._tracker.job_state(job_id)
             settled = self._settle(job_id, state, sub_state)
@@ -518,12 +481,11 @@ class Dispatcher:
     def _settle(self, job_id: str, state: JobState, sub_state: str) -> tuple[JobState, str] | None:
         """The state to record: a terminal one only once its outputs are complete (the
         tracker's ``wait`` returns it); None while the job is still stopping (it is read
-        again at the next round)."""
+        again soon: see :meth:`_next_round`)."""
         if not state.terminal:
             return state, sub_state
         with self._lock:
-            tracked = self._tracked.get(job_id)
-            if tracked is None or tracked.ended:
+            if job_id not in self._tracked:
                 return None
         try:
             final = self._tracker.wait(job_id, 0)
@@ -544,10 +506,12 @@ class Dispatcher:
 
     def _apply(self, job_id: str, ticket: int, state: JobState, sub_state: str) -> None:
         """Record a state read with ``ticket``: a change becomes one event (queued for
-        delivery) and wakes the waiters it satisfies."""
+        delivery) and wakes the waiters it satisfies. A job that ended is followed no more:
+        every watch on it fired, its callbacks can see no other change, its future's
+        completion is queued; its final state stays on the Job."""
         with self._lock:
             tracked = self._tracked.get(job_id)
-            if tracked is None or tracked.ended or ticket <= tracked.applied:
+            if tracked is None or ticket <= tracked.applied:
                 return  # stale: a read that began later was applied already
             tracked.applied = ticket
             old = tracked.state
@@ -555,86 +519,33 @@ class Dispatcher:
             if old is state:
                 return
             tracked.state = state
+            job = tracked.job
             if old is not None or tracked.announce:
-                event = JobEvent(tracked.job, old or JobState.UNSET, state, sub_state)
+                event = JobEvent(job, old or JobState.UNSET, state, sub_state)
                 callbacks = self._callbacks + tracked.callbacks
-                self._queue.append(self._delivery(event, callbacks, self._subscribers))
+                self._delivery.put(deliver_event(self._log, event, callbacks, self._subscribers))
             for watch in list(tracked.watches):
                 if state in watch.states:
-                    watch.fire(tracked.job, state, None)
-            if state.terminal and tracked.future is not None:
-                self._queue.append(self._completion(tracked.job, tracked.future))
+                    watch.fire(job, state, None)
+            if state.terminal:
+                job._final = (state, sub_state)
+                del self._tracked[job_id]
+                self._recheck.discard(job_id)
+                if job._future is not None:
+                    self._delivery.put(completion(self._tracker, job, job._future))
 
     def _gone(self, job_id: str) -> None:
         with self._lock:
-            tracked = self._tracked.get(job_id)
-            if tracked is None or tracked.gone:
-                return
-            tracked.gone = True
+            tracked = self._tracked.pop(job_id, None)
             self._recheck.discard(job_id)
+            if tracked is None:
+                return
+            tracked.job._gone = True
             error = _deleted(job_id)
             for watch in list(tracked.watches):
                 watch.fire(tracked.job, JobState.UNSET, error)
-            if tracked.future is not None:
-                _resolve_future(tracked.future, None, error)
-
-    # -- delivery -----------------------------------------------------------------------------
-
-    def _delivery(
-        self,
-        event: JobEvent,
-        callbacks: tuple[StateCallback, ...],
-        subscribers: tuple[Callable[[JobEvent | None], None], ...],
-    ) -> Callable[[], None]:
-        def deliver() -> None:
-            for callback in callbacks:
-                try:
-                    callback(event.job, event.old_state, event.new_state)
-                except Exception:
-                    self._log.opt(exception=True).error(
-                        "state-change callback {!r} failed for job {} ({} -> {})",
-                        callback,
-                        event.job.id,
-                        event.old_state.name,
-                        event.new_state.name,
-                    )
-            for push in subscribers:
-                push(event)
-
-        return deliver
-
-    def _completion(self, job: Job, future: Future[JobInfo]) -> Callable[[], None]:
-        def complete() -> None:
-            if future.done():
-                return
-            try:
-                info = self._tracker.job_info(job.id)
-            except ContainerTrackerError as exc:
-                _resolve_future(future, None, exc)
-            else:
-                _resolve_future(future, info, None)
-
-        return complete
-
-    def _deliver(self) -> None:
-        """Run the queued deliveries, in order, unless another thread is running them (it
-        runs these too)."""
-        with self._lock:
-            if self._delivering:
-                return
-            self._delivering = True
-        try:
-            while True:
-                with self._lock:
-                    if not self._queue:
-                        self._delivering = False
-                        return
-                    item = self._queue.popleft()
-                item()
-        except BaseException:
-            with self._lock:
-                self._delivering = False
-            raise
+            if tracked.job._future is not None:
+                resolve_future(tracked.job._future, None, error)
 
 
 _Items = tuple[Callable[..., None], ...]
@@ -650,42 +561,3 @@ def _without(items: _Items, item: object) -> _Items:
 
 def _deleted(job_id: str) -> JobNotFoundError:
     return JobNotFoundError(f"job {job_id} was deleted (reaped)")
-
-
-def _check_timeout(timeout: float | None) -> None:
-    if timeout is not None and not timeout >= 0:
-        raise InvalidArgumentError(f"timeout must be None, 0 or positive, not {timeout}")
-
-
-def _timeout(
-    jobs: Collection[Job], states: frozenset[JobState], timeout: float | None
-) -> WaitTimeoutError:
-    wanted = "/".join(sorted(s.name for s in states))
-    which = f"job {next(iter(jobs)).id}" if len(jobs) == 1 else f"none of {len(jobs)} jobs"
-    return WaitTimeoutError(f"timeout while waiting: {which} reached {wanted} within {timeout} s")
-
-
-def _resolve_future(
-    future: Future[JobInfo], info: JobInfo | None, error: BaseException | None
-) -> None:
-    """Complete ``future`` unless it is done (or cancelled) already."""
-    with contextlib.suppress(FutureStateError):
-        if error is not None:
-            future.set_exception(error)
-        elif info is not None:
-            future.set_result(info)
-
-
-def _resolve_async(
-    future: asyncio.Future[tuple[Job, JobState]],
-    job: Job | None,
-    state: JobState,
-    error: BaseException | None,
-) -> None:
-    if future.done():
-        return
-    if error is not None:
-        future.set_exception(error)
-    else:
-        assert job is not None
-        future.set_result((job, state))

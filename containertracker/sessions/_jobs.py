@@ -14,11 +14,12 @@ from containertracker.errors import (
     UnsupportedOperationError,
 )
 from containertracker.models import JobInfo, JobState, JobTemplate
+from containertracker.sessions._waiting import wait_all, wait_all_async, wait_any, wait_any_async
 from containertracker.tracker import JobTemplater, Monitorer
 
 if TYPE_CHECKING:
-    from containertracker.sessions._dispatch import StateCallback
-    from containertracker.sessions._session import JobSession
+    from containertracker.sessions._delivery import StateCallback
+    from containertracker.sessions._dispatch import Dispatcher
     from containertracker.tracker import ControlAction
 
 __all__ = ["STARTED", "TERMINATED", "ArrayJob", "Job", "MonitoredJob"]
@@ -41,30 +42,58 @@ _CONTROL_THREADS: Final = 8
 """Tasks of an array controlled at once."""
 
 
-class Job:
-    """A job of a :class:`JobSession` (DRMAA2 ``Job``).
-
-    Equal (and hashed) by id. Reads (``get_state``, ``get_info``) ask the tracker now; waits,
-    callbacks and futures follow the session's dispatcher, driven by engine events. Every
-    call raises InvalidStateError once its session is closed.
-    """
+class _SessionObject:
+    """What a Job and an ArrayJob share: an id in a session, a template, equality (and hash)
+    by class and id."""
 
     def __init__(
-        self, session: JobSession, job_id: str, template: JobTemplate | None = None
+        self, dispatcher: Dispatcher, object_id: str, template: JobTemplate | None
     ) -> None:
-        self._session = session
-        self._id = job_id
+        self._dispatcher = dispatcher
+        self._id = object_id
         self._template = template
 
     @property
     def id(self) -> str:
-        """The job id (the tracker's: a container or service id)."""
+        """The id (the tracker's)."""
         return self._id
 
     @property
     def session_name(self) -> str:
-        """The name of the job session the job belongs to."""
-        return self._session.name
+        """The name of the job session it belongs to."""
+        return self._dispatcher.name
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            type(other) is type(self)
+            and isinstance(other, _SessionObject)
+            and (other._id == self._id)
+        )
+
+    def __hash__(self) -> int:
+        return hash(self._id)
+
+
+class Job(_SessionObject):
+    """A job of a :class:`JobSession` (DRMAA2 ``Job``).
+
+    Equal (and hashed) by id. Reads (``get_state``, ``get_info``) ask the tracker now; waits,
+    callbacks and futures follow the session's dispatcher, driven by engine events. A Job
+    belongs to its session name, not to one JobSession object: it works while any JobSession
+    of that name its manager opened is open, and every call raises InvalidStateError once
+    they are all closed. Made by a JobSession, never directly.
+    """
+
+    def __init__(
+        self, dispatcher: Dispatcher, job_id: str, template: JobTemplate | None = None
+    ) -> None:
+        super().__init__(dispatcher, job_id, template)
+        self._final: tuple[JobState, str] | None = None
+        """The terminal state (and sub-state) once the job ended: see Dispatcher._apply."""
+        self._gone = False
+        """Whether the job was deleted."""
+        self._future: Future[JobInfo] | None = None
+        """What :meth:`future` returns (the dispatcher makes and completes it)."""
 
     @property
     def template(self) -> JobTemplate:
@@ -75,7 +104,7 @@ class Job:
             UnsupportedOperationError: the tracker cannot return templates (no JobTemplater).
         """
         if self._template is None:
-            tracker = self._session.tracker
+            tracker = self._dispatcher.tracker
             if not isinstance(tracker, JobTemplater):
                 raise UnsupportedOperationError("this backend's tracker keeps no job templates")
             self._template = tracker.job_template(self._id)
@@ -87,7 +116,8 @@ class Job:
         Raises:
             JobNotFoundError: the job was deleted.
         """
-        return self._session.tracker.job_state(self._id)
+        self._dispatcher.check_open()
+        return self._dispatcher.tracker.job_state(self._id)
 
     @property
     def state(self) -> JobState:
@@ -96,32 +126,33 @@ class Job:
 
     def get_info(self) -> JobInfo:
         """Everything known about the job now (the tracker's JobInfo)."""
-        return self._session.tracker.job_info(self._id)
+        self._dispatcher.check_open()
+        return self._dispatcher.tracker.job_info(self._id)
 
     # -- control ------------------------------------------------------------------------------
 
     def suspend(self) -> None:
         """Suspend the running job (pause its container). Raises InvalidStateError unless
         RUNNING; UnsupportedOperationError on a swarm."""
-        self._session._control(self, "suspend")
+        self._dispatcher.control(self, "suspend")
 
     def resume(self) -> None:
         """Resume the suspended job. Raises InvalidStateError unless SUSPENDED."""
-        self._session._control(self, "resume")
+        self._dispatcher.control(self, "resume")
 
     def hold(self) -> None:
         """Hold the queued job: it does not start until released. Raises InvalidStateError
         unless QUEUED."""
-        self._session._control(self, "hold")
+        self._dispatcher.control(self, "hold")
 
     def release(self) -> None:
         """Release the held job. Raises InvalidStateError unless QUEUED_HELD."""
-        self._session._control(self, "release")
+        self._dispatcher.control(self, "release")
 
     def terminate(self) -> None:
         """Terminate the unfinished job; returns once it reads FAILED. Raises
         InvalidStateError when it ended already."""
-        self._session._control(self, "terminate")
+        self._dispatcher.control(self, "terminate")
 
     def reap(self) -> None:
         """Delete the finished job (its container); waits on it then raise JobNotFoundError.
@@ -129,7 +160,7 @@ class Job:
         Raises:
             InvalidStateError: the job is not DONE or FAILED.
         """
-        self._session._reap(self)
+        self._dispatcher.reap(self)
 
     # -- waiting ------------------------------------------------------------------------------
 
@@ -144,33 +175,33 @@ class Job:
             JobNotFoundError: the job was deleted.
             InvalidStateError: the session was closed (before or while waiting).
         """
-        return self._session._dispatcher.wait_any([self], STARTED, timeout)[1]
+        return wait_any(self._dispatcher, [self], STARTED, timeout)[1]
 
     def wait_terminated(self, timeout: float | None = None) -> JobState:
         """Block until the job is DONE or FAILED and its output files are complete; return
         that state. ``timeout`` and errors as :meth:`wait_started`."""
-        return self._session._dispatcher.wait_any([self], TERMINATED, timeout)[1]
+        return wait_any(self._dispatcher, [self], TERMINATED, timeout)[1]
 
     async def wait_started_async(self, timeout: float | None = None) -> JobState:
         """:meth:`wait_started` for asyncio: no thread waits."""
-        return (await self._session._dispatcher.wait_any_async([self], STARTED, timeout))[1]
+        return (await wait_any_async(self._dispatcher, [self], STARTED, timeout))[1]
 
     async def wait_terminated_async(self, timeout: float | None = None) -> JobState:
         """:meth:`wait_terminated` for asyncio: no thread waits."""
-        return (await self._session._dispatcher.wait_any_async([self], TERMINATED, timeout))[1]
+        return (await wait_any_async(self._dispatcher, [self], TERMINATED, timeout))[1]
 
     def future(self) -> Future[JobInfo]:
         """A :class:`concurrent.futures.Future` completed with the job's final JobInfo when
         it ends (its outputs complete), so ``as_completed`` works; with JobNotFoundError if
         it is deleted first, InvalidStateError if the session is closed first. The same
         Future on every call (a new one after a cancel)."""
-        return self._session._dispatcher.future(self._id)
+        return self._dispatcher.future(self)
 
     def on_state_change(self, callback: StateCallback) -> Callable[[], None]:
         """Call ``callback(job, old_state, new_state)`` once per change of this job's state
         from now on (see :meth:`JobSession.on_state_change`); returns a function that
         removes it."""
-        return self._session._dispatcher.add_callback(callback, self._id)
+        return self._dispatcher.add_callback(callback, self)
 
     # -- output -------------------------------------------------------------------------------
 
@@ -205,42 +236,24 @@ class Job:
         return Path(path).read_bytes().decode("utf-8", errors="replace")
 
     def __repr__(self) -> str:
-        state, _ = self._session._dispatcher.state_of(self._id)
+        state, _ = self._dispatcher.state_of(self)
         shown = state.name if state is not None else "?"
         return f"Job({self._id[:12]!r}, session={self.session_name!r}, state={shown})"
 
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Job) and other._id == self._id
 
-    def __hash__(self) -> int:
-        return hash(self._id)
-
-
-class ArrayJob:
+class ArrayJob(_SessionObject):
     """An array job of a :class:`JobSession` (DRMAA2 ``ArrayJob``): its tasks as Jobs, in
     task order. Control actions apply to every task, concurrently."""
 
     def __init__(
         self,
-        session: JobSession,
+        dispatcher: Dispatcher,
         array_id: str,
         jobs: list[Job],
         template: JobTemplate | None = None,
     ) -> None:
-        self._session = session
-        self._id = array_id
+        super().__init__(dispatcher, array_id, template)
         self._jobs = tuple(jobs)
-        self._template = template
-
-    @property
-    def id(self) -> str:
-        """The array id (``get_job_array`` finds the array by it)."""
-        return self._id
-
-    @property
-    def session_name(self) -> str:
-        """The name of the job session the array belongs to."""
-        return self._session.name
 
     @property
     def jobs(self) -> list[Job]:
@@ -288,9 +301,12 @@ class ArrayJob:
         return self._control("terminate")
 
     def _control(self, action: ControlAction) -> list[Job]:
+        # A closed session is said so, not hidden as "no task in a state that allows it".
+        self._dispatcher.check_open()
+
         def apply(job: Job) -> Job | None:
             try:
-                self._session._control(job, action)
+                self._dispatcher.control(job, action)
             except InvalidStateError:
                 return None
             return job
@@ -325,18 +341,18 @@ class ArrayJob:
         Raises:
             WaitTimeoutError: the timeout passed first.
         """
-        return self._session._wait_all(self._jobs, timeout)
+        return wait_all(self._dispatcher, self._jobs, TERMINATED, timeout)
 
     async def wait_terminated_async(self, timeout: float | None = None) -> list[JobState]:
         """:meth:`wait_terminated` for asyncio: no thread waits."""
-        return await self._session._wait_all_async(self._jobs, timeout)
+        return await wait_all_async(self._dispatcher, self._jobs, TERMINATED, timeout)
 
     def progress(self) -> dict[JobState, int]:
         """How many tasks are in each state, as the session last saw them (no engine call);
         only states with tasks are keys."""
         counts: dict[JobState, int] = {}
         for job in self._jobs:
-            state = self._session._dispatcher.state_of(job.id)[0] or JobState.UNDETERMINED
+            state = self._dispatcher.state_of(job)[0] or JobState.UNDETERMINED
             counts[state] = counts.get(state, 0) + 1
         return counts
 
@@ -352,12 +368,6 @@ class ArrayJob:
             f"ArrayJob({self._id!r}, session={self.session_name!r}, "
             f"tasks={len(self._jobs)}, {counts})"
         )
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, ArrayJob) and other._id == self._id
-
-    def __hash__(self) -> int:
-        return hash(self._id)
 
 
 class MonitoredJob:

@@ -20,7 +20,8 @@ from containertracker.errors import (
 )
 from containertracker.models import JobInfo, JobState, Machine
 from containertracker.registry import new_job_tracker, registered_job_trackers
-from containertracker.sessions._dispatch import StateCallback
+from containertracker.sessions._delivery import StateCallback
+from containertracker.sessions._dispatch import Dispatcher
 from containertracker.sessions._jobs import MonitoredJob
 from containertracker.sessions._names import SessionNames, check_session_name
 from containertracker.sessions._session import JobSession
@@ -72,22 +73,32 @@ class Capability(IntEnum):
 
 
 # What the layer itself provides on any tracker: event notification (from the change feed,
-# or polled), and max_parallel, which the JobTracker protocol's add_array_job carries.
-_ANY_TRACKER: Final = frozenset({Capability.CALLBACK, Capability.BULK_JOBS_MAXPARALLEL})
-_TEMPLATE_FIELDS: Final = frozenset(
-    {Capability.JT_DEADLINE, Capability.JT_MAXSLOTS, Capability.JT_ACCOUNTINGID}
-)
-_CAPABILITIES: Final[Mapping[str, frozenset[Capability]]] = {
-    "docker": _ANY_TRACKER | _TEMPLATE_FIELDS | {Capability.JT_STAGING},
-    "podman": _ANY_TRACKER | _TEMPLATE_FIELDS | {Capability.JT_STAGING},
-    # A swarm refuses stage-in and stage-out: the nodes do not share the host's files.
-    "swarm": _ANY_TRACKER | _TEMPLATE_FIELDS,
-    # A server refuses host paths unless its operator allows them (--allow-host-path), which
-    # the client cannot know: staging is not promised.
-    "remote": _ANY_TRACKER | _TEMPLATE_FIELDS,
+# or polled). Nothing else is promised for a backend whose tracker is not known here: a
+# registered tracker may ignore max_parallel or template fields, and the remote client cannot
+# know which server (containertracker's, or a drmaa2os Go server) is behind it.
+_ANY_TRACKER: Final = frozenset({Capability.CALLBACK})
+_CONTAINER_TRACKER: Final = _ANY_TRACKER | {
+    Capability.BULK_JOBS_MAXPARALLEL,
+    Capability.JT_DEADLINE,
+    Capability.JT_MAXSLOTS,
+    Capability.JT_ACCOUNTINGID,
 }
-"""What each backend honours; a backend registered by an application gets ``_ANY_TRACKER``.
-Never: reservations (no container engine has them), e-mail (refused)."""
+"""What containertracker's own trackers honour (the scheduler throttles array tasks,
+terminates at the deadline, limits CPUs by max_slots, labels the accounting id)."""
+_CAPABILITIES: Final[Mapping[str, frozenset[Capability]]] = {
+    "docker": _CONTAINER_TRACKER | {Capability.JT_STAGING},
+    "podman": _CONTAINER_TRACKER | {Capability.JT_STAGING},
+    # A swarm refuses stage-in and stage-out: the nodes do not share the host's files.
+    "swarm": _CONTAINER_TRACKER,
+    # The server may be any (containertracker's, a drmaa2os Go server ignoring max_parallel)
+    # and may refuse host paths: only what the client itself provides is promised.
+    "remote": _ANY_TRACKER,
+}
+"""What each backend is known to honour (the README's table); any other backend gets
+``_ANY_TRACKER``. Never: reservations (no container engine has them), e-mail (refused)."""
+
+_KNOWN_SHOWN: Final = 10
+"""Session names an "unknown session" error lists at most."""
 
 
 class SessionManager(ClosesOnExit):
@@ -122,8 +133,12 @@ class SessionManager(ClosesOnExit):
         self._names = SessionNames(self._settings.state_dir, f"{backend}\0{url or ''}")
         self._lock = threading.Lock()
         self._sessions: list[JobSession] = []
+        self._dispatchers: dict[str, Dispatcher] = {}
+        """The dispatcher of each session name opened, shared by its JobSessions."""
         self._monitors: list[MonitoringSession] = []
-        self._callbacks: tuple[StateCallback, ...] = ()
+        self._notifications: dict[object, tuple[StateCallback, list[Callable[[], None]]]] = {}
+        """register_event_notification's callbacks, by registration: each with the functions
+        that remove it from the dispatchers it was added to."""
         self._closed = threading.Event()
 
     # -- the DRMS -----------------------------------------------------------------------------
@@ -146,10 +161,11 @@ class SessionManager(ClosesOnExit):
         return self._backend
 
     def supports(self, capability: Capability | str) -> bool:
-        """Whether this backend offers a DRMAA2 capability (see the README's table): bulk
-        jobs with max_parallel and callbacks everywhere; deadlines, max slots and
-        accounting ids on the built-in backends; staging on Docker and Podman; reservations
-        and e-mail nowhere.
+        """Whether this backend is known to offer a DRMAA2 capability (see the README's
+        table): callbacks everywhere; bulk jobs with max_parallel, deadlines, max slots and
+        accounting ids on docker, podman and swarm; staging on docker and podman;
+        reservations and e-mail nowhere. ``remote`` and other backends promise only
+        callbacks (what lies behind them is not known).
 
         Raises:
             InvalidArgumentError: not a DRMAA2 capability.
@@ -203,8 +219,7 @@ class SessionManager(ClosesOnExit):
         try:
             if entry is None:
                 if not tracker.list_jobs():
-                    known = ", ".join(self._names.names()) or "none"
-                    raise InvalidArgumentError(f"no job session {name!r} (known: {known})")
+                    raise InvalidArgumentError(f"no job session {name!r} ({self._known()})")
                 self._names.add(name, "")  # jobs of it exist: remember it from now on
             return self._open(name, tracker)
         except BaseException:
@@ -259,20 +274,22 @@ class SessionManager(ClosesOnExit):
         return self._names.names()
 
     def register_event_notification(self, callback: StateCallback) -> Callable[[], None]:
-        """DRMAA2's event notification: ``callback(job, old_state, new_state)`` for the jobs
-        of every job session this manager opens, now or later (see
-        :meth:`JobSession.on_state_change`). Returns a function that removes it from the
-        sessions opened later (the open ones keep it until closed)."""
-        self._check_open()
+        """DRMAA2's event notification: ``callback(job, old_state, new_state)`` once per
+        transition of the jobs of every job session this manager opens, now or later (see
+        :meth:`JobSession.on_state_change`), however many times a session is open. Returns
+        a function that removes it everywhere."""
         with self._lock:
-            self._callbacks += (callback,)
-            sessions = list(self._sessions)
-        for session in sessions:
-            session.on_state_change(callback)
+            self._check_open()
+            # Under the lock: a session being opened gets it exactly once (here or at _open).
+            removers = [d.add_callback(callback) for d in self._dispatchers.values()]
+            registration = object()
+            self._notifications[registration] = (callback, removers)
 
         def remove() -> None:
             with self._lock:
-                self._callbacks = tuple(c for c in self._callbacks if c is not callback)
+                _, removers = self._notifications.pop(registration, (callback, []))
+                for remove_one in removers:
+                    remove_one()
 
         return remove
 
@@ -293,16 +310,19 @@ class SessionManager(ClosesOnExit):
             raise UnsupportedOperationError(f"the {self._backend} backend offers no monitoring")
         monitor = MonitoringSession(name, tracker, on_close=self._forget_monitor)
         with self._lock:
-            self._monitors.append(monitor)
-        return monitor
+            if not self._closed.is_set():
+                self._monitors.append(monitor)
+                return monitor
+        monitor.close()
+        raise InvalidStateError("the session manager is closed")
 
     # -- closing ------------------------------------------------------------------------------
 
     def close(self) -> None:
         """Close every session this manager opened (jobs keep running). Idempotent; every
         later call raises InvalidStateError."""
-        self._closed.set()
         with self._lock:
+            self._closed.set()  # under the lock: no session is opened after this
             sessions, monitors = list(self._sessions), list(self._monitors)
         for session in sessions:
             session.close()
@@ -327,23 +347,59 @@ class SessionManager(ClosesOnExit):
         return new_job_tracker(self._backend, name, params)
 
     def _open(self, name: str, tracker: JobTracker) -> JobSession:
+        """A JobSession of ``name`` on the name's dispatcher; a new dispatcher takes
+        ``tracker`` over, else ``tracker`` is closed."""
         with self._lock:
-            callbacks = self._callbacks
-        session = JobSession(
-            name,
-            tracker,
-            resync_interval=self._settings.resync_interval,
-            callbacks=callbacks,
-            on_close=self._forget_session,
-        )
+            self._check_open()
+            shared = self._dispatchers.get(name)
+            if shared is not None:
+                session = self._handle(shared)
+        if shared is not None:
+            _close(tracker)
+            return session
+        # Made outside the lock (it reads the feed's cursor); another thread may have
+        # opened the name meanwhile: then the one made first is used.
+        made = Dispatcher(tracker, name, self._settings.resync_interval)
         with self._lock:
-            self._sessions.append(session)
+            shared = None if self._closed.is_set() else self._dispatchers.get(name)
+            if not self._closed.is_set() and shared is None:
+                self._dispatchers[name] = made
+                for callback, removers in self._notifications.values():
+                    removers.append(made.add_callback(callback))
+                return self._handle(made)
+            if shared is not None:
+                session = self._handle(shared)
+        made.close()
+        made.join()
+        if shared is None:
+            raise InvalidStateError("the session manager is closed")
         return session
 
-    def _forget_session(self, session: JobSession) -> None:
+    def _handle(self, dispatcher: Dispatcher) -> JobSession:
+        """A JobSession on ``dispatcher``, kept (under the lock)."""
+        session = JobSession(dispatcher, self._release_session)
+        self._sessions.append(session)
+        return session
+
+    def _release_session(self, session: JobSession) -> None:
+        """``session`` closed: its dispatcher is closed with the last JobSession on it."""
         with self._lock:
             if session in self._sessions:
                 self._sessions.remove(session)
+            dispatcher = session._dispatcher
+            if any(s._dispatcher is dispatcher for s in self._sessions):
+                return
+            if self._dispatchers.get(session.name) is dispatcher:
+                del self._dispatchers[session.name]
+        dispatcher.close()
+        dispatcher.join()
+
+    def _known(self) -> str:
+        """The known session names, for an error (at most a few)."""
+        known = self._names.names()
+        shown = ", ".join(repr(n) for n in known[:_KNOWN_SHOWN]) or "none"
+        more = f" and {len(known) - _KNOWN_SHOWN} more" if len(known) > _KNOWN_SHOWN else ""
+        return f"known: {shown}{more}"
 
     def _forget_monitor(self, monitor: MonitoringSession) -> None:
         with self._lock:

@@ -46,6 +46,10 @@ def check_session_name(name: str) -> str:
     return name
 
 
+def _valid(name: object) -> bool:
+    return isinstance(name, str) and _NAME.fullmatch(name) is not None
+
+
 @dataclass(frozen=True)
 class SessionEntry:
     """What is kept of a session: its name, and the contact it was created with ("" for the
@@ -101,8 +105,10 @@ class SessionNames:
         found = []
         for path in self._dir.glob("*.json"):
             data = self._read(path)
-            if data is not None and data.get("scope") == self._scope:
-                found.append(str(data.get("name")))
+            name = None if data is None else data.get("name")
+            # A record without a valid name (damaged, hand-made) names no session.
+            if data is not None and data.get("scope") == self._scope and _valid(name):
+                found.append(str(name))
         return sorted(found)
 
     def _path(self, name: str) -> Path:

@@ -11,6 +11,7 @@ resync interval on purpose.
 from __future__ import annotations
 
 import asyncio
+import gc
 import threading
 import uuid
 from collections.abc import Callable, Iterator, Mapping
@@ -73,6 +74,29 @@ class IncompleteFeed(NoFeed):
     def changes(self, since: int | None, timeout: float) -> JobChanges:
         answer: JobChanges = self._inner.changes(since, timeout)
         return JobChanges(answer.cursor, [], since is None)
+
+
+class SlowOutputs(NoFeed):
+    """A complete feed whose jobs' outputs take a while: ``wait(job, 0)`` says "not yet"
+    the first few times after the job ended (a scheduler still writing its output files),
+    and nothing else changes meanwhile, so the feed does not answer again."""
+
+    NOT_YET = 3
+
+    def __init__(self, inner: ContainerTracker) -> None:
+        super().__init__(inner)
+        self.asked: dict[str, int] = {}
+
+    def changes(self, since: int | None, timeout: float) -> JobChanges:
+        answer: JobChanges = self._inner.changes(since, timeout)
+        return answer
+
+    def wait(self, job_id: str, timeout: float | None) -> JobState:
+        self.asked[job_id] = self.asked.get(job_id, 0) + 1
+        if self.asked[job_id] <= self.NOT_YET:
+            raise WaitTimeoutError(f"the outputs of {job_id} are still being written")
+        state: JobState = self._inner.wait(job_id, timeout)
+        return state
 
 
 @pytest.fixture
@@ -446,15 +470,19 @@ def test_destroy_refuses_running_jobs_unless_forced(
 
 
 def test_supports_answers_per_backend(open_manager: Callable[..., SessionManager]) -> None:
-    """Capabilities: the built-in backends per their features; any other backend only what
-    the session layer itself gives (callbacks, bulk jobs with max_parallel)."""
+    """Capabilities: the built-in backends per their features; remote and any other backend
+    only what the session layer itself gives (callbacks)."""
     other = open_manager()
-    assert other.supports(Capability.CALLBACK) and other.supports("BulkJobsMaxParallel")
+    assert other.supports(Capability.CALLBACK) and not other.supports("BulkJobsMaxParallel")
     assert not other.supports("jt_deadline")
     docker = SessionManager("docker", {"state_dir": "/nonexistent-never-written"})
     swarm = SessionManager("swarm", {"state_dir": "/nonexistent-never-written"})
+    remote = SessionManager("remote", {"state_dir": "/nonexistent-never-written"})
     assert docker.supports(Capability.JT_STAGING) and not swarm.supports(Capability.JT_STAGING)
-    for manager in (docker, swarm, other):
+    assert swarm.supports("BulkJobsMaxParallel") and swarm.supports(Capability.JT_DEADLINE)
+    # Whatever server is behind it (a Go server ignores max_parallel): only callbacks.
+    assert [c for c in Capability if remote.supports(c)] == [Capability.CALLBACK]
+    for manager in (docker, swarm, remote, other):
         assert not manager.supports(Capability.ADVANCE_RESERVATION)
         assert not manager.supports(Capability.JT_EMAIL)
     with pytest.raises(InvalidArgumentError):
@@ -496,3 +524,167 @@ def test_manager_notifications_reach_every_session_it_opens(
         manager.create_job_session("closed")
     with pytest.raises(InvalidStateError):
         open_manager().create_job_session("no-loop").events()
+
+
+def test_a_session_opened_twice_notifies_once_per_transition(
+    engine: MemoryEngine, open_manager: Callable[..., SessionManager]
+) -> None:
+    """Two JobSessions of one name share the manager's dispatcher: a manager callback (and
+    a session's) sees each transition once; the jobs work until the last one is closed."""
+    manager = open_manager()
+    seen, record = recorder()
+    manager.register_event_notification(record)
+    first = manager.create_job_session("twice")
+    second = manager.open_job_session("twice")
+    job = first.run_job(template())
+    (listed,) = second.get_jobs()
+    engine.exit(job.id, 0)
+    assert listed.wait_terminated(WAIT) is DONE
+    first.close()
+    assert job.get_state()[0] is DONE  # the session is still open through `second`
+    late = second.run_job(template())
+    second.close()
+    assert seen == [(job.id, UNSET, RUNNING), (job.id, RUNNING, DONE), (late.id, UNSET, RUNNING)]
+    with pytest.raises(InvalidStateError):
+        job.get_state()
+
+
+def test_callbacks_run_on_the_delivery_thread_and_may_wait_for_jobs(
+    engine: MemoryEngine, session: JobSession
+) -> None:
+    """A callback never runs on the thread of a control call (hold, suspend) nor on the
+    dispatcher's; it may wait for another job: the dispatcher goes on reading meanwhile."""
+    waiter, other = session.run_job(template()), session.run_job(template())
+    threads: set[str] = set()
+    waiting, waited = threading.Event(), threading.Event()
+    result: list[object] = []
+
+    def callback(job: Job, old: JobState, new: JobState) -> None:
+        threads.add(threading.current_thread().name)
+        if job == waiter and new is SUSPENDED:
+            waiting.set()
+            try:
+                result.append(other.wait_terminated(WAIT))
+            except Exception as exc:
+                result.append(exc)
+            waited.set()
+
+    session.on_state_change(callback)
+    waiter.suspend()
+    assert waiting.wait(WAIT)
+    engine.exit(other.id, 0)
+    assert waited.wait(WAIT)
+    session.close()  # everything queued is delivered once this returns
+    assert result == [DONE]
+    assert threading.current_thread().name not in threads
+    assert all(name.startswith("containertracker-delivery-") for name in threads)
+
+
+def test_event_streams_are_bounded_and_an_abandoned_one_is_unsubscribed(
+    session: JobSession,
+) -> None:
+    """A consumer that breaks out of ``async for`` leaves no subscription; one that falls
+    more than ``limit`` events behind reads those, then InvalidStateError (nothing is lost
+    silently)."""
+    dispatcher = session._dispatcher
+
+    async def abandoned() -> None:
+        stream = session.events()
+        session.run_job(template())
+        async for _ in stream:
+            break
+        del stream
+        gc.collect()  # only for other interpreters: CPython collects it at once
+        assert dispatcher._subscribers == ()
+
+    async def overflowing() -> tuple[list[JobEvent], BaseException | None]:
+        stream = session.events(limit=2)
+        for _ in range(3):
+            session.run_job(template())
+        session.close()  # delivers every event; the stream overflowed at the third
+        received: list[JobEvent] = []
+        try:
+            async for event in stream:
+                received.append(event)
+        except InvalidStateError as exc:
+            return received, exc
+        return received, None
+
+    asyncio.run(abandoned())
+    received, error = asyncio.run(overflowing())
+    assert len(received) == 2 and all(e.old_state is UNSET for e in received)
+    assert isinstance(error, InvalidStateError) and "fell more than 2 events behind" in str(error)
+
+
+def test_only_unfinished_jobs_that_were_asked_for_are_followed(
+    engine: MemoryEngine, session: JobSession
+) -> None:
+    """get_jobs follows the jobs its filter returned only; a job that ended is followed no
+    more (its final state stays with the Job: waits and repr still know it)."""
+    done, running = session.run_job(template()), session.run_job(template())
+    engine.exit(done.id, 0)
+    assert done.wait_terminated(WAIT) is DONE
+    assert set(session._dispatcher._tracked) == {running.id}
+    assert done.wait_terminated(0) is DONE and "state=DONE" in repr(done)
+    assert done.future().result(WAIT).exit_status == 0
+    outsider = session.tracker.add_job(template())
+    assert session.get_jobs(JobInfo(id=running.id)) == [running]
+    assert outsider not in session._dispatcher._tracked
+    assert session.get_jobs(JobInfo(state=DONE)) == [done]
+    assert set(session._dispatcher._tracked) == {running.id}
+
+
+def test_a_closed_session_says_so_for_array_control(session: JobSession) -> None:
+    """Controlling an array of a closed session is "closed", not "no task fits"."""
+    array = session.run_bulk_jobs(template(), 1, 2)
+    session.close()
+    with pytest.raises(InvalidStateError, match="is closed"):
+        array.terminate()
+
+
+@pytest.mark.parametrize(
+    "name", ["../../../outside", "..", "/", "a/b", "a,b=c", "x" * 200, "~root", "$(id)"]
+)
+def test_hostile_session_names_stay_hashed_inside_the_state_directory(
+    open_manager: Callable[..., SessionManager], tmp_path: Path, name: str
+) -> None:
+    """Any allowed name becomes a hashed file under job-sessions/: nothing is written
+    elsewhere, and the name reads back as given."""
+    manager = open_manager()
+    manager.create_job_session(name).close()
+    names = tmp_path / "state" / "job-sessions"
+    (record,) = names.iterdir()
+    assert record.suffix == ".json" and len(record.stem) == 40 and record.stem.isalnum()
+    assert {p.name for p in tmp_path.iterdir()} == {"state"}
+    assert manager.get_job_session_names() == [name]
+    assert manager.open_job_session(name).name == name
+
+
+def test_unknown_session_errors_are_short_and_bad_records_name_nothing(
+    open_manager: Callable[..., SessionManager], tmp_path: Path
+) -> None:
+    """The error for an unknown name lists a few known ones, not all; a record without a
+    name is no session."""
+    manager = open_manager()
+    for number in range(15):
+        manager.create_job_session(f"known-{number:02}").close()
+    with pytest.raises(InvalidArgumentError, match="and 5 more") as refused:
+        manager.open_job_session("unknown")
+    assert "known-14" not in str(refused.value)
+    scope = manager._names._scope
+    (tmp_path / "state" / "job-sessions" / "nameless.json").write_text(f'{{"scope": "{scope}"}}')
+    assert len(manager.get_job_session_names()) == 15
+    assert "None" not in manager.get_job_session_names()
+
+
+def test_a_job_still_settling_is_read_again_soon_without_a_feed_answer(
+    engine: MemoryEngine, open_manager: Callable[..., SessionManager]
+) -> None:
+    """A job that ended while its outputs are still written is read again after a short
+    pause, not at the feed's next answer (here, a minute away)."""
+    session = open_manager(SlowOutputs).create_job_session("settling")
+    job = session.run_job(template())
+    engine.exit(job.id, 0)
+    assert job.wait_terminated(WAIT) is DONE
+    assert isinstance(session.tracker, SlowOutputs)
+    assert session.tracker.asked[job.id] == SlowOutputs.NOT_YET + 1

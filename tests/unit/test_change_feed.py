@@ -4,7 +4,7 @@ may have been missed (a forgotten entry, an event outage, a foreign cursor)."""
 
 from __future__ import annotations
 
-import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -121,18 +121,22 @@ def test_changes_blocks_until_a_job_of_the_session_changes(
     assert answer.complete
 
 
+def _until_blocked(tracker: ContainerTracker, waiting: Future[JobChanges]) -> None:
+    """Return once a thread blocks in the tracker's change feed (the call of ``waiting``)."""
+    for _ in range(3000):  # a guard against a hang, not a timed assertion
+        if tracker._watcher.feed_waiters() or waiting.done():
+            break
+        time.sleep(0.01)
+    assert not waiting.done()
+    assert tracker._watcher.feed_waiters() == 1
+
+
 def test_closing_the_tracker_wakes_a_blocked_caller(
     tracker: ContainerTracker, pool: ThreadPoolExecutor
 ) -> None:
     since = tracker.changes(None, 0).cursor
-    started = threading.Event()
-
-    def follow() -> JobChanges:
-        started.set()
-        return tracker.changes(since, 600)
-
-    waiting = pool.submit(follow)
-    assert started.wait(30)
+    waiting = pool.submit(tracker.changes, since, 600)
+    _until_blocked(tracker, waiting)  # so that the close wakes it, not precedes it
     tracker.close()
     with pytest.raises(InvalidStateError):
         waiting.result(timeout=30)  # woken by the close, well before its 600 s
@@ -181,6 +185,26 @@ def test_a_cursor_of_another_tracker_object_is_incomplete(
     assert answer.job_ids == []
     assert second.changes(answer.cursor, 0).complete
     assert not second.changes(answer.cursor + 10**6, 0).complete  # from the future
+
+
+def test_a_cursor_names_its_tracker_however_many_events_it_saw(
+    open_tracker: Callable[[str], ContainerTracker],
+) -> None:
+    """The sequence never runs into the tag: a cursor after 2**32 (or 2**63) events is not
+    that of a tracker whose tag is one more, and tags are 64 random bits (one of two
+    trackers colliding in them is a chance of 2**-64, not 2**-20)."""
+    first, second = open_tracker(SESSION), open_tracker(SESSION)
+    for events in (2**32 + 7, 2**63 + 7):
+        first._watcher._sequence = events  # as if that many events were seen
+        # The next tag up: the cursor of its tracker's 7th event (it has seen at least 7).
+        second._watcher._base = first._watcher._base + (1 << watch._TAG_SHIFT)
+        second._watcher._sequence = max(second._watcher._sequence, 7)
+        cursor = first.changes(None, 0).cursor
+        assert first.changes(cursor, 0).complete
+        assert not second.changes(cursor, 0).complete  # not the other tracker's
+    tags = {open_tracker(SESSION).changes(None, 0).cursor >> 64 for _ in range(8)}
+    assert len(tags) == 8 and 0 not in tags
+    assert all(tag < 2**64 for tag in tags)
 
 
 @pytest.mark.parametrize(
