@@ -22,6 +22,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -39,6 +40,9 @@ from containertracker import JobTemplate
 from containertracker.backends._common import parse_time
 from containertracker.core import labels
 from containertracker.core.tracker import ContainerTracker
+from containertracker.sessions import Job, SessionManager
+from containertracker.settings import Settings
+from containertracker.testing import MemoryEngine
 
 IMAGE = "containertracker/busybox:latest"
 # The manager of the lab swarm scripts/setup-swarm builds (`scripts/setup-swarm env`).
@@ -207,6 +211,7 @@ def bench_engine(
             ]
             lines += [f.line() for f in figures]
             lines.append(_wait_latency(tracker, raw, repeat))
+            lines.append(_callback_latency(engine, tracker, state_dir, repeat))
             _clear(tracker)
             lines += _remote(engine, tracker, state_dir, repeat)
             _clear(tracker)
@@ -251,6 +256,90 @@ def _wait_latency(tracker: ContainerTracker, raw: Raw, repeat: int) -> str:
         returned = datetime.now(UTC)
         theirs.append((returned - raw.finished_at(cid)).total_seconds())
     return _delta_line("wait latency after exit", "tracker", ours, "raw blocking wait", theirs)
+
+
+def _callback_latency(engine: str, tracker: ContainerTracker, state_dir: str, repeat: int) -> str:
+    """Time from the container's exit to a JobSession's state-change callback (its
+    dispatcher follows the tracker's change feed), against the tracker's own ``wait``
+    returning, interleaved: both report a job's end once its outputs are complete."""
+    name = f"bench-{uuid.uuid4().hex[:8]}"
+    params = {"engine_url": URLS[engine], "state_dir": state_dir}
+    ours, theirs = [], []
+    with SessionManager(engine, params) as manager:
+        session = manager.create_job_session(name)
+        ended = threading.Event()
+        stamps: list[datetime] = []
+
+        def on_change(job: Job, old: object, new: containertracker.JobState) -> None:
+            if new.terminal:
+                stamps.append(datetime.now(UTC))
+                ended.set()
+
+        session.on_state_change(on_change)
+        try:
+            for _ in range(repeat):
+                ended.clear()
+                stamps.clear()
+                job = session.run_job(_template("sleep", "0.5"))
+                ended.wait(60)
+                finished = tracker._engine.inspect(job.id).finished_at
+                ours.append((stamps[0] - finished).total_seconds())  # type: ignore[operator]
+                job_id = tracker.add_job(_template("sleep", "0.5"))
+                tracker.wait(job_id, 60)
+                returned = datetime.now(UTC)
+                finished = tracker._engine.inspect(job_id).finished_at
+                theirs.append((returned - finished).total_seconds())  # type: ignore[operator]
+        finally:
+            manager.destroy_job_session(name, force=True)
+    return _delta_line("session callback latency after exit", "callback", ours, "wait", theirs)
+
+
+def bench_many_waits(scale: int, repeat: int) -> str:
+    """Ending ``scale`` jobs one at a time, each noticed by one
+    ``session.wait_any_terminated(remaining)`` (one waiter for all), against the tracker's
+    own ``wait(job)`` on each, per job; on the in-memory engine (no container costs), so
+    that only the waiting is measured."""
+    engine = MemoryEngine()
+    state_dir = tempfile.mkdtemp(prefix="ct-bench-")
+
+    def allocate(session: str, params: Any) -> ContainerTracker:
+        settings = Settings.from_params(params)
+        return ContainerTracker(
+            engine.connect(), session, state_dir=settings.state_dir, stop_grace=0
+        )
+
+    backend = f"bench-memory-{uuid.uuid4().hex[:8]}"
+    containertracker.register_job_tracker(backend, allocate)
+    template = JobTemplate(job_category="busybox", remote_command="sleep", args=("300",))
+    ours, theirs, threads = [], [], 0
+    with SessionManager(backend, {"state_dir": state_dir}) as manager:
+        for run in range(max(1, repeat // 2)):
+            session = manager.create_job_session(f"many-{run}")
+            remaining = session.run_bulk_jobs(template, 1, scale).jobs
+            start = time.perf_counter()
+            for job in list(remaining):
+                engine.exit(job.id, 0)
+                remaining.remove(session.wait_any_terminated(remaining, 60))
+                threads = max(threads, threading.active_count())
+            ours.append((time.perf_counter() - start) / scale)
+            session.close()
+            with allocate(f"plain-{run}", {"state_dir": state_dir}) as tracker:
+                job_ids = tracker.list_array_jobs(tracker.add_array_job(template, 1, scale))
+                start = time.perf_counter()
+                for job_id in job_ids:
+                    engine.exit(job_id, 0)
+                    tracker.wait(job_id, 60)
+                theirs.append((time.perf_counter() - start) / scale)
+    return (
+        _delta_line(
+            f"wait_any_terminated, {scale} jobs, per job",
+            "session",
+            ours,
+            "tracker wait",
+            theirs,
+        )
+        + f"   ({threads} threads at most)"
+    )
 
 
 def _delta_line(
@@ -671,8 +760,9 @@ def main(argv: list[str] | None = None) -> int:
         if not args.json:
             print("\n".join(lines), flush=True)
             lines = []
-    if args.json:
-        print(json.dumps(lines))
+    lines.append("== the session layer over the in-memory engine")
+    lines.append(bench_many_waits(args.scale, args.repeat))
+    print(json.dumps(lines) if args.json else "\n".join(lines))
     return 0
 
 

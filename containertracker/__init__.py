@@ -1,6 +1,8 @@
 """containertracker: batch jobs as containers behind the DRMAA2 JobTracker interface.
 
 ``new_job_tracker("docker", "my-session")`` returns a tracker; see the README for a tour.
+``SessionManager("docker")`` is DRMAA2's session layer on top of any tracker (job sessions,
+Job objects, callbacks, asyncio; ``containertracker.sessions``).
 Importing this package imports no engine SDK: backends load when first used.
 """
 
@@ -24,6 +26,7 @@ from containertracker.errors import (
 )
 from containertracker.models import CPU, OS, JobInfo, JobState, JobTemplate, Machine
 from containertracker.registry import new_job_tracker, register_job_tracker, registered_job_trackers
+from containertracker.sessions import ArrayJob, Job, JobSession, MonitoringSession, SessionManager
 from containertracker.settings import PullPolicy, Settings
 from containertracker.tracker import (
     HOLD,
@@ -31,9 +34,11 @@ from containertracker.tracker import (
     RESUME,
     SUSPEND,
     TERMINATE,
+    ChangeFeed,
     Closer,
     ContactStringer,
     ControlAction,
+    JobChanges,
     JobTemplater,
     JobTracker,
     Monitorer,
@@ -48,9 +53,11 @@ __all__ = [
     "JobTemplate",
     "Machine",
     # the contract
+    "ChangeFeed",
     "Closer",
     "ContactStringer",
     "ControlAction",
+    "JobChanges",
     "JobTemplater",
     "JobTracker",
     "Monitorer",
@@ -59,6 +66,12 @@ __all__ = [
     "RESUME",
     "SUSPEND",
     "TERMINATE",
+    # the DRMAA2 session layer
+    "ArrayJob",
+    "Job",
+    "JobSession",
+    "MonitoringSession",
+    "SessionManager",
     # registry and settings
     "new_job_tracker",
     "register_job_tracker",

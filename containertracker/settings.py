@@ -197,7 +197,9 @@ class ServerSettings(BaseSettings):
     max_wait: float = Field(
         default=25.0,
         gt=0,
-        description="Longest a /wait long-poll holds a request; clients poll again after it.",
+        description=(
+            "Longest a /wait or /changes long-poll holds a request; clients poll again after it."
+        ),
     )
     allow_privileged: bool = Field(
         default=False, description="Let jobs use the 'privileged' extension."
@@ -286,8 +288,18 @@ class ServerSettings(BaseSettings):
         default=64,
         gt=0,
         description=(
-            "Concurrent /wait long polls; beyond, /wait answers TryLaterError at once (the "
+            "Concurrent /wait long polls; beyond, they answer TryLaterError at once (the "
             "client then polls /jobstate)."
+        ),
+    )
+    max_feed_polls: int = Field(
+        default=32,
+        gt=0,
+        description=(
+            "Concurrent /changes long polls (each open JobSession of a remote client keeps "
+            "one); beyond, they answer TryLaterError at once (the client asks again every "
+            "200 ms). Below the 64 sessions a server keeps open, and a session only polled "
+            "stays evictable, so feed polls never lock other sessions out."
         ),
     )
     worker_threads: int = Field(

@@ -3,6 +3,7 @@
 They mirror drmaa2os' ``pkg/jobtracker`` interfaces (``JobTracker``, ``Closer``,
 ``ContactStringer``, ``JobTemplater``, ``Monitorer``) in Python naming. Any object with these
 methods is a tracker; ``isinstance(t, Monitorer)`` tells whether a tracker offers monitoring.
+:class:`ChangeFeed` is ours: which jobs changed, event-driven, for one waiter over many jobs.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Callable
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Final, Literal, Protocol, Self, TypeVar, get_args, runtime_checkable
 
@@ -24,13 +26,16 @@ __all__ = [
     "RESUME",
     "SUSPEND",
     "TERMINATE",
+    "ChangeFeed",
     "Closer",
     "ClosesOnExit",
     "ContactStringer",
     "ControlAction",
+    "JobChanges",
     "JobTemplater",
     "JobTracker",
     "Monitorer",
+    "check_changes_args",
     "control_action",
     "refuse_calls_when_closed",
 ]
@@ -242,3 +247,57 @@ class Monitorer(Protocol):
     def job_info_from_monitor(self, job_id: str) -> JobInfo:
         """JobInfo of any container on the engine, in or outside the session."""
         ...
+
+
+@dataclass(frozen=True)
+class JobChanges:
+    """What :meth:`ChangeFeed.changes` answers."""
+
+    cursor: int
+    """Pass it back as ``since`` next time."""
+    job_ids: list[str]
+    """Full ids of the session's jobs with an engine event after ``since`` (each once, least
+    recently changed first), deleted jobs included: their removal is a change too."""
+    complete: bool
+    """False: changes may have been missed (the event stream reconnected after ``since``, or
+    ``since`` is too old or not this tracker's): re-read every job you follow."""
+
+
+@runtime_checkable
+class ChangeFeed(Protocol):
+    """A tracker that can say which of its session's jobs changed, driven by engine events:
+    one waiter for many jobs, instead of a wait per job or a look at every job."""
+
+    def changes(self, since: int | None, timeout: float) -> JobChanges:
+        """The session's jobs with an engine event (created, started, ended, paused, removed,
+        ...) after cursor ``since``.
+
+        ``since=None`` returns at once the cursor of now (no ids, complete): take it before
+        reading the jobs you follow, so that nothing between is missed. Otherwise returns at
+        once if some job changed after ``since`` (or changes may have been missed: then
+        ``complete`` is False, the ids maybe empty); else blocks up to ``timeout`` seconds
+        (``inf``: no limit) for one, and at the timeout returns no ids (complete). A cursor
+        is only meaningful to the tracker object that gave it; another's reads as incomplete.
+
+        Raises:
+            InvalidArgumentError: ``since`` is not an integer >= 0, or ``timeout`` is
+                negative or NaN.
+            InvalidStateError: the tracker is closed (a close wakes blocked callers, which
+                raise it too).
+        """
+        ...
+
+
+def check_changes_args(since: object, timeout: object) -> None:
+    """Check the arguments of :meth:`ChangeFeed.changes` as every implementation does.
+
+    Raises:
+        InvalidArgumentError: ``since`` is not None nor an integer >= 0, or ``timeout`` is
+            not a number >= 0.
+    """
+    if since is not None and (isinstance(since, bool) or not isinstance(since, int) or since < 0):
+        raise InvalidArgumentError(
+            f"since must be None or a cursor (an integer >= 0), not {since!r}"
+        )
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout >= 0:
+        raise InvalidArgumentError(f"timeout must be a number of seconds >= 0, not {timeout!r}")

@@ -584,6 +584,9 @@ def serve(
         int | None, typer.Option(help="Largest VIRTUAL_MEMORY (bytes) [16 GiB].")
     ] = None,
     max_waiters: Annotated[int | None, typer.Option(help="Concurrent /wait polls [64].")] = None,
+    max_feed_polls: Annotated[
+        int | None, typer.Option(help="Concurrent /changes polls [32].")
+    ] = None,
     max_connections: Annotated[
         int | None, typer.Option(help="Connections and requests at once [512].")
     ] = None,
@@ -627,6 +630,7 @@ def serve(
         "default_memory": default_memory,
         "max_memory": max_memory,
         "max_waiters": max_waiters,
+        "max_feed_polls": max_feed_polls,
         "max_connections": max_connections,
     }
     try:

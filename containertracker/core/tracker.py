@@ -64,6 +64,8 @@ from containertracker.tracker import (
     MAX_ARRAY_TASKS,
     ClosesOnExit,
     ControlAction,
+    JobChanges,
+    check_changes_args,
     control_action,
     refuse_calls_when_closed,
 )
@@ -453,6 +455,29 @@ class ContainerTracker(ClosesOnExit):
         if deadline is None:
             return self._resync_interval
         return min(self._resync_interval, max(0.0, deadline - time.monotonic()))
+
+    def changes(self, since: int | None, timeout: float) -> JobChanges:
+        """The session's jobs with an engine event after cursor ``since`` (the ChangeFeed
+        contract: ``since=None`` gives the cursor of now; else waits up to ``timeout`` s for
+        one). Jobs' creations count (the engine's create event), and so do their removals.
+
+        Only the session's containers' events are seen (the event stream is filtered by the
+        session label). ``complete`` is False when the event stream reconnected after
+        ``since`` (events of its outage are lost), when more than 4096 containers changed
+        since (the record is bounded), or when ``since`` came from another tracker object.
+
+        Raises:
+            InvalidArgumentError: ``since`` is not None nor an integer >= 0, or ``timeout``
+                is not a number >= 0.
+            InvalidStateError: the tracker is closed, before or while waiting.
+        """
+        check_changes_args(since, timeout)
+        if since is None:
+            return JobChanges(self._watcher.cursor(), [], True)
+        cursor, job_ids, complete = self._watcher.changes(since, timeout)
+        if self._closed.is_set():
+            raise InvalidStateError("the tracker was closed while waiting for changes")
+        return JobChanges(cursor, job_ids, complete)
 
     def delete_job(self, job_id: str) -> None:
         """Remove a finished job's container, after its outputs are written (a job that reads

@@ -8,12 +8,20 @@ the stream reconnected after an engine restart).
 Generations are numbers drawn from one ever-growing sequence, so that a container's entry may
 be dropped (its container removed, or many seen since) without a waiter ever mistaking a later
 generation for one it saw: a long-running tracker remembers a bounded number of containers.
+
+The same sequence answers "which containers changed after sequence N" (:meth:`changes`), from
+a second bounded record kept in order of the containers' last events, so that an answer costs
+only the containers it names. A cursor is the sequence with a random 64-bit tag above it, so
+that a cursor of another watcher (another process, a tracker reopened) is told apart (but for
+a chance of 2**-64) and answered as "incomplete", never as "nothing changed".
 """
 
 from __future__ import annotations
 
+import secrets
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 
 from loguru import logger
@@ -21,12 +29,25 @@ from loguru import logger
 from containertracker.core.engine import Engine, EngineEvent, EventStream
 from containertracker.errors import ContainerTrackerError
 
-__all__ = ["EventWatcher"]
+__all__ = ["CURSOR_LIMIT", "EventWatcher", "FeedAnswer"]
 
 _ANY = ""
 _REMEMBERED = 4096
 """At most this many containers' generations are kept; beyond, those that changed least
-recently and that nobody waits for are dropped (reading as :data:`_ANY`'s generation)."""
+recently and that nobody waits for are dropped (reading as :data:`_ANY`'s generation).
+The change feed remembers as many containers, removed ones included."""
+_TAG_SHIFT = 64
+"""A cursor is ``tag << _TAG_SHIFT`` plus the sequence, with a random tag of 1 to 2**64 - 1:
+cursors are below :data:`CURSOR_LIMIT`. The sequence never reaches the tag's bits (2**64
+events), so a cursor names its watcher however many events it saw. Python ints hold cursors
+exactly; over HTTP they travel as decimal strings (``remote.wire.cursor_from_wire``), never as
+JSON numbers, which many clients read as doubles."""
+CURSOR_LIMIT = 1 << (2 * _TAG_SHIFT)
+"""Every cursor is below it (2**128): the HTTP server accepts no larger one."""
+
+FeedAnswer = tuple[int, list[str], bool]
+"""What :meth:`EventWatcher.changes` answers: the cursor, the containers changed after the
+one asked about (least recently changed first), and whether that list is complete."""
 
 
 class EventWatcher:
@@ -52,6 +73,17 @@ class EventWatcher:
         self._sequence = 0
         self._waiters: dict[str, int] = {}
         """How many threads are in :meth:`wait_for_change` per container (kept remembered)."""
+        self._feed_waiters = 0
+        """How many threads block in :meth:`changes`."""
+        self._base = (secrets.randbelow((1 << _TAG_SHIFT) - 1) + 1) << _TAG_SHIFT
+        """The cursor of sequence 0: this watcher's random tag."""
+        self._recent: OrderedDict[str, int] = OrderedDict()
+        """The feed's record: container id -> sequence of its last event, least recent first,
+        at most :data:`_REMEMBERED` (removed containers too: their removal is a change)."""
+        self._forgotten = 0
+        """The latest sequence dropped from ``_recent``: a cursor before it may miss one."""
+        self._gap = 0
+        """The sequence of the stream's last (re)connection: events may be lost before it."""
         self._closed = threading.Event()
         self._stream: EventStream | None = None
         self._connected = threading.Event()
@@ -93,9 +125,60 @@ class EventWatcher:
         with self._cond:
             return len(self._generations)
 
-    def _bump(self, container_id: str, *, removed: bool = False) -> None:
+    def cursor(self) -> int:
+        """The cursor of now: :meth:`changes` after it names only containers changed later."""
+        with self._cond:
+            return self._base + self._sequence
+
+    def changes(self, since: int, timeout: float) -> FeedAnswer:
+        """The containers with an event after cursor ``since``, waiting up to ``timeout``
+        seconds (``inf``: no limit) for one if there is none yet.
+
+        Returns at once when some container changed after ``since``, or when the list cannot
+        be complete: ``since`` is not this watcher's (another watcher's, or from the future),
+        the stream (re)connected after it (events may have been lost while it was down), or
+        a container's entry changed after it was dropped from the bounded record. At the
+        timeout, or when the watcher is closed, returns what there is (maybe nothing).
+        """
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                answer = self._changes_after(since)
+                if answer[1] or not answer[2] or self._closed.is_set():
+                    return answer
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return answer
+                self._feed_waiters += 1
+                try:
+                    self._cond.wait(min(remaining, threading.TIMEOUT_MAX))
+                finally:
+                    self._feed_waiters -= 1
+
+    def feed_waiters(self) -> int:
+        """How many threads block in :meth:`changes` right now (waiting for a change)."""
+        with self._cond:
+            return self._feed_waiters
+
+    def _changes_after(self, since: int) -> FeedAnswer:
+        """:meth:`changes` without waiting. Hold ``_cond``."""
+        cursor = self._base + self._sequence
+        seen = since - self._base
+        if not 0 <= seen <= self._sequence:
+            return cursor, [], False
+        changed: list[str] = []
+        # Newest first, stopping at the first entry not after ``seen``: costs what it returns.
+        for container_id, sequence in reversed(self._recent.items()):
+            if sequence <= seen:
+                break
+            changed.append(container_id)
+        changed.reverse()
+        return cursor, changed, seen >= self._gap and seen >= self._forgotten
+
+    def _bump(self, container_id: str, *, removed: bool = False, gap: bool = False) -> None:
         """Record an event about the container (``removed``: it is gone, and its entry is
-        dropped unless a thread waits on it) and wake the waiters."""
+        dropped unless a thread waits on it), or about any (:data:`_ANY`; ``gap``: events may
+        have been lost before it), and wake the waiters."""
         with self._cond:
             self._sequence += 1
             # Re-inserted, so that the dict is ordered from the least recently changed.
@@ -106,6 +189,14 @@ class EventWatcher:
             if not removed or container_id in self._waiters:
                 self._generations[container_id] = self._sequence
             self._forget_beyond(_REMEMBERED)
+            if container_id == _ANY:
+                if gap:
+                    self._gap = self._sequence
+            else:
+                self._recent[container_id] = self._sequence
+                self._recent.move_to_end(container_id)
+                if len(self._recent) > _REMEMBERED:
+                    self._forgotten = self._recent.popitem(last=False)[1]
             self._cond.notify_all()
 
     def _forget_beyond(self, limit: int) -> None:
@@ -127,14 +218,16 @@ class EventWatcher:
         since = time.time()
         backoff = 0.1
         reconnecting = False
+        first_attempt = True
         while not self._closed.is_set():
             try:
                 self._stream = self._engine.events(self._labels, since)
                 self._connected.set()
                 if self._closed.is_set():
                     break
-                # After a reconnect, something may have happened unseen: wake everybody.
-                self._bump(_ANY)
+                # After a reconnect, something may have happened unseen: wake everybody. (A
+                # first attempt that succeeds replays from the watcher's start: no gap.)
+                self._bump(_ANY, gap=not first_attempt)
                 if reconnecting and self._on_reconnect is not None:
                     self._on_reconnect()
                 reconnecting = True
@@ -153,6 +246,7 @@ class EventWatcher:
                 logger.opt(exception=exc).debug("event stream failed")
             finally:
                 self._connected.set()
+                first_attempt = False
             if self._closed.wait(backoff):
                 break
             backoff = min(backoff * 2, 2.0)
@@ -160,8 +254,10 @@ class EventWatcher:
             self._cond.notify_all()
 
     def close(self) -> None:
-        """Stop the thread and wake all waiters."""
+        """Stop the thread and wake all waiters (at once, not when the thread has ended)."""
         self._closed.set()
+        with self._cond:
+            self._cond.notify_all()
         stream = self._stream
         if stream is not None:
             stream.close()

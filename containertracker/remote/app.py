@@ -9,14 +9,18 @@ shapes with an ``Error`` slot) or :func:`_errors_as_status` (the lists, which ha
 
 What we add, all ignorable by a Go client: the error class in the ``X-ContainerTracker-Error``
 header; an ``Error`` key in jobstate answers; real HTTP errors (with ``{"Error": ...}``) where
-the Go server silently sent an empty list; the endpoints ``/wait`` (long poll),
+the Go server silently sent an empty list; the endpoints ``/wait`` and ``/changes`` (long polls),
 ``/jobtemplate``, ``/monitor/*``; a session header; auth, TLS, a body size limit and an
 admission :class:`~containertracker.remote.policy.Policy`; ``/openapi.json``.
 
 Requests run concurrently: each tracker call runs in a worker thread, with no lock around
-engine calls (trackers are thread-safe). Long polls (``/wait``) have their own bounded set of
-threads: when it is full, ``/wait`` answers TryLaterError at once (clients then poll
-``/jobstate``), and ordinary requests keep their own threads whatever the long polls do.
+engine calls (trackers are thread-safe). Long polls have their own bounded sets of threads,
+one for ``/wait`` (``max_waiters``), one for ``/changes`` (``max_feed_polls``): when one is
+full, its endpoint answers TryLaterError at once (clients then poll ``/jobstate``, or ask
+again), and ordinary requests keep their own threads whatever the long polls do. A session
+whose only requests are ``/changes`` polls stays evictable from the pool (each open JobSession
+of a remote client keeps one in flight): evicting it wakes its polls, which answer
+TryLaterError, so feed polls never lock other sessions out.
 
 Before any endpoint runs, the middleware refuses a foreign ``Host`` (DNS rebinding), a
 cross-site browser request (CSRF), a non-JSON body, a request without valid credentials (when
@@ -52,6 +56,7 @@ from containertracker.errors import (
     InternalError,
     InvalidArgumentError,
     TryLaterError,
+    UnsupportedOperationError,
 )
 from containertracker.models import JobInfo, JobState, JobTemplate
 from containertracker.remote.middleware import (
@@ -68,12 +73,20 @@ from containertracker.remote.wire import (
     ERROR_CLASS_HEADER,
     SESSION_HEADER,
     STATUS_OF_ERROR,
+    cursor_from_wire,
     error_class_name,
     is_loopback,
     parse_states,
 )
 from containertracker.settings import ServerSettings
-from containertracker.tracker import JobTemplater, JobTracker, Monitorer, control_action
+from containertracker.tracker import (
+    ChangeFeed,
+    JobChanges,
+    JobTemplater,
+    JobTracker,
+    Monitorer,
+    control_action,
+)
 
 __all__ = ["PATHS", "allowed_hosts", "create_app", "openapi_document", "policy"]
 
@@ -104,9 +117,12 @@ class _Shared:
     """Threads of every request but long polls (``worker_threads``): a reserve long polls
     cannot take, so submissions and state queries keep answering while polls wait."""
     long_polls: anyio.CapacityLimiter
-    """Long polls in flight (``max_waiters``): each holds a thread for up to ``max_wait``.
-    Taken without waiting, or the poll is refused (a queued poll would hold its connection
-    and answer late; the client polls ``/jobstate`` instead)."""
+    """``/wait`` long polls in flight (``max_waiters``): each holds a thread for up to
+    ``max_wait``. Taken without waiting, or the poll is refused (a queued poll would hold its
+    connection and answer late; the client polls ``/jobstate`` instead)."""
+    feed_polls: anyio.CapacityLimiter
+    """``/changes`` long polls in flight (``max_feed_polls``), taken as ``long_polls``: its
+    own set, so that the feed polls of many sessions never starve ``/wait``."""
 
     @classmethod
     def of(cls, pool: TrackerPool, settings: ServerSettings) -> _Shared:
@@ -119,6 +135,7 @@ class _Shared:
             body_timeout=settings.body_timeout,
             request_threads=anyio.CapacityLimiter(settings.worker_threads),
             long_polls=anyio.CapacityLimiter(settings.max_waiters),
+            feed_polls=anyio.CapacityLimiter(settings.max_feed_polls),
         )
 
 
@@ -216,9 +233,11 @@ async def _call_tracker(
     *,
     threads: anyio.CapacityLimiter | None = None,
     every_session: bool = False,
+    waiting: bool = False,
 ) -> T:
     """``work(tracker of the request's session)`` in a worker thread (of ``threads``,
-    default the request threads).
+    default the request threads); ``waiting``: ``work`` is a long poll that the session's
+    eviction may cut short (:meth:`TrackerPool.using`).
 
     Raises:
         DeniedByDrmsError: the request's token does not cover its session (or, with
@@ -238,25 +257,26 @@ async def _call_tracker(
         )
 
     def call() -> T:
-        with shared.pool.using(session) as tracker:
+        with shared.pool.using(session, waiting=waiting) as tracker:
             return work(tracker)
 
     return await anyio.to_thread.run_sync(call, limiter=threads or shared.request_threads)
 
 
 @contextlib.contextmanager
-def _long_poll_slot(long_polls: anyio.CapacityLimiter) -> Iterator[None]:
+def _long_poll_slot(long_polls: anyio.CapacityLimiter, instead: str) -> Iterator[None]:
     """Hold one of ``long_polls`` for the block (the current task borrows it).
 
     Raises:
-        TryLaterError: every slot is taken; the poll is refused at once, not queued.
+        TryLaterError: every slot is taken; the poll is refused at once, not queued (the
+            message says what to do ``instead``).
     """
     try:
         long_polls.acquire_nowait()
     except anyio.WouldBlock:
         raise TryLaterError(
             f"all {int(long_polls.total_tokens)} long-poll slots of this server are "
-            "busy; poll /jobstate instead"
+            f"busy; {instead} instead"
         ) from None
     try:
         yield
@@ -319,6 +339,12 @@ server silently sent an empty list): an error is answered with a real HTTP statu
 def _monitorer(tracker: JobTracker) -> Monitorer:
     if not isinstance(tracker, Monitorer):
         raise InvalidArgumentError("this server's tracker does not offer monitoring")
+    return tracker
+
+
+def _change_feed(tracker: JobTracker) -> ChangeFeed:
+    if not isinstance(tracker, ChangeFeed):
+        raise UnsupportedOperationError("this server's tracker offers no change feed")
     return tracker
 
 
@@ -468,12 +494,77 @@ async def wait(request: Request) -> Response:
         reached = tracker.wait(job_id, min(timeout, shared.max_wait), *states)
         return reached, tracker.job_state(job_id)[1] if reached == JobState.FAILED else ""
 
-    with _long_poll_slot(shared.long_polls):
+    with _long_poll_slot(shared.long_polls, "poll /jobstate"):
         # A thread of its own, taken at once: the slot is what bounds long polls, and they
         # must not take the request threads (nor anyio's default ones, which Starlette uses).
         own_thread = anyio.CapacityLimiter(1)
         state, sub_state = await _call_tracker(request, work, threads=own_thread)
     return JSONResponse(_state_body(state, sub_state))
+
+
+def _cursor(request: Request) -> int | None:
+    """The optional ``since`` parameter: a cursor, as :func:`cursor_from_wire` reads it (a
+    decimal string of at most 39 ASCII digits, below 2**128).
+
+    Raises:
+        InvalidArgumentError: anything else (a sign, a fraction, an empty value, too many
+            digits).
+    """
+    text = request.query_params.get("since")
+    if text is None:
+        return None
+    try:
+        return cursor_from_wire(text)
+    except ValueError:
+        raise InvalidArgumentError(
+            "since must be a cursor a /changes answer gave (a decimal integer >= 0 below "
+            f"2**128), not {text[:40]!r}"
+        ) from None
+
+
+def _seconds(request: Request, name: str, default: float) -> float:
+    """An optional parameter of seconds: a finite number >= 0.
+
+    Raises:
+        InvalidArgumentError: anything else.
+    """
+    try:
+        value = _number(request, name, default)
+    except _BadRequest as exc:
+        raise InvalidArgumentError(str(exc)) from None
+    assert value is not None
+    return value
+
+
+@_errors_as_status
+async def changes(request: Request) -> Response:
+    """Long poll of the session's change feed: the jobs with an event after cursor ``since``,
+    waiting up to ``min(timeout, max_wait)`` seconds for one; without ``since``, the cursor of
+    now, at once. Answers ``{"Cursor": "<decimal>", "JobIDs": [...], "Complete": bool}``;
+    clients with a longer timeout simply ask again. TryLaterError (503) at once when every
+    feed-poll slot is taken, or when the session's tracker is evicted under the poll (the
+    poll does not keep it open: asked again, a reopened tracker answers Complete false).
+    """
+    since = _cursor(request)
+    shared = _shared(request)
+    timeout = min(_seconds(request, "timeout", shared.max_wait), shared.max_wait)
+
+    def work(tracker: JobTracker) -> JobChanges:
+        return _change_feed(tracker).changes(since, timeout)
+
+    if since is None:
+        answer = await _call_tracker(request, work)
+    else:
+        with _long_poll_slot(shared.feed_polls, "ask again later"):
+            # As /wait: a thread of its own, so that polls never take the request threads.
+            # Waiting: the session stays evictable, so that polls never lock others out.
+            answer = await _call_tracker(
+                request, work, threads=anyio.CapacityLimiter(1), waiting=True
+            )
+    # The cursor as a decimal string: it is 128 bits wide, beyond JSON numbers' precision.
+    return JSONResponse(
+        {"Cursor": str(answer.cursor), "JobIDs": answer.job_ids, "Complete": answer.complete}
+    )
 
 
 def _template_body(jt: JobTemplate, error: str = "") -> dict[str, Any]:
@@ -548,6 +639,7 @@ _ROUTES: tuple[tuple[str, _Endpoint, str], ...] = (
     ("/deletejob", delete_job, "GET"),
     ("/listjobcategories", list_job_categories, "GET"),
     ("/wait", wait, "GET"),
+    ("/changes", changes, "GET"),
     ("/jobtemplate", job_template, "GET"),
     ("/monitor/jobids", monitor_job_ids, "POST"),
     ("/monitor/machines", monitor_machines, "GET"),

@@ -8,6 +8,7 @@ and become :class:`~containertracker.errors.InternalError`. Non-200 answers are 
 reads are retried once more after a dropped connection. ``wait`` long-polls ``/wait`` and falls
 back to polling ``/jobstate`` every 200 ms against a server without it (the Go server), and
 for a round while the server's long-poll slots are all taken (it answers TryLaterError).
+``changes`` long-polls ``/changes`` the same way (a server without it: UnsupportedOperationError).
 
 Thread-safe: one client (one connection pool) can be shared by many threads.
 """
@@ -21,7 +22,7 @@ import time
 from collections.abc import Callable, Mapping
 from concurrent import futures
 from concurrent.futures import Future
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 from urllib.parse import quote
 
 import httpx
@@ -40,12 +41,19 @@ from containertracker.errors import (
     WaitTimeoutError,
 )
 from containertracker.models import JobInfo, JobState, JobTemplate, Machine
-from containertracker.remote.wire import ERROR_CLASS_HEADER, SESSION_HEADER, error_from_wire
+from containertracker.remote.wire import (
+    ERROR_CLASS_HEADER,
+    SESSION_HEADER,
+    cursor_from_wire,
+    error_from_wire,
+)
 from containertracker.settings import Settings
 from containertracker.tracker import (
     MAX_ARRAY_TASKS,
     ClosesOnExit,
     ControlAction,
+    JobChanges,
+    check_changes_args,
     control_action,
     refuse_calls_when_closed,
 )
@@ -58,6 +66,7 @@ _LONG_POLL: Final = 20.0
 """Longest single ``/wait`` request; the server may cut it shorter (its max_wait)."""
 _CONNECT_RETRIES: Final = 2
 _DEFAULT_STATES: Final = (JobState.DONE, JobState.FAILED)
+_T = TypeVar("_T")
 
 
 class _NoEndpoint(Exception):
@@ -320,14 +329,14 @@ class RemoteTracker(ClosesOnExit):
                 self._long_poll = False  # a Go server: poll from now on
         return self._poll(job_id, deadline, timeout, wanted)
 
-    def _interruptible(self, call: Callable[..., JobState], *args: Any) -> JobState:
+    def _interruptible(self, call: Callable[..., _T], *args: Any) -> _T:
         """``call(*args)`` in a daemon thread, returning early if the tracker is closed.
 
         Why: a request blocked reading a socket cannot be woken from another thread (closing
         the client does not interrupt it), so close() would otherwise leave a waiter hanging
         for a whole long-poll round. The abandoned request ends by itself within the round.
         """
-        result: Future[JobState] = Future()
+        result: Future[_T] = Future()
 
         def run() -> None:
             try:
@@ -381,6 +390,86 @@ class RemoteTracker(ClosesOnExit):
                 raise InvalidStateError("the remote tracker was closed while waiting")
 
     # -- optional capabilities ----------------------------------------------------------------
+
+    def changes(self, since: int | None, timeout: float) -> JobChanges:
+        """The session's jobs with an event after cursor ``since`` on the server (the
+        ChangeFeed contract), long-polling ``/changes`` in rounds of at most 20 s (the server
+        may cut them shorter) up to ``timeout``.
+
+        While every feed-poll slot of the server is taken, or when the server closed the
+        session's tracker under the poll to make room for another session (TryLaterError
+        both), asks again every 200 ms; at the timeout it answers no ids with the cursor
+        unchanged (nothing is lost: the next call catches up). A cursor from before a
+        restart of the server, or from a tracker it closed since, reads as another tracker's
+        there: ``complete=False``, with the new tracker's cursor. Cursors travel as decimal
+        strings (they are 128 bits wide).
+
+        Raises:
+            UnsupportedOperationError: the server has no ``/changes`` (an older one, or the
+                Go server), or its tracker no change feed.
+            InvalidArgumentError: bad ``since`` or ``timeout``.
+            DrmCommunicationError: the server cannot be reached, or closed the session's
+                tracker under the poll (it shuts down).
+            InvalidStateError: this tracker is closed (a close wakes a blocked caller).
+        """
+        check_changes_args(since, timeout)
+        deadline = time.monotonic() + timeout
+        while True:
+            left = max(0.0, deadline - time.monotonic())
+            try:
+                answer = self._interruptible(self._changes_round, since, min(left, _LONG_POLL))
+            except _NoEndpoint as exc:
+                raise UnsupportedOperationError(
+                    f"{exc}: the server offers no change feed"
+                ) from None
+            except TryLaterError:
+                # Only polls with a cursor take a slot or are cut short by the session's
+                # eviction; at the deadline, "nothing yet" with the cursor unchanged is true
+                # enough: the next call catches up from it (complete=False, if evicted).
+                if since is None:
+                    raise
+                if time.monotonic() >= deadline:
+                    return JobChanges(since, [], True)
+                if self._closed.wait(min(_POLL_INTERVAL, left)):
+                    raise InvalidStateError("the remote tracker was closed while waiting") from None
+                continue
+            except InvalidStateError as exc:
+                if self._closed.is_set():
+                    raise
+                # The server closed its tracker under the poll: it is shutting down. Asked
+                # again after its restart, the cursor reads as foreign: complete=False.
+                raise DrmCommunicationError(
+                    f"the server closed the session's tracker ({exc}); is it shutting down?"
+                ) from None
+            if since is None or answer.job_ids or not answer.complete:
+                return answer
+            if time.monotonic() >= deadline:
+                return answer
+            since = answer.cursor
+
+    def _changes_round(self, since: int | None, seconds: float) -> JobChanges:
+        params: dict[str, Any] = {"timeout": f"{seconds:.3f}"}
+        if since is not None:
+            params["since"] = str(since)  # decimal, as cursor_from_wire reads it
+        response = self._request(
+            "GET", "changes", params=params, timeout=self._timeout + seconds, read_only=True
+        )
+        data = self._json(response)
+        if not isinstance(data, dict):
+            raise InternalError(f"the server sent {data!r} where a JobChanges object belongs")
+        job_ids, complete = data.get("JobIDs"), data.get("Complete")
+        try:
+            cursor = cursor_from_wire(data.get("Cursor"))  # a decimal string on the wire
+        except ValueError:
+            cursor = -1
+        if (
+            cursor < 0
+            or not isinstance(job_ids, list)
+            or not all(isinstance(x, str) for x in job_ids)
+            or not isinstance(complete, bool)
+        ):
+            raise InternalError(f"the server sent an invalid JobChanges: {str(data)[:300]}")
+        return JobChanges(cursor, job_ids, complete)
 
     def job_template(self, job_id: str) -> JobTemplate:
         """The template the job was submitted with."""

@@ -98,7 +98,9 @@ class TrackerPool:
     ``default_session``. At most ``max_sessions`` trackers stay open: when another session
     is asked for, the least recently used idle one is closed (its jobs live on, but its
     scheduling waits until it is reopened, when asked for again, or another tracker of the
-    session is open: a known limit, see the README).
+    session is open: a known limit, see the README). A session whose only requests are
+    long polls that may be cut short (``using(..., waiting=True)``: the change feed) counts
+    as idle, though the truly idle go first: long polls never lock other sessions out.
 
     Once confined (:meth:`confine`, which the server's app does with its settings), a pool
     hands out only trackers as confined as the server requires (host path roots, monitoring
@@ -119,6 +121,9 @@ class TrackerPool:
         """Open trackers, least recently used first."""
         self._busy: Counter[str] = Counter()
         """Requests in flight per session: their trackers are never evicted."""
+        self._waiting: Counter[str] = Counter()
+        """Evictable long polls in flight per session: such trackers are evicted after the
+        idle ones (closing a tracker wakes its polls, which then answer TryLaterError)."""
         self._opening: dict[str, tuple[threading.Lock, int]] = {}
         """Per session being opened: the lock its openers take, and how many hold or wait
         for it (dropped at 0: failed opens and sessions of any name leave nothing behind)."""
@@ -180,35 +185,57 @@ class TrackerPool:
         return pool
 
     @contextlib.contextmanager
-    def using(self, session: str) -> Iterator[JobTracker]:
+    def using(self, session: str, *, waiting: bool = False) -> Iterator[JobTracker]:
         """The tracker of ``session`` for the duration of a request (blocking: opens it if
         needed, so call it from a worker thread).
 
+        ``waiting``: the request is a long poll that may be cut short (the change feed's),
+        so the tracker stays evictable meanwhile: another session that needs room closes
+        it, which wakes the poll. An :class:`InvalidStateError` the block raises after such
+        an eviction (a closed tracker's) becomes :class:`TryLaterError`: the poll's client
+        asks again and reaches the session's reopened tracker.
+
         Raises:
             InvalidArgumentError: an empty session name.
-            TryLaterError: every open session has a request in flight.
+            TryLaterError: every open session has a request in flight that is not an
+                evictable long poll; or, with ``waiting``, the tracker was evicted under
+                the block.
             DeniedByDrmsError: the pool is closed, or the tracker it opened is not as
                 confined as the pool must hand out.
             DrmCommunicationError: the backend cannot be reached.
         """
         if not session:
             raise InvalidArgumentError("the session name must not be empty")
-        tracker = self._reuse(session)
+        counter = self._waiting if waiting else self._busy
+        tracker = self._reuse(session, counter)
         if tracker is None:
             # Opening talks to the engine: under a per-session lock, not the pool's.
             with self._opening_lock(session):
-                tracker = self._reuse(session)
+                tracker = self._reuse(session, counter)
                 if tracker is None:
                     self._check_room()  # before building a tracker only to close it again
                     opened = self._refuse_unconfined(self._open_tracker(session))
-                    tracker = self._add(session, opened)
+                    tracker = self._add(session, opened, counter)
         try:
             yield tracker
+        except InvalidStateError as exc:
+            if waiting and self._evicted(session, tracker):
+                raise TryLaterError(
+                    f"session {session!r} was closed to make room for another one while "
+                    "this request waited; ask again"
+                ) from exc
+            raise
         finally:
             with self._lock:
-                self._busy[session] -= 1
-                if not self._busy[session]:
-                    del self._busy[session]
+                counter[session] -= 1
+                if not counter[session]:
+                    del counter[session]
+
+    def _evicted(self, session: str, tracker: JobTracker) -> bool:
+        """Whether ``tracker`` of ``session`` was evicted (closed to make room, or as not
+        confined enough), not closed by the pool's shutdown."""
+        with self._lock:
+            return not self._closed and self._trackers.get(session) is not tracker
 
     def _refuse_unconfined(self, tracker: JobTracker) -> JobTracker:
         """``tracker``, if it is as confined as this pool must hand out; else closed.
@@ -223,15 +250,16 @@ class TrackerPool:
             raise confinement.refusal()
         return tracker
 
-    def _reuse(self, session: str) -> JobTracker | None:
-        """The open tracker of ``session``, marked busy; None if it is not open."""
+    def _reuse(self, session: str, counter: Counter[str]) -> JobTracker | None:
+        """The open tracker of ``session``, counted in ``counter`` (busy or waiting); None if
+        it is not open."""
         with self._lock:
             if self._closed:
                 raise DeniedByDrmsError("the server is shutting down")
             tracker = self._trackers.get(session)
             if tracker is not None:
                 self._trackers.move_to_end(session)
-                self._busy[session] += 1
+                counter[session] += 1
             return tracker
 
     @contextlib.contextmanager
@@ -259,21 +287,34 @@ class TrackerPool:
             TryLaterError: the pool is full of sessions with requests in flight.
         """
         with self._lock:
-            full = len(self._trackers) >= self._max_sessions
-            if full and all(self._busy[s] for s in self._trackers):
+            if len(self._trackers) >= self._max_sessions and self._victim() is None:
                 raise self._all_busy()
+
+    def _victim(self) -> str | None:
+        """The session to evict for room: the least recently used one without requests,
+        else the least recently used one whose requests are all evictable long polls; None
+        if every one has other requests in flight. Hold ``_lock``."""
+        evictable = [s for s in self._trackers if not self._busy[s]]  # least recent first
+        return next((s for s in evictable if not self._waiting[s]), None) or next(
+            iter(evictable), None
+        )
 
     def _all_busy(self) -> TryLaterError:
         return TryLaterError(f"all {self._max_sessions} sessions this server keeps open are busy")
 
-    def _add(self, session: str, tracker: JobTracker) -> JobTracker:
-        """Add a newly opened tracker, marked busy, evicting idle ones to make room; if the
-        session is open already, keep that tracker (marked busy) and close the new one.
+    def _add(
+        self, session: str, tracker: JobTracker, counter: Counter[str] | None = None
+    ) -> JobTracker:
+        """Add a newly opened tracker, counted in ``counter`` (default: busy; or waiting), evicting
+        others to make room: the least recently used idle ones, else the least recently
+        used of those with only evictable long polls (closing wakes them); if the session
+        is open already, keep that tracker (counted) and close the new one.
 
         Why the latter: openers of one session share its opening lock while any of them
         holds or waits for it, so this should not happen; if it ever did, the pool would
         still keep one tracker per session and leak no threads.
         """
+        counter = self._busy if counter is None else counter
         evicted: list[JobTracker] = []
         try:
             with self._lock:
@@ -282,16 +323,16 @@ class TrackerPool:
                 existing = self._trackers.get(session)
                 if existing is not None:
                     self._trackers.move_to_end(session)
-                    self._busy[session] += 1
+                    counter[session] += 1
                     evicted.append(tracker)
                     return existing
                 while len(self._trackers) >= self._max_sessions:
-                    idle = next((s for s in self._trackers if not self._busy[s]), None)
-                    if idle is None:
+                    victim = self._victim()
+                    if victim is None:
                         raise self._all_busy()
-                    evicted.append(self._trackers.pop(idle))
+                    evicted.append(self._trackers.pop(victim))
                 self._trackers[session] = tracker
-                self._busy[session] += 1
+                counter[session] += 1
         except BaseException:
             evicted.append(tracker)
             raise

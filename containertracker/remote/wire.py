@@ -15,9 +15,11 @@ from containertracker.errors import ContainerTrackerError, InternalError
 from containertracker.models import JobState
 
 __all__ = [
+    "CURSOR_LIMIT",
     "ERROR_CLASS_HEADER",
     "SESSION_HEADER",
     "STATUS_OF_ERROR",
+    "cursor_from_wire",
     "error_class_name",
     "error_from_wire",
     "is_loopback",
@@ -50,6 +52,29 @@ STATUS_OF_ERROR: Final[tuple[tuple[type[ContainerTrackerError], int], ...]] = (
 )
 """HTTP status for an error where the Go shape has no ``Error`` slot (the list endpoints);
 the first matching class wins."""
+
+
+CURSOR_LIMIT: Final = 1 << 128
+"""Change-feed cursors on the wire are below it (our trackers' are: ``core.watch``), so their
+decimal strings have at most :data:`_CURSOR_DIGITS` digits."""
+
+_CURSOR_DIGITS: Final = len(str(CURSOR_LIMIT - 1))
+
+
+def cursor_from_wire(text: object) -> int:
+    """A change-feed cursor from its wire form: a decimal string (``since`` of ``/changes``,
+    ``Cursor`` of its answers), never a JSON number (exact only up to 2**53 in many clients).
+
+    Raises:
+        ValueError: anything but ASCII digits of a number below :data:`CURSOR_LIMIT` (the
+            length is checked before converting: a hostile length costs nothing).
+    """
+    # isdigit() admits other scripts' digits, int() underscores and spaces: ASCII digits only.
+    if not isinstance(text, str) or not (text.isascii() and text.isdigit()):
+        raise ValueError(f"a cursor is a decimal string, not {str(text)[:40]!r}")
+    if len(text) > _CURSOR_DIGITS or int(text) >= CURSOR_LIMIT:
+        raise ValueError(f"a cursor is below 2**128, not {text[:40]!r}...")
+    return int(text)
 
 
 def error_class_name(exc: ContainerTrackerError) -> str:

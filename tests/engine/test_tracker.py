@@ -16,6 +16,7 @@ import containertracker
 from containertracker import (
     CPU,
     OS,
+    ChangeFeed,
     Closer,
     ContactStringer,
     InvalidArgumentError,
@@ -289,6 +290,37 @@ def test_hold_and_release(tracker, image) -> None:
     with pytest.raises(InvalidStateError):
         tracker.job_control(job_id, "hold")
     assert tracker.wait(job_id, 30) is DONE
+
+
+def test_change_feed_shows_a_job_created_started_and_ended(
+    open_tracker, session_name, image
+) -> None:
+    """The change feed names a job when it is created (held: nothing else happens to it),
+    when it starts and when it ends, and never a job of another session."""
+    tracker, other = open_tracker(), open_tracker(f"{session_name}-other")
+    assert isinstance(tracker, ChangeFeed)
+    cursor = tracker.changes(None, 0).cursor
+    job_id = tracker.add_job(jt(image, "sleep", "1", submit_as_hold=True))
+    other.add_job(jt(image, "true"))  # its events are the other session's
+
+    def until_shown(wanted: tuple[JobState, ...]) -> JobState:
+        """Follow the feed from ``cursor`` until it names the job in a state ``wanted``."""
+        nonlocal cursor
+        for _ in range(50):
+            answer = tracker.changes(cursor, 60)
+            cursor = answer.cursor
+            assert answer.complete
+            assert set(answer.job_ids) <= {job_id}, answer.job_ids
+            if job_id in answer.job_ids and (state := tracker.job_state(job_id)[0]) in wanted:
+                return state
+        raise AssertionError(f"the feed never showed job {job_id} {wanted}")
+
+    assert until_shown((JobState.QUEUED_HELD,)) is JobState.QUEUED_HELD  # its creation
+    tracker.job_control(job_id, "release")
+    if until_shown((RUNNING, DONE)) is RUNNING:  # started (and maybe ended already)
+        assert until_shown((DONE,)) is DONE  # its end is an event too
+    # What follows (e.g. the engine's events of reading its outputs) concerns only the job.
+    assert set(tracker.changes(cursor, 0).job_ids) <= {job_id}
 
 
 def test_terminate_held_job(tracker, image) -> None:
