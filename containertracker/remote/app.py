@@ -18,9 +18,9 @@ engine calls (trackers are thread-safe). Long polls have their own bounded sets 
 one for ``/wait`` (``max_waiters``), one for ``/changes`` (``max_feed_polls``): when one is
 full, its endpoint answers TryLaterError at once (clients then poll ``/jobstate``, or ask
 again), and ordinary requests keep their own threads whatever the long polls do. A session
-whose only requests are ``/changes`` polls stays evictable from the pool (each open JobSession
-of a remote client keeps one in flight): evicting it wakes its polls, which answer
-TryLaterError, so feed polls never lock other sessions out.
+whose only requests are long polls (``/wait``, ``/changes``: each open JobSession of a remote
+client keeps one feed poll in flight) stays evictable from the pool: evicting it wakes its
+polls, which answer TryLaterError, so long polls never lock other sessions out.
 
 Before any endpoint runs, the middleware refuses a foreign ``Host`` (DNS rebinding), a
 cross-site browser request (CSRF), a non-JSON body, a request without valid credentials (when
@@ -498,7 +498,10 @@ async def wait(request: Request) -> Response:
         # A thread of its own, taken at once: the slot is what bounds long polls, and they
         # must not take the request threads (nor anyio's default ones, which Starlette uses).
         own_thread = anyio.CapacityLimiter(1)
-        state, sub_state = await _call_tracker(request, work, threads=own_thread)
+        # waiting: a session whose requests are only waits stays evictable (else as many
+        # waiting clients as the pool keeps sessions would lock every other session out);
+        # an evicted wait answers TryLaterError, and its client polls /jobstate meanwhile.
+        state, sub_state = await _call_tracker(request, work, threads=own_thread, waiting=True)
     return JSONResponse(_state_body(state, sub_state))
 
 

@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 import containertracker.remote.pool as tracker_pool
-from containertracker import ChangeFeed, JobChanges, JobTemplate
+from containertracker import ChangeFeed, JobChanges, JobState, JobTemplate
 from containertracker.core.tracker import ContainerTracker
 from containertracker.errors import InvalidStateError, UnsupportedOperationError
 from containertracker.remote import RemoteTracker, ServerThread, TrackerPool
@@ -271,3 +271,34 @@ def test_sessions_polling_the_feed_never_lock_other_sessions_out(
         assert job in first.changes(woken.cursor, 30).job_ids  # the fresh cursor works
         second.add_job(HELD)  # ends b's poll
         assert polls[1].result(timeout=30).job_ids
+
+
+def test_sessions_waiting_for_jobs_never_lock_other_sessions_out(
+    serve: Callable[..., Any], opened: list[ContainerTracker]
+) -> None:
+    """Two sessions' /wait long polls fill a server keeping two sessions open: a third
+    session's plain request still succeeds, evicting a waiting session; that wait wakes
+    (TryLaterError), its client goes on polling, and it still returns the job's state."""
+    with (
+        ThreadPoolExecutor(2) as threads,
+        serve(max_sessions=2, max_wait=30) as url,
+        RemoteTracker("a", url, timeout=30) as first,
+        RemoteTracker("b", url, timeout=30) as second,
+        RemoteTracker("c", url, timeout=30) as third,
+    ):
+        waits = []
+        for number, client in enumerate((first, second)):
+            job = client.add_job(HELD)
+            waits.append((client, job, threads.submit(client.wait, job, 120, JobState.RUNNING)))
+            for _ in range(3000):  # a guard against a hang, not a timed assertion
+                if opened[number]._watcher._waiters or waits[-1][2].done():
+                    break
+                time.sleep(0.01)
+            assert not waits[-1][2].done()
+
+        assert third.list_jobs() == []  # before the fix: TryLaterError, every session busy
+
+        for client, job, waiting in waits:  # each wait still returns when its job starts
+            client.job_control(job, "release")
+            assert waiting.result(timeout=60) is JobState.RUNNING
+            client.job_control(job, "terminate")
