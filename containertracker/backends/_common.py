@@ -146,10 +146,15 @@ def event_time_ns(raw: Mapping[str, Any]) -> int:
     return int(raw.get("timeNano") or int(raw.get("time", 0)) * 1_000_000_000)
 
 
-def engine_event(raw: Mapping[str, Any], *, actions: Mapping[str, str] = _AS_IS) -> EngineEvent:
+def engine_event(
+    raw: Mapping[str, Any],
+    *,
+    actions: Mapping[str, str] = _AS_IS,
+    attributes: Mapping[str, str] = _AS_IS,
+) -> EngineEvent:
     """An event of the engine's event stream JSON (Docker's shape, which libpod's
-    ``/events`` shares), its action renamed by ``actions`` where the engine's names
-    differ from Docker's."""
+    ``/events`` shares), its action and attribute keys renamed by ``actions`` and
+    ``attributes`` where the engine's names differ from Docker's."""
     actor = raw.get("Actor") or {}
     # Docker appends details to some actions ("exec_start: sh -c ..."); the name is before ":".
     action = str(raw.get("Action") or raw.get("status") or "").split(":")[0]
@@ -157,7 +162,7 @@ def engine_event(raw: Mapping[str, Any], *, actions: Mapping[str, str] = _AS_IS)
         actor.get("ID") or raw.get("id", ""),
         actions.get(action, action),
         event_time_ns(raw) / 1e9,
-        dict(actor.get("Attributes") or {}),
+        {attributes.get(k, k): v for k, v in (actor.get("Attributes") or {}).items()},
     )
 
 

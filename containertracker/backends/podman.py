@@ -9,12 +9,14 @@ Differences from Docker absorbed here: libpod names the exit and removal events 
 as strings; a missing image is a 500 on create; CPU limits go through quota/period
 (podman-py drops ``nano_cpus``); giving any rlimit replaces the service's default rlimits, so
 the others are filled in; a working directory the image lacks is refused unless libpod is
-asked to create it.
+asked to create it; between a container's exit and the restart its policy makes, libpod
+reads ``stopped`` where Docker reads ``restarting`` (see :func:`_restart_due`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import http.client
 import json
 import os
@@ -34,6 +36,7 @@ from containertracker.backends._common import (
     event_time_ns,
     feed_stdin,
     frame_payloads,
+    parse_time,
     translating,
 )
 from containertracker.core.engine import (
@@ -120,6 +123,8 @@ def _checked(response: Any) -> Any:
 
 _DOCKER_ACTIONS = {"died": "die", "remove": "destroy"}
 """libpod's event actions under their Docker names (what :class:`EngineEvent` carries)."""
+_DOCKER_ATTRIBUTES = {"containerExitCode": "exitCode"}
+"""libpod's event attributes under their Docker names."""
 _DOCKER_STATUSES = {
     "configured": "created",
     "initialized": "created",
@@ -127,6 +132,45 @@ _DOCKER_STATUSES = {
     "stopping": "running",
 }
 """libpod's container statuses under their Docker names (what the records carry)."""
+
+
+_CLEANUP_WINDOW = 30.0
+"""Seconds after a container's exit during which libpod's ``stopped`` may still mean a restart
+to come (see :func:`_restart_due`); past them it is an end, so that a cleanup that never comes
+(its conmon killed) cannot keep a job from ending."""
+
+
+def _restart_due(data: Mapping[str, Any], now: float) -> bool:
+    """Whether libpod is about to restart the container whose inspect answer is ``data``.
+
+    In libpod a container's exit and its restart are two steps: the process exits (status
+    ``stopped``), then the ``podman container cleanup`` that conmon starts applies the
+    restart policy, which either starts the container again or cleans it up (status
+    ``exited``). Docker reads ``restarting`` in between; taken as ``exited``, the moment in
+    between made the tracker write a job's output files, and wake its waits, just before the
+    job ran again (seen under load in CI). libpod's rule (``shouldRestart``, podman 4.3):
+    ``always`` and ``unless-stopped`` restart, ``on-failure`` restarts after a non-zero exit
+    while ``RestartCount`` < ``MaximumRetryCount`` (0: no limit); none restarts a container
+    a user stopped. That last fact is not in the answer, so a stopped container with such a
+    policy also reads ``restarting`` until its cleanup, a moment later (the tracker's own
+    waits for a terminated job wake on the cleanup's event).
+    """
+    state = data.get("State") or {}
+    if state.get("Status") != "stopped":
+        return False
+    finished = parse_time(state.get("FinishedAt"))
+    if finished is None or now - finished.timestamp() > _CLEANUP_WINDOW:
+        return False
+    policy = (data.get("HostConfig") or {}).get("RestartPolicy") or {}
+    match policy.get("Name"):
+        case "always" | "unless-stopped":
+            return True
+        case "on-failure":
+            limit = int(policy.get("MaximumRetryCount") or 0)
+            restarts = int(data.get("RestartCount") or 0)
+            return int(state.get("ExitCode") or 0) != 0 and (limit == 0 or restarts < limit)
+        case _:
+            return False
 
 
 def _is_read_timeout(exc: requests.exceptions.ConnectionError) -> bool:
@@ -200,7 +244,9 @@ class _PodmanEvents:
                         if time_ns <= self._since_ns:
                             continue  # already seen before the stream was re-opened
                         self._since_ns = time_ns
-                        yield engine_event(raw, actions=_DOCKER_ACTIONS)
+                        yield engine_event(
+                            raw, actions=_DOCKER_ACTIONS, attributes=_DOCKER_ATTRIBUTES
+                        )
                 except requests.exceptions.ConnectionError as exc:
                     if not _is_read_timeout(exc):
                         raise
@@ -391,32 +437,57 @@ class PodmanEngine:
         """A connection attached to the container's stdin (podman-py has no attach).
 
         The attach endpoint upgrades the HTTP connection to a raw stream, which an HTTP
-        client library cannot hand over, so this one request is written by hand.
+        client library cannot hand over, so this one request is written by hand. Connecting
+        and the service's answer are bounded by the request timeout, as every other call;
+        feeding then blocks for as long as the job takes to read its input.
+
+        Raises:
+            DrmCommunicationError: the service cannot be reached, or did not answer within the
+                request timeout.
+            InternalError: the service refused the attach.
         """
         parsed = urllib.parse.urlparse(self.url)
-        if parsed.scheme == "unix":
-            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            sock.connect(parsed.path)
-        else:
-            sock = socket.create_connection((parsed.hostname or "localhost", parsed.port or 80))
-        sock.sendall(
-            (
-                f"POST {self._api.path_prefix}containers/{container_id}/attach"
-                "?stdin=true&stdout=false&stderr=false&stream=true HTTP/1.1\r\n"
-                "Host: podman\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n"
-                "Content-Length: 0\r\n\r\n"
-            ).encode()
-        )
-        head = b""
-        while b"\r\n\r\n" not in head:
-            chunk = sock.recv(4096)
-            if not chunk:
-                break
-            head += chunk
+        timeout = self._api.timeout or 60.0
+        try:
+            if parsed.scheme == "unix":
+                sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                sock.settimeout(timeout)
+                try:
+                    sock.connect(parsed.path)
+                except OSError:
+                    sock.close()
+                    raise
+            else:
+                address = (parsed.hostname or "localhost", parsed.port or 80)
+                sock = socket.create_connection(address, timeout=timeout)
+        except OSError as exc:  # refused, no socket, timed out
+            raise DrmCommunicationError(f"cannot reach the podman service: {exc}") from exc
+        try:
+            sock.sendall(
+                (
+                    f"POST {self._api.path_prefix}containers/{container_id}/attach"
+                    "?stdin=true&stdout=false&stderr=false&stream=true HTTP/1.1\r\n"
+                    "Host: podman\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n"
+                    "Content-Length: 0\r\n\r\n"
+                ).encode()
+            )
+            head = b""
+            while b"\r\n\r\n" not in head:
+                chunk = sock.recv(4096)
+                if not chunk:
+                    break
+                head += chunk
+        except OSError as exc:  # timed out (no answer within the request timeout), reset
+            sock.close()
+            raise DrmCommunicationError(f"podman did not answer the stdin attach: {exc}") from exc
+        except BaseException:
+            sock.close()
+            raise
         status = head.split(b" ", 2)[1] if head.count(b" ") >= 2 else b""
         if status not in (b"101", b"200"):
             sock.close()
             raise InternalError(f"podman refused to attach stdin: {head[:200]!r}")
+        sock.settimeout(None)  # the job reads its input at its own pace
         return sock
 
     def stop(self, container_id: str, grace: float) -> None:
@@ -473,7 +544,10 @@ class PodmanEngine:
                     break
                 time.sleep(0.05 * (attempt + 1))  # a read: asking again is safe
             data = self._checked_for(container_id, response).json()
-        return container_record(data, statuses=_DOCKER_STATUSES)
+        record = container_record(data, statuses=_DOCKER_STATUSES)
+        if _restart_due(data, time.time()):
+            return dataclasses.replace(record, status="restarting")
+        return record
 
     def list_containers(self, labels: Mapping[str, str]) -> list[ContainerSummary]:
         """See :meth:`Engine.list_containers`."""
@@ -482,7 +556,22 @@ class PodmanEngine:
             params["filters"] = json.dumps({"label": [f"{k}={v}" for k, v in labels.items()]})
         with map_engine_errors():
             rows = _checked(self._api.get("/containers/json", params=params)).json()
-        return [container_summary(row, statuses=_DOCKER_STATUSES) for row in rows]
+        summaries = []
+        for row in rows:
+            summary = container_summary(row, statuses=_DOCKER_STATUSES)
+            if row.get("State") == "stopped" and self._restarting(summary.id):
+                # Between an exit and its cleanup (rare, brief): the row has no restart
+                # policy, and a restart to come must keep the job's max_parallel slot.
+                summary = dataclasses.replace(summary, status="restarting")
+            summaries.append(summary)
+        return summaries
+
+    def _restarting(self, container_id: str) -> bool:
+        """Whether the container reads ``restarting`` now (gone: no)."""
+        try:
+            return self.inspect(container_id).status == "restarting"
+        except JobNotFoundError:
+            return False
 
     def logs(self, container_id: str, *, stdout: bool, stderr: bool) -> Iterator[bytes]:
         """See :meth:`Engine.logs`."""

@@ -5,6 +5,7 @@ Every JobTemplate field is either carried out or refused here; nothing is silent
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import re
@@ -469,6 +470,9 @@ def template_to_spec(jt: JobTemplate, ctx: SubmitContext) -> tuple[ContainerSpec
     paths = _resolved_host_paths(jt, ctx)
     binds = _stage_in_binds(jt, ctx, paths)
     plan = _plan(jt, ctx, paths, binds, limits.wallclock)
+    restart_policy = extension_options.get("restart_policy")
+    if isinstance(restart_policy, str):
+        plan = dataclasses.replace(plan, restart_policy=restart_policy)
     if extension_options.get("auto_remove") and (plan.needs_finalizing or ctx.array_id):
         raise InvalidArgumentError(
             "the rm extension removes the container at exit, so output_path, error_path, "

@@ -163,7 +163,7 @@ class EngineEvent:
     time: float
     attributes: Mapping[str, str] = field(default_factory=dict)
     """The event's attributes: on both engines the container's labels, plus keys of the
-    engine's own (``image``, ``name``, the exit code)."""
+    engine's own (``image``, ``name``; a ``die`` event's ``exitCode``)."""
 
 
 @dataclass(frozen=True)

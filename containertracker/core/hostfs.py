@@ -48,6 +48,7 @@ __all__ = [
     "extract",
     "normalize_roots",
     "open_for_reading",
+    "remove_created_file",
     "resolve",
     "verify_unchanged",
     "write_file",
@@ -311,15 +312,47 @@ def _open_regular(dir_fd: int, name: str, mode: int, path: str, *, devices: bool
     return fd
 
 
-def create_file(path: str, what: str = "output file") -> None:
-    """Create (or truncate) the resolved file ``path``, parent directories as they are.
+def create_file(path: str, what: str = "output file") -> bool:
+    """Create (or truncate) the resolved file ``path``, parent directories as they are;
+    whether it was created (it did not exist), so that a submission rolled back can remove
+    what it created (:func:`remove_created_file`) and nothing else.
 
     Raises:
         InvalidArgumentError: a symlink on the way, a missing directory, not a regular file
             (or one with other hard links), or the file system refused.
     """
+    if path != os.devnull and not _is_fd_link(os.path.dirname(path)):
+        with _explained(f"write {what}", path), _parent_dir(path, create=False) as (dir_fd, name):
+            try:
+                # O_EXCL: created by this call, never an existing name (nor a symlink).
+                fd = os.open(name, _WRITE_FLAGS | os.O_EXCL, 0o666, dir_fd=dir_fd)
+            except FileExistsError:
+                pass  # exists: checked and truncated below, as any output file
+            except OSError as exc:
+                raise _refusal(exc, path) from exc
+            else:
+                os.close(fd)
+                return True
     with open_for_writing(path, what):
         pass
+    return False
+
+
+def remove_created_file(path: str) -> None:
+    """Remove the file ``path`` that :func:`create_file` created, if it is still an empty
+    regular file (a rolled-back submission's: nobody wrote to it); never follows a symlink.
+
+    Raises:
+        InvalidArgumentError: a symlink or missing directory on the way.
+        OSError: the file system refused.
+    """
+    with _parent_dir(path, create=False) as (dir_fd, name):
+        try:
+            info = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+        except FileNotFoundError:
+            return
+        if stat.S_ISREG(info.st_mode) and info.st_size == 0:
+            os.unlink(name, dir_fd=dir_fd)
 
 
 @contextmanager

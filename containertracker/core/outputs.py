@@ -1,4 +1,5 @@
-"""A job's host files: checked against the allowed roots, created at submission, written
+"""A job's host files: checked against the allowed roots, created at submission (once its
+container exists; removed again if the submission is rolled back), written
 (streamed, never through a symlink) when the job ends, and re-checked before it starts.
 
 The paths come from the job's :class:`~containertracker.core.labels.Plan`, where
@@ -11,13 +12,16 @@ import dataclasses
 from collections.abc import Iterable, Sequence
 from typing import BinaryIO
 
+from loguru import logger
+
 from containertracker.core import hostfs
 from containertracker.core.convert import SubmitContext, host_paths
 from containertracker.core.engine import Engine
 from containertracker.core.plan import Plan
+from containertracker.errors import ContainerTrackerError
 from containertracker.models import JobTemplate
 
-__all__ = ["check", "check_tasks", "open_input", "prepare", "write"]
+__all__ = ["check", "check_tasks", "open_input", "prepare", "unprepare", "write"]
 
 
 def check(plan: Plan, roots: Sequence[str] | None) -> None:
@@ -46,15 +50,34 @@ def check_tasks(
             hostfs.check_within(path, roots, f"{what} (task {task_id})")
 
 
-def prepare(plan: Plan) -> None:
-    """Create (truncate) the output files now, so a bad path fails the submission.
+def prepare(plan: Plan) -> list[str]:
+    """Create (truncate) the output files of a job whose container exists, so a bad path
+    fails its submission; the files this call created (they did not exist), which
+    :func:`unprepare` removes if the submission is rolled back.
 
     Raises:
-        InvalidArgumentError: a file cannot be created (the message says why).
+        InvalidArgumentError: a file cannot be created (the message says why); a file this
+            call created before the failing one is removed again.
     """
-    for path, what in ((plan.stdout_path, "output file"), (plan.stderr_path, "error file")):
-        if path:
-            hostfs.create_file(path, what)
+    created: list[str] = []
+    try:
+        for path, what in ((plan.stdout_path, "output file"), (plan.stderr_path, "error file")):
+            if path and hostfs.create_file(path, what):
+                created.append(path)
+    except BaseException:
+        unprepare(created)
+        raise
+    return created
+
+
+def unprepare(paths: Iterable[str]) -> None:
+    """Remove output files :func:`prepare` created for a submission rolled back, unless
+    something was written to them meanwhile (best effort: a failure is logged)."""
+    for path in paths:
+        try:
+            hostfs.remove_created_file(path)
+        except (OSError, ContainerTrackerError) as exc:
+            logger.warning("could not remove {} of a failed submission: {}", path, exc)
 
 
 def open_input(plan: Plan) -> BinaryIO | None:

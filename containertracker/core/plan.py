@@ -90,6 +90,18 @@ class Plan:
     """Container path -> host path, copied after the job ends."""
     stage_in: list[str] = field(default_factory=list)
     """Host paths bind-mounted read-only (checked again right before the job starts)."""
+    restart_policy: str | None = None
+    """The engine's restart policy of the container (the ``restart`` extension): when it
+    may restart the job after an exit, that exit is not the job's end."""
+
+    def may_restart_after(self, exit_code: int | None) -> bool:
+        """Whether the engine may run the job again after an exit with ``exit_code`` (None:
+        not known), by its restart policy (its restarts so far are not counted here: only
+        the engine's word on the container tells whether one is still to come)."""
+        name = (self.restart_policy or "no").partition(":")[0]
+        if name == "no":
+            return False
+        return name != "on-failure" or exit_code != 0
 
     @property
     def host_paths(self) -> list[tuple[str, str]]:

@@ -55,7 +55,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from concurrent.futures import ThreadPoolExecutor
 
 from loguru import logger
@@ -248,9 +248,15 @@ class Scheduler:
             return
         if event.action != "die":
             return
+        labelled = labels.MANAGED in attributes  # some engines send no labels with events
+        if labelled and Plan.from_labels(attributes).may_restart_after(_exit_code(attributes)):
+            # Not an end if a restart follows (the task keeps its slot): a pass decides from
+            # the engine's word on it (restarting, or ended).
+            self._kick.set()
+            return
         with self._died_lock:
             self._died[job_id] = time.monotonic()
-        if labels.MANAGED not in attributes:  # an engine that sends no labels with its events
+        if not labelled:
             self._kick.set()
             return
         if attributes.get(labels.MAX_PARALLEL, "0") != "0":  # a throttled task: a slot is free
@@ -575,3 +581,11 @@ class Scheduler:
             self._store.update(job_id, failure=f"could not start: {exc}")
         self._kick.set()  # its slot is free again
         return False
+
+
+def _exit_code(attributes: Mapping[str, str]) -> int | None:
+    """The exit code a ``die`` event carries (None: none, or not a number)."""
+    try:
+        return int(attributes["exitCode"])
+    except (KeyError, ValueError):
+        return None

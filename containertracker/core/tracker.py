@@ -189,10 +189,12 @@ class ContainerTracker(ClosesOnExit):
         spec, plan = template_to_spec(jt, self._submit_context(jt))
         outputs.check(plan, self._host_path_roots)
         self._ensure_image(spec.image)
-        outputs.prepare(plan)
         created: list[str] = []
-        with self._submission(uuid.uuid4().hex[:16], created) as submission:
+        prepared: list[str] = []
+        with self._submission(uuid.uuid4().hex[:16], created, prepared) as submission:
             created.append(self._create(_with_submission_labels(spec, submission, self._store)))
+            # Once the container exists: a template the engine refuses leaves no file behind.
+            prepared += outputs.prepare(plan)
             if not (plan.hold or plan.start_at):
                 self._scheduler.start(created[0], plan)
         return created[0]
@@ -237,25 +239,31 @@ class ContainerTracker(ClosesOnExit):
         task_ids = range(begin, end + 1, step)
         outputs.check_tasks(jt, context, task_ids, self._host_path_roots)
         created: list[str] = []
-        with self._submission(array_id, created) as submission:
+        prepared: list[str] = []
+        with self._submission(array_id, created, prepared) as submission:
 
-            def task_spec(task_id: int) -> ContainerSpec:
+            def create_task(task_id: int) -> str:
                 spec, plan = template_to_spec(jt, dataclasses.replace(context, task_id=task_id))
                 # Per task: the index may change the path.
                 outputs.check(plan, self._host_path_roots)
-                outputs.prepare(plan)
-                return _with_submission_labels(spec, submission, self._store)
+                job_id = self._create(_with_submission_labels(spec, submission, self._store))
+                try:
+                    prepared.extend(outputs.prepare(plan))
+                except BaseException:
+                    self._remove_created([job_id])  # not in `created` yet
+                    raise
+                return job_id
 
             # No other scheduler starts the tasks of a submission under way, so they are
             # created without the session lock, and this call sees the first ones start.
             first = max_parallel or len(task_ids)
-            self._create_all(task_spec, task_ids[:first], created)
+            self._create_all(create_task, task_ids[:first], created)
             failures = self._scheduler.start_submitted(submission.id, created)
             if failures:
                 raise failures[0]
             # The rest of a throttled array is created while its first tasks run (as a plain
             # thread-pool script would): the scheduler starts each one as a slot frees up.
-            self._create_all(task_spec, task_ids[first:], created, kick_scheduler=True)
+            self._create_all(create_task, task_ids[first:], created, kick_scheduler=True)
         return array_id
 
     def job_state(self, job_id: str) -> tuple[JobState, str]:
@@ -719,9 +727,12 @@ class ContainerTracker(ClosesOnExit):
             raise
 
     @contextlib.contextmanager
-    def _submission(self, submission_id: str, created: list[str]) -> Iterator[Submission]:
+    def _submission(
+        self, submission_id: str, created: list[str], prepared: list[str]
+    ) -> Iterator[Submission]:
         """Record a submission under way for its block, in which the containers it creates
-        (ids appended to ``created``, each labelled with the submission) are made.
+        (ids appended to ``created``, each labelled with the submission) are made, and their
+        output files (those it created appended to ``prepared``).
 
         If the block fails, they are removed again; if some could not be (or the failure may
         have left a container unknown to ``created``), the record is left for a scheduler to
@@ -736,6 +747,7 @@ class ContainerTracker(ClosesOnExit):
             # interrupt, a broken connection) may have left one the engine made anyway.
             known = isinstance(exc, ContainerTrackerError) and not exc.transient
             removed = self._remove_created(created)
+            outputs.unprepare(prepared)
             submission.close(complete=removed and known)
             raise
         else:
@@ -779,14 +791,15 @@ class ContainerTracker(ClosesOnExit):
 
     def _create_all(
         self,
-        task_spec: Callable[[int], ContainerSpec],
+        create_task: Callable[[int], str],
         task_ids: Sequence[int],
         created: list[str],
         *,
         kick_scheduler: bool = False,
     ) -> None:
-        """Create a container per task, its spec made by ``task_spec(task_id)`` just before (so
-        specs do not pile up in memory), appending their ids to ``created`` as they come.
+        """Create a container per task by ``create_task(task_id)`` (which makes its spec just
+        before, so specs do not pile up in memory), appending their ids to ``created`` as
+        they come.
 
         The first alone: a template the engine refuses then fails once, not once per task.
         The rest in parallel (engines create faster so); after an error no further creation
@@ -796,14 +809,11 @@ class ContainerTracker(ClosesOnExit):
         """
         if not task_ids:
             return
-        created.append(self._create(task_spec(task_ids[0])))
+        created.append(create_task(task_ids[0]))
         with ThreadPoolExecutor(
             max_workers=_CREATE_THREADS, thread_name_prefix="containertracker-create"
         ) as pool:
-            futures = [
-                pool.submit(lambda t: self._create(task_spec(t)), task_id)
-                for task_id in task_ids[1:]
-            ]
+            futures = [pool.submit(create_task, task_id) for task_id in task_ids[1:]]
             errors: list[ContainerTrackerError] = []
             for done, future in enumerate(futures, start=2):
                 if errors:

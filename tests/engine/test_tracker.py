@@ -31,6 +31,7 @@ from containertracker import (
     UnsupportedAttributeError,
     WaitTimeoutError,
 )
+from containertracker.core.labels import ARRAY_ID
 
 DONE, FAILED, RUNNING = JobState.DONE, JobState.FAILED, JobState.RUNNING
 
@@ -144,7 +145,8 @@ def test_terminate_kills_a_job_that_ignores_sigterm(tracker, image) -> None:
     job_id = tracker.add_job(jt(image, "sh", "-c", "trap '' TERM; sleep 600"))
     tracker.wait(job_id, 30, RUNNING)
     tracker.job_control(job_id, "terminate")
-    assert tracker.job_state(job_id) == (FAILED, "terminated")
+    state, sub_state = tracker.job_state(job_id)
+    assert state is FAILED and "terminated" in sub_state, sub_state
     info = tracker.job_info(job_id)
     assert (info.exit_status, info.terminating_signal) == (137, "SIGKILL")
 
@@ -590,6 +592,42 @@ def test_deadline_and_wallclock(tracker, image) -> None:
     assert tracker.job_state(by_wallclock)[1] == "terminated: wall-clock limit reached"
 
 
+@single_host_only(SWARM_REFUSAL)
+def test_a_job_restarted_on_failure_ends_after_its_last_run(tracker, image, tmp_path) -> None:
+    """A job that fails under ``restart: on-failure:2`` runs three times, and only the end of
+    its last run is its end: wait returns then, with all three runs in its output file.
+    Podman reads ``stopped`` between an exit and the restart its cleanup makes; taken for the
+    end, the first run's exit woke the wait (which looks again on each exit event) and wrote
+    the output file early (seen in CI under load)."""
+    out = tmp_path / "out"
+    job_id = tracker.add_job(
+        jt(
+            image,
+            "sh",
+            "-c",
+            "echo run; exit 3",
+            output_path=str(out),
+            extension={"restart": "on-failure:2"},
+        )
+    )
+    assert tracker.wait(job_id, 60) is FAILED
+    assert out.read_text() == "run\n" * 3
+    assert tracker.job_info(job_id).exit_status == 3
+
+
+@single_host_only(SWARM_REFUSAL)
+def test_a_terminated_job_with_a_restart_policy_is_not_restarted(tracker, image) -> None:
+    """Terminating a job whose policy restarts it on failure ends it: wait returns FAILED
+    "terminated" (not waiting for a restart that never comes), and it stays ended."""
+    job_id = tracker.add_job(jt(image, "sleep", "60", extension={"restart": "on-failure:5"}))
+    assert tracker.wait(job_id, 30, RUNNING) is RUNNING
+    tracker.job_control(job_id, "terminate")
+    assert tracker.wait(job_id, 20) is FAILED
+    time.sleep(1)  # a restart would come at once
+    state, sub_state = tracker.job_state(job_id)
+    assert state is FAILED and "terminated" in sub_state, sub_state
+
+
 def test_output_of_a_job_stopped_at_its_wallclock_limit_is_complete(
     tracker, image, tmp_path
 ) -> None:
@@ -667,6 +705,32 @@ def _most_running(tracker, ids: list[str]) -> int:
         running += change
         most_running = max(most_running, running)
     return most_running
+
+
+@single_host_only(SWARM_REFUSAL)
+def test_a_task_between_restarts_keeps_its_max_parallel_slot(tracker, image, engine) -> None:
+    """A throttled array's task restarted on failure holds its slot between its runs: the
+    next task starts only after its last run. (Its first exit was taken for its end, so
+    that with max_parallel 1 three tasks ran at once; Podman also reads ``stopped`` in
+    between.) Sampled from the engine, as only then the runs of one task are seen."""
+    template = jt(image, "sh", "-c", "sleep 0.3; exit 1", extension={"restart": "on-failure:2"})
+    array_id = tracker.add_array_job(template, 1, 4, 1, max_parallel=1)
+    most_running, done = 0, threading.Event()
+
+    def sample() -> None:
+        nonlocal most_running
+        while not done.is_set():
+            rows = engine.list_containers({ARRAY_ID: array_id})
+            most_running = max(most_running, sum(row.status == "running" for row in rows))
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    try:
+        assert all(tracker.wait(i, 60) is FAILED for i in tracker.list_array_jobs(array_id))
+    finally:
+        done.set()
+        sampler.join()
+    assert most_running == 1
 
 
 def test_array_max_parallel_with_two_schedulers(open_tracker, image, tmp_path) -> None:

@@ -6,9 +6,11 @@ from __future__ import annotations
 import contextlib
 import inspect
 import socket
+import socketserver
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 
 import docker.errors
 import podman.errors
@@ -288,3 +290,100 @@ def test_bad_params_are_refused_before_connecting(name: str) -> None:
         containertracker.new_job_tracker(name, "s", {"no_such_setting": 1})
     with pytest.raises(errors.InvalidArgumentError, match="stop_grace"):
         containertracker.new_job_tracker(name, "s", {"stop_grace": -1})
+
+
+def _libpod_inspect(status: str, exit_code: int, policy: str, retries: int, restarts: int) -> dict:
+    """The fields of a libpod 4.3.1 inspect answer that say whether a restart is due (as
+    recorded from the podman service here, between a job's exit and its cleanup)."""
+    return {
+        "Id": "c" * 64,
+        "State": {
+            "Status": status,
+            "ExitCode": exit_code,
+            "FinishedAt": "2026-12-01T20:40:56.173020363Z",
+        },
+        "RestartCount": restarts,
+        "HostConfig": {"RestartPolicy": {"Name": policy, "MaximumRetryCount": retries}},
+    }
+
+
+_FINISHED = datetime(2026, 12, 1, 20, 40, 56, tzinfo=UTC).timestamp()
+
+
+@pytest.mark.parametrize(
+    ("status", "exit_code", "policy", "retries", "restarts", "due"),
+    [
+        ("stopped", 3, "on-failure", 2, 0, True),  # between the first run and the second
+        ("stopped", 3, "on-failure", 2, 2, False),  # its last run ended
+        ("stopped", 3, "on-failure", 0, 9, True),  # no limit
+        ("stopped", 0, "on-failure", 2, 0, False),  # a success is not restarted
+        ("stopped", 0, "always", 0, 0, True),
+        ("stopped", 1, "unless-stopped", 0, 0, True),
+        ("stopped", 3, "", 0, 0, False),  # no policy
+        ("stopped", 3, "no", 0, 0, False),
+        ("exited", 3, "on-failure", 2, 0, False),  # cleaned up: libpod decided not to restart
+        ("running", 0, "on-failure", 2, 1, False),
+    ],
+)
+def test_podman_reads_a_restart_due_as_restarting(
+    status: str, exit_code: int, policy: str, retries: int, restarts: int, due: bool
+) -> None:
+    data = _libpod_inspect(status, exit_code, policy, retries, restarts)
+    assert podman_backend._restart_due(data, _FINISHED + 1) is due
+
+
+def test_podman_stopped_long_ago_is_ended_whatever_its_policy() -> None:
+    """A cleanup that never came (conmon killed) does not keep a job from ending."""
+    data = _libpod_inspect("stopped", 3, "on-failure", 0, 0)
+    assert (
+        podman_backend._restart_due(data, _FINISHED + podman_backend._CLEANUP_WINDOW + 1) is False
+    )
+
+
+class _SilentOnAttach(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+    """A service on a unix socket that answers the ping and never answers an attach (a
+    podman service hung on it)."""
+
+    daemon_threads = True
+
+    class Handler(socketserver.StreamRequestHandler):
+        def handle(self) -> None:
+            request = self.rfile.readline()
+            while self.rfile.readline() not in (b"\r\n", b""):
+                pass
+            if b"/attach" in request:
+                self.server.hung.wait(30)  # type: ignore[attr-defined]
+                return
+            self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nOK")
+
+    def __init__(self, path: str) -> None:
+        super().__init__(path, self.Handler)
+        self.hung = threading.Event()
+
+
+def test_podman_stdin_attach_is_bounded_by_the_request_timeout(tmp_path: Path) -> None:
+    """A service that never answers the stdin attach: start fails with a communication error
+    after the request timeout, instead of blocking the start (and its claim) forever."""
+    path = str(tmp_path / "podman.sock")
+    with _SilentOnAttach(path) as server:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        try:
+            engine = podman_backend.PodmanEngine(f"unix://{path}", timeout=0.5)
+            with pytest.raises(errors.DrmCommunicationError, match="attach"):
+                engine._attach_stdin("c" * 64)
+        finally:
+            server.hung.set()
+            server.shutdown()
+
+
+def test_podman_stdin_attach_to_a_vanished_service_is_a_communication_error(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "podman.sock"
+    with _SilentOnAttach(str(path)) as server:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        engine = podman_backend.PodmanEngine(f"unix://{path}", timeout=0.5)
+        server.shutdown()
+    path.unlink()
+    with pytest.raises(errors.DrmCommunicationError, match="cannot reach"):
+        engine._attach_stdin("c" * 64)

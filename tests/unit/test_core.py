@@ -830,3 +830,30 @@ def test_no_machine_fits(tmp_path, fields, named) -> None:
     """A template no machine can run is refused, naming the ask that ruled out the last."""
     with pytest.raises(InvalidArgumentError, match=named):
         template_to_spec(JobTemplate(job_category="img", **fields), ctx(tmp_path, machines=NODES))
+
+
+@pytest.mark.parametrize(
+    ("policy", "exit_code", "may_restart"),
+    [
+        (None, 1, False),
+        ("no", 1, False),
+        ("on-failure:3", 0, False),
+        ("on-failure:3", 1, True),
+        ("on-failure", None, True),  # exit code not known: the engine decides
+        ("always", 0, True),
+        ("unless-stopped", 0, True),
+    ],
+)
+def test_an_exit_is_an_end_unless_the_restart_policy_may_run_the_job_again(
+    policy: str | None, exit_code: int | None, may_restart: bool
+) -> None:
+    assert Plan(restart_policy=policy).may_restart_after(exit_code) is may_restart
+
+
+def test_the_restart_extension_goes_into_the_plan(tmp_path: Path) -> None:
+    jt = JobTemplate(
+        remote_command="true", job_category="busybox", extension={"restart": "on-failure:2"}
+    )
+    spec, plan = template_to_spec(jt, ctx(tmp_path))
+    assert plan.restart_policy == spec.restart_policy == "on-failure:2"
+    assert Plan.from_labels(spec.labels).restart_policy == "on-failure:2"
