@@ -8,10 +8,13 @@ and fire status callbacks; nothing polls.
 
 from __future__ import annotations
 
+import heapq
 import queue
 import threading
+import time
 import uuid
-from collections.abc import Mapping
+import weakref
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from loguru import logger
@@ -60,6 +63,13 @@ _FEED_TIMEOUT = 30.0
 # How long a final status waits for the job's output files (written as the container ends).
 _OUTPUT_WAIT = 60.0
 _TERMINAL = (TrackerState.DONE, TrackerState.FAILED)
+
+# A state read that fails while the feed is healthy is retried (the feed may never mention
+# the job again): first after _RETRY_FIRST seconds, doubling up to _RETRY_MAX, at most
+# _RETRY_COUNT times (about three minutes in all), then given up with an error logged.
+_RETRY_FIRST = 0.5
+_RETRY_MAX = 30.0
+_RETRY_COUNT = 10
 
 
 class ContainerTrackerExecutorConfig(JobExecutorConfig):
@@ -112,8 +122,10 @@ class ContainerTrackerJobExecutor(JobExecutor):
     ``podman``, ``swarm``, ``remote``, or one added with ``register_job_tracker``),
     ``<backend>+<engine url>`` or a containertracker server's
     ``http(s)://`` url. ``config``: a ``ContainerTrackerExecutorConfig`` (session, image,
-    params). The tracker is opened here and kept until ``close`` (psij has no close; the
-    feed thread is a daemon, so an executor never keeps a process alive).
+    params). The tracker is opened here and kept until ``close``, or until the executor is
+    collected (psij has no close: dropping the executor closes the tracker and ends its
+    threads; a psij job still followed holds its executor). The threads are daemons, so an
+    executor never keeps a process alive.
 
     Raises:
         ValueError: a url we cannot read, or a backend without a change feed.
@@ -136,6 +148,11 @@ class ContainerTrackerJobExecutor(JobExecutor):
         if not isinstance(tracker, ChangeFeed):
             _close(tracker)
             raise ValueError(f"backend {backend!r} has no change feed; the executor needs one")
+        try:
+            cursor = tracker.changes(None, 0).cursor  # before any job is followed
+        except BaseException:
+            _close(tracker)
+            raise
         self._tracker: JobTracker = tracker
         self._feed: ChangeFeed = tracker
         self._lock = threading.Lock()
@@ -143,17 +160,34 @@ class ContainerTrackerJobExecutor(JobExecutor):
         # it), until their final status
         self._jobs: dict[str, list[Job]] = {}
         self._canceled: set[str] = set()  # ids this executor cancelled: FAILED reads CANCELED
+        self._retries: dict[str, int] = {}  # id -> failed state reads in a row
         self._closed = threading.Event()
-        self._cursor = self._feed.changes(None, 0).cursor  # before any job is followed
+        self._cursor = cursor
         # Ids whose state to read. One thread reads them and sets every status after QUEUED:
         # psij's Job.status setter is not atomic (two threads setting one job could fire a
         # callback twice), and it runs callbacks, which may submit (psij's throttling
         # example does, holding its own lock), so it must run under no lock of ours.
         self._stale: queue.SimpleQueue[str | None] = queue.SimpleQueue()
+        # psij has no close(): the threads hold only a weak reference to the executor, and
+        # dropping the executor stops them (closes the tracker, which wakes the feed thread,
+        # and wakes the status thread) as ``close`` does.
+        self._finalizer = weakref.finalize(self, _shut, self._closed, self._stale, tracker)
+        self._finalizer.atexit = False  # at exit the daemon threads just stop, as before
+        ref = weakref.ref(self)
         name = f"psij-containertracker-{uuid.uuid4().hex[:8]}"
         self._threads = [
-            threading.Thread(target=self._follow, name=f"{name}-feed", daemon=True),
-            threading.Thread(target=self._update, name=f"{name}-status", daemon=True),
+            threading.Thread(
+                target=_follow,
+                args=(ref, tracker, self._closed),
+                name=f"{name}-feed",
+                daemon=True,
+            ),
+            threading.Thread(
+                target=_update,
+                args=(ref, self._stale, self._closed),
+                name=f"{name}-status",
+                daemon=True,
+            ),
         ]
         for thread in self._threads:
             thread.start()
@@ -184,6 +218,9 @@ class ContainerTrackerJobExecutor(JobExecutor):
         except (InvalidArgumentError, UnsupportedAttributeError) as e:
             job.executor = None
             raise InvalidJobException(str(e), e) from e
+        except DrmCommunicationError as e:
+            job.executor = None  # the engine is away: the same job may be submitted later
+            raise SubmitException(str(e), e, transient=True) from e
         except ContainerTrackerError as e:
             job.executor = None
             raise SubmitException(str(e), e) from e
@@ -207,8 +244,12 @@ class ContainerTrackerJobExecutor(JobExecutor):
             self._canceled.add(native_id)
         try:
             self._tracker.job_control(native_id, TERMINATE)
-        except (InvalidStateError, JobNotFoundError):
-            pass  # already over, or removed: the status read below says which
+        except InvalidStateError:
+            # Already over on its own: not cancelled by us, its end reads as it ended.
+            with self._lock:
+                self._canceled.discard(native_id)
+        except JobNotFoundError:
+            pass  # removed: the status read below reads CANCELED (we asked for its end)
         except ContainerTrackerError as e:
             raise SubmitException(f"cannot cancel job {native_id}: {e}", e) from e
         self._stale.put(native_id)
@@ -243,11 +284,9 @@ class ContainerTrackerJobExecutor(JobExecutor):
 
     def close(self) -> None:
         """Stop following jobs and close the tracker; jobs keep running. Idempotent."""
-        if self._closed.is_set():
+        if not self._finalizer.alive:
             return
-        self._closed.set()
-        self._stale.put(None)
-        _close(self._tracker)  # wakes the feed thread's blocked call
+        self._finalizer()  # wakes the feed thread's blocked call and the status thread
         for thread in self._threads:
             if thread is not threading.current_thread():  # close() from a callback
                 thread.join(timeout=_FEED_TIMEOUT + 5)
@@ -261,55 +300,26 @@ class ContainerTrackerJobExecutor(JobExecutor):
             self._jobs.setdefault(native_id, []).append(job)
         self._stale.put(native_id)
 
-    def _follow(self) -> None:
-        """The feed thread: read the state of every followed job the engine's events touch."""
-        cursor: int | None = self._cursor
-        while not self._closed.is_set():
-            try:
-                changes = self._feed.changes(cursor, _FEED_TIMEOUT)
-            except InvalidStateError:
-                return  # the tracker was closed
-            except DrmCommunicationError as e:
-                # The engine is away; the tracker reconnects. A fresh cursor then reads
-                # complete=False, so every followed job is read again.
-                logger.warning("psij executor: change feed unavailable: {}", e)
-                self._closed.wait(1.0)
-                cursor = None
-                continue
-            except ContainerTrackerError as e:
-                logger.error("psij executor: change feed failed: {}", e)
-                self._closed.wait(1.0)
-                cursor = None
-                continue
-            with self._lock:
-                followed = set(self._jobs)
-            if cursor is None or not changes.complete:
-                changed = list(followed)
-            else:
-                changed = [job_id for job_id in changes.job_ids if job_id in followed]
-            cursor = changes.cursor
-            for job_id in changed:
-                self._stale.put(job_id)
+    def _feed_changed(self, changes_complete: bool, job_ids: Iterable[str]) -> None:
+        """Have every followed job among ``job_ids`` read (all of them when the feed's batch
+        is not ``changes_complete``)."""
+        with self._lock:
+            followed = set(self._jobs)
+        changed = followed if not changes_complete else followed.intersection(job_ids)
+        for job_id in changed:
+            self._stale.put(job_id)
 
-    def _update(self) -> None:
-        """The status thread: read each stale job's state and set its psij status."""
-        while True:
-            job_id = self._stale.get()
-            if job_id is None or self._closed.is_set():
-                return
-            try:
-                self._refresh(job_id)
-            except Exception:
-                # Never let one job's surprise end the thread every other job's status (and
-                # callbacks) depend on.
-                logger.exception("psij executor: cannot update job {}", job_id)
+    def _was_canceled(self, native_id: str) -> bool:
+        """Whether this executor cancelled the job. Read after the job's state: a cancel
+        between an earlier read and the state read would make a cancelled job read FAILED."""
+        with self._lock:
+            return native_id in self._canceled
 
-    def _refresh(self, native_id: str) -> None:
+    def _refresh(self, native_id: str) -> float | None:
         """Read the job's state and move the status of the psij jobs following it there
         (callbacks fire in ``Job.status``'s setter, which also fills in states a job went
-        through unseen)."""
-        with self._lock:
-            canceled = native_id in self._canceled
+        through unseen). Returns the delay after which to read it again when the read failed
+        (the feed may not mention the job again), ``None`` otherwise."""
         ran = False
         try:
             state, _sub_state = self._tracker.job_state(native_id)
@@ -323,7 +333,7 @@ class ContainerTrackerJobExecutor(JobExecutor):
                 except WaitTimeoutError:
                     logger.warning("psij executor: outputs of job {} still unwritten", native_id)
                 info = self._tracker.job_info(native_id)
-                status = status_from_info(info, canceled)
+                status = status_from_info(info, self._was_canceled(native_id))
                 # psij fills in ACTIVE before COMPLETED, not before FAILED or CANCELED (they
                 # can follow QUEUED): a job that ran and ended between two reads would skip
                 # ACTIVE. The job's start time says it ran.
@@ -335,14 +345,26 @@ class ContainerTrackerJobExecutor(JobExecutor):
             # Deleted behind our back (by hand, another tool): its end cannot be read.
             status = (
                 JobStatus(JobState.CANCELED, message="canceled")
-                if canceled
+                if self._was_canceled(native_id)
                 else JobStatus(JobState.FAILED, message=f"job {native_id} no longer exists")
             )
         except ContainerTrackerError as e:
-            logger.warning("psij executor: cannot read job {}: {}", native_id, e)
-            return
+            with self._lock:
+                if native_id not in self._jobs:
+                    return None
+                tries = self._retries.get(native_id, 0) + 1
+                self._retries[native_id] = tries
+            if tries > _RETRY_COUNT:
+                logger.error("psij executor: giving up on job {}: {}", native_id, e)
+                with self._lock:
+                    self._retries.pop(native_id, None)
+                return None
+            logger.warning("psij executor: cannot read job {} (will retry): {}", native_id, e)
+            return min(_RETRY_FIRST * float(2 ** (tries - 1)), _RETRY_MAX)
+        with self._lock:
+            self._retries.pop(native_id, None)
         if status is None:
-            return
+            return None
         with self._lock:
             jobs = list(self._jobs.get(native_id, ()))
             if status.final:
@@ -352,6 +374,83 @@ class ContainerTrackerJobExecutor(JobExecutor):
             if ran:
                 self._set_job_status(job, JobStatus(JobState.ACTIVE))
             self._set_job_status(job, status)
+        return None
+
+
+def _shut(closed: threading.Event, stale: queue.SimpleQueue[str | None], tracker: object) -> None:
+    """Stop an executor's threads (``close``, or the executor collected): holds no reference
+    to the executor."""
+    closed.set()
+    stale.put(None)
+    _close(tracker)
+
+
+def _follow(
+    ref: weakref.ReferenceType[ContainerTrackerJobExecutor],
+    feed: ChangeFeed,
+    closed: threading.Event,
+) -> None:
+    """The feed thread: read the state of every followed job the engine's events touch. Holds
+    the executor only between two feed calls, so dropping it stops the thread."""
+    executor = ref()
+    if executor is None:
+        return
+    cursor: int | None = executor._cursor
+    del executor
+    while not closed.is_set():
+        try:
+            changes = feed.changes(cursor, _FEED_TIMEOUT)
+        except InvalidStateError:
+            return  # the tracker was closed
+        except DrmCommunicationError as e:
+            # The engine is away; the tracker reconnects. A fresh cursor then reads
+            # complete=False, so every followed job is read again.
+            logger.warning("psij executor: change feed unavailable: {}", e)
+            closed.wait(1.0)
+            cursor = None
+            continue
+        except ContainerTrackerError as e:
+            logger.error("psij executor: change feed failed: {}", e)
+            closed.wait(1.0)
+            cursor = None
+            continue
+        executor = ref()
+        if executor is None:
+            return
+        executor._feed_changed(cursor is not None and changes.complete, changes.job_ids)
+        del executor
+        cursor = changes.cursor
+
+
+def _update(
+    ref: weakref.ReferenceType[ContainerTrackerJobExecutor],
+    stale: queue.SimpleQueue[str | None],
+    closed: threading.Event,
+) -> None:
+    """The status thread: read each stale job's state and set its psij status; a failed read
+    is tried again later (``_refresh`` says when). Holds the executor only while it reads."""
+    later: list[tuple[float, str]] = []  # (monotonic due time, id), a heap
+    while True:
+        timeout = max(0.0, later[0][0] - time.monotonic()) if later else None
+        try:
+            job_id = stale.get(timeout=timeout)
+        except queue.Empty:
+            job_id = heapq.heappop(later)[1]
+        if job_id is None or closed.is_set():
+            return
+        executor = ref()
+        if executor is None:
+            return
+        try:
+            retry = executor._refresh(job_id)
+        except Exception:
+            # Never let one job's surprise end the thread every other job's status (and
+            # callbacks) depend on.
+            logger.exception("psij executor: cannot update job {}", job_id)
+            retry = None
+        del executor
+        if retry is not None:
+            heapq.heappush(later, (time.monotonic() + retry, job_id))
 
 
 def _close(tracker: object) -> None:

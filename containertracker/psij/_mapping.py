@@ -190,6 +190,10 @@ def _attributes(attributes: JobAttributes | None, limits: dict[str, str]) -> dic
     if attributes.account:
         fields["accounting_id"] = attributes.account
     duration: timedelta | None = attributes.duration
+    if duration is not None and duration < timedelta(0):
+        # Not "no limit": a negative walltime is a mistake, and silently running the job
+        # unbounded would hide it.
+        raise InvalidJobException(f"attributes.duration must not be negative, got {duration}")
     if duration is not None and duration > timedelta(0):
         # WALLCLOCK_TIME is whole seconds; round up so the job gets at least what it asked for.
         limits["WALLCLOCK_TIME"] = str(math.ceil(duration.total_seconds()))
@@ -243,15 +247,22 @@ def psij_state(state: TrackerState) -> JobState | None:
     return None
 
 
+# The annotations containertracker.core.tracker gives a job ended by a DRMAA2 terminate
+# (job_control TERMINATE from any process): running, or before it started.
+_TERMINATED_ANNOTATIONS = frozenset({"terminated", "terminated before it started"})
+
+
 def status_from_info(info: JobInfo, canceled: bool) -> JobStatus:
     """The final JobStatus of a job whose info reads DONE or FAILED.
 
     ``canceled``: this executor cancelled the job, so FAILED reads CANCELED (a DRMAA2 terminate
-    ends a job FAILED; psij has its own state for it).
+    ends a job FAILED; psij has its own state for it). A job another executor or process
+    terminated reads CANCELED too: the tracker annotates it (``_TERMINATED_ANNOTATIONS``); a
+    wall-clock kill (annotated ``terminated: <reason>``) stays FAILED.
     """
     if info.state is TrackerState.DONE:
         return JobStatus(JobState.COMPLETED, exit_code=info.exit_status or 0)
-    if canceled:
+    if canceled or info.annotation in _TERMINATED_ANNOTATIONS:
         return JobStatus(JobState.CANCELED, exit_code=info.exit_status, message="canceled")
     reason = info.annotation or info.sub_state
     message = f"exit status {info.exit_status}" if info.exit_status is not None else "failed"

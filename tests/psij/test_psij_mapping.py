@@ -62,6 +62,20 @@ def test_the_whole_spec_maps_to_the_template(tmp_path: Path) -> None:
     assert (jt.queue_name, jt.accounting_id) == ("q", "acct")
 
 
+def test_the_default_duration_is_a_limit_and_a_negative_one_is_refused() -> None:
+    # psij gives every spec a 10-minute duration unless told otherwise
+    jt = spec_to_template(JobSpec("/bin/date"), IMAGE)
+    assert jt.resource_limits == {"WALLCLOCK_TIME": "600"}
+    unlimited = spec_to_template(
+        JobSpec("/bin/date", attributes=JobAttributes(duration=timedelta(0))), IMAGE
+    )
+    assert unlimited.resource_limits == {}
+    with pytest.raises(InvalidJobException, match="negative"):
+        spec_to_template(
+            JobSpec("/bin/date", attributes=JobAttributes(duration=timedelta(seconds=-1))), IMAGE
+        )
+
+
 def test_relative_host_paths_are_made_absolute(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -171,6 +185,23 @@ def test_final_statuses_carry_exit_codes_and_reasons() -> None:
     assert failed.message is not None and "out of memory" in failed.message
     canceled = status_from_info(JobInfo(state=TrackerState.FAILED, exit_status=143), canceled=True)
     assert canceled.state == JobState.CANCELED
+
+
+@pytest.mark.parametrize(
+    ("annotation", "expected"),
+    [
+        ("terminated", JobState.CANCELED),  # job_control TERMINATE from any process
+        ("terminated before it started", JobState.CANCELED),
+        ("terminated: wall-clock limit reached", JobState.FAILED),  # a limit, no cancel
+        ("", JobState.FAILED),
+    ],
+)
+def test_a_job_terminated_elsewhere_reads_canceled(annotation: str, expected: JobState) -> None:
+    status = status_from_info(
+        JobInfo(state=TrackerState.FAILED, exit_status=143, annotation=annotation),
+        canceled=False,
+    )
+    assert status.state == expected
 
 
 @pytest.mark.parametrize(
