@@ -823,25 +823,15 @@ def job_info_from_record(
     every placeholder expanded, so a reader (on the tracker's host) never expands them again.
     """
     job_labels = record.labels
-    plan = Plan.from_labels(job_labels)
     finished = state.terminal
     exit_status = record.exit_code if finished else None
-    signal = ""
-    if finished and exit_status is not None and exit_status > 128:
-        signal = _SIGNAL_NAMES.get(exit_status - 128, f"SIG{exit_status - 128}")
     submitted, dispatched, ended = _in_order(
         record.created, record.started_at, record.finished_at if finished else None
     )
-    wallclock = None
-    if dispatched is not None:
-        if ended is not None:
-            wallclock = ended - dispatched
-        elif state in (JobState.RUNNING, JobState.SUSPENDED):
-            wallclock = max((now or datetime.now(UTC)) - dispatched, timedelta(0))
     return JobInfo(
         id=record.id,
         exit_status=exit_status,
-        terminating_signal=signal,
+        terminating_signal=_terminating_signal(exit_status),
         annotation=record.error or ("killed: out of memory" if record.oom_killed else ""),
         state=state,
         sub_state=sub_state,
@@ -850,30 +840,52 @@ def job_info_from_record(
         job_owner=job_labels.get(labels.OWNER, record.user),
         slots=max(1, record.nano_cpus // 1_000_000_000),
         queue_name=job_labels.get(labels.QUEUE, ""),
-        wallclock_time=wallclock,
+        wallclock_time=_wallclock(state, dispatched, ended, now),
         submission_time=submitted,
         dispatch_time=dispatched,
         finish_time=ended,
-        extension={
-            "workingdir": record.working_dir,
-            "commandline": " ".join(record.command),
-            "category": record.image,
-            # Array tasks say which array they belong to (the Go trackers cannot tell).
-            **{
-                key: job_labels[label]
-                for key, label in (("array_id", labels.ARRAY_ID), ("task_id", labels.TASK_ID))
-                if label in job_labels
-            },
-            **{
-                key: path
-                for key, path in (
-                    ("output_path", plan.stdout_path),
-                    ("error_path", plan.stderr_path),
-                )
-                if path
-            },
-        },
+        extension=_info_extension(record),
     )
+
+
+def _terminating_signal(exit_status: int | None) -> str:
+    """The signal an exit status above 128 stands for (``SIGTERM``), else ``""``."""
+    if exit_status is None or exit_status <= 128:
+        return ""
+    return _SIGNAL_NAMES.get(exit_status - 128, f"SIG{exit_status - 128}")
+
+
+def _wallclock(
+    state: JobState, dispatched: datetime | None, ended: datetime | None, now: datetime | None
+) -> timedelta | None:
+    """How long the job has run: start to end, or start to ``now`` (default: the current
+    time) while it runs or is suspended; None before its start."""
+    if dispatched is None:
+        return None
+    if ended is not None:
+        return ended - dispatched
+    if state in (JobState.RUNNING, JobState.SUSPENDED):
+        return max((now or datetime.now(UTC)) - dispatched, timedelta(0))
+    return None
+
+
+def _info_extension(record: ContainerRecord) -> dict[str, str]:
+    """The ``extension`` of a job's JobInfo (see :func:`job_info_from_record`)."""
+    job_labels = record.labels
+    plan = Plan.from_labels(job_labels)
+    extension = {
+        "workingdir": record.working_dir,
+        "commandline": " ".join(record.command),
+        "category": record.image,
+    }
+    # Array tasks say which array they belong to (the Go trackers cannot tell).
+    for key, label in (("array_id", labels.ARRAY_ID), ("task_id", labels.TASK_ID)):
+        if label in job_labels:
+            extension[key] = job_labels[label]
+    for key, path in (("output_path", plan.stdout_path), ("error_path", plan.stderr_path)):
+        if path:
+            extension[key] = path
+    return extension
 
 
 def _in_order(
