@@ -559,19 +559,21 @@ class PodmanEngine:
         summaries = []
         for row in rows:
             summary = container_summary(row, statuses=_DOCKER_STATUSES)
-            if row.get("State") == "stopped" and self._restarting(summary.id):
+            if row.get("State") == "stopped":
                 # Between an exit and its cleanup (rare, brief): the row has no restart
-                # policy, and a restart to come must keep the job's max_parallel slot.
-                summary = dataclasses.replace(summary, status="restarting")
+                # policy, and a restart to come must keep the job's max_parallel slot. The
+                # row's word is replaced by a fresh inspect's (which may also find the
+                # container running again already).
+                summary = dataclasses.replace(summary, status=self._status_now(summary))
             summaries.append(summary)
         return summaries
 
-    def _restarting(self, container_id: str) -> bool:
-        """Whether the container reads ``restarting`` now (gone: no)."""
+    def _status_now(self, summary: ContainerSummary) -> str:
+        """The container's status as an inspect reads it now (gone: the row's)."""
         try:
-            return self.inspect(container_id).status == "restarting"
+            return self.inspect(summary.id).status
         except JobNotFoundError:
-            return False
+            return summary.status
 
     def logs(self, container_id: str, *, stdout: bool, stderr: bool) -> Iterator[bytes]:
         """See :meth:`Engine.logs`."""

@@ -1090,6 +1090,7 @@ def test_closed_tracker_refuses_every_call(open_tracker, image, session_name) ->
         "get_all_machines": (None,),
         "job_info_from_monitor": (job_id,),
         "machine": (),
+        "changes": (None, 0),
     }
     public = {
         name
