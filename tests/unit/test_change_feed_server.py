@@ -5,6 +5,7 @@ server without the endpoint."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator, MutableMapping
@@ -240,13 +241,12 @@ def test_feed_polls_have_their_own_limit_below_the_sessions_kept() -> None:
     assert ServerSettings().max_feed_polls < tracker_pool._MAX_SESSIONS
 
 
-def test_sessions_polling_the_feed_never_lock_other_sessions_out(
-    serve: Callable[..., Any], opened: list[ContainerTracker]
-) -> None:
-    """Two sessions' feed polls fill a server keeping two sessions open: a third session's
-    plain request still succeeds, evicting the least recently used polled session; its poll
-    wakes (TryLaterError), and the client asks again: the session is reopened, the cursor
-    reads as foreign (complete=False, a fresh cursor), and the feed goes on from there."""
+@contextlib.contextmanager
+def _three_sessions_on_a_server_keeping_two(
+    serve: Callable[..., Any],
+) -> Iterator[tuple[ThreadPoolExecutor, RemoteTracker, RemoteTracker, RemoteTracker]]:
+    """Two threads for long polls, and clients of sessions a, b and c of a server keeping at
+    most two sessions open."""
     # The threads first: leaving the block, the clients' closes wake polls still in flight.
     with (
         ThreadPoolExecutor(2) as threads,
@@ -255,6 +255,17 @@ def test_sessions_polling_the_feed_never_lock_other_sessions_out(
         RemoteTracker("b", url, timeout=30) as second,
         RemoteTracker("c", url, timeout=30) as third,
     ):
+        yield threads, first, second, third
+
+
+def test_sessions_polling_the_feed_never_lock_other_sessions_out(
+    serve: Callable[..., Any], opened: list[ContainerTracker]
+) -> None:
+    """Two sessions' feed polls fill a server keeping two sessions open: a third session's
+    plain request still succeeds, evicting the least recently used polled session; its poll
+    wakes (TryLaterError), and the client asks again: the session is reopened, the cursor
+    reads as foreign (complete=False, a fresh cursor), and the feed goes on from there."""
+    with _three_sessions_on_a_server_keeping_two(serve) as (threads, first, second, third):
         polls = []
         for number, client in enumerate((first, second)):
             cursor = client.changes(None, 0).cursor
@@ -279,13 +290,7 @@ def test_sessions_waiting_for_jobs_never_lock_other_sessions_out(
     """Two sessions' /wait long polls fill a server keeping two sessions open: a third
     session's plain request still succeeds, evicting a waiting session; that wait wakes
     (TryLaterError), its client goes on polling, and it still returns the job's state."""
-    with (
-        ThreadPoolExecutor(2) as threads,
-        serve(max_sessions=2, max_wait=30) as url,
-        RemoteTracker("a", url, timeout=30) as first,
-        RemoteTracker("b", url, timeout=30) as second,
-        RemoteTracker("c", url, timeout=30) as third,
-    ):
+    with _three_sessions_on_a_server_keeping_two(serve) as (threads, first, second, third):
         waits = []
         for number, client in enumerate((first, second)):
             job = client.add_job(HELD)
