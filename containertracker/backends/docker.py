@@ -1,7 +1,7 @@
 """The Docker engine adapter (docker SDK, low-level API: one HTTP call per operation).
 
-Install with ``pip install containertracker[docker]``. The SDK is imported when the adapter
-is built, never by ``import containertracker``.
+The SDK (docker, a dependency of containertracker) is imported when the adapter is built,
+never by ``import containertracker``.
 """
 
 from __future__ import annotations
@@ -42,10 +42,8 @@ try:
     import docker
     import docker.errors
     import requests.exceptions
-except ImportError as exc:  # pragma: no cover - exercised only without the extra
-    raise ImportError(
-        "the docker backend needs the docker SDK: pip install 'containertracker[docker]'"
-    ) from exc
+except ImportError as exc:  # pragma: no cover - exercised only in a broken installation
+    raise ImportError("the docker backend needs the docker SDK (pip install docker)") from exc
 
 
 def _translate(exc: BaseException) -> ContainerTrackerError | None:

@@ -1,6 +1,7 @@
 """The Podman engine adapter (podman-py, libpod REST API of a ``podman system service``).
 
-Install with ``pip install containertracker[podman]``. The engine is found at
+The SDK (podman, a dependency of containertracker) is imported when the adapter is built,
+never by ``import containertracker``. The engine is found at
 ``CONTAINERTRACKER_ENGINE_URL``, else ``CONTAINER_HOST``, else the rootful socket
 ``/run/podman/podman.sock``, else the rootless ``$XDG_RUNTIME_DIR/podman/podman.sock``.
 
@@ -63,10 +64,8 @@ try:
     import podman.errors
     import requests.exceptions
     import urllib3.exceptions
-except ImportError as exc:  # pragma: no cover - exercised only without the extra
-    raise ImportError(
-        "the podman backend needs podman-py: pip install 'containertracker[podman]'"
-    ) from exc
+except ImportError as exc:  # pragma: no cover - exercised only in a broken installation
+    raise ImportError("the podman backend needs podman-py (pip install podman)") from exc
 
 _PODMAN_NPROC = 32768
 _INSPECT_ATTEMPTS = 3

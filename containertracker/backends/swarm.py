@@ -61,10 +61,8 @@ __all__ = ["ACTIVE_POLL_INTERVAL", "POLL_INTERVAL", "SwarmEngine"]
 try:
     import docker
     import docker.errors
-except ImportError as exc:  # pragma: no cover - exercised only without the extra
-    raise ImportError(
-        "the swarm backend needs the docker SDK: pip install 'containertracker[docker]'"
-    ) from exc
+except ImportError as exc:  # pragma: no cover - exercised only in a broken installation
+    raise ImportError("the swarm backend needs the docker SDK (pip install docker)") from exc
 
 API_VERSION = "1.41"
 """The first API with job services (Docker 20.10)."""

@@ -1,5 +1,20 @@
-"""The ``containertracker`` command line (needs the ``cli`` extra: typer, rich)."""
+"""The ``containertracker`` command line (typer, rich): :mod:`containertracker.cli.app`.
 
-from containertracker.cli.app import EXIT_CODES, app, main
+:func:`main` imports the app when called, so that a broken installation (typer missing, say)
+gets one line saying what to install instead of a traceback.
+"""
 
-__all__ = ["EXIT_CODES", "app", "main"]
+from containertracker.cli.missing import exit_if_missing
+
+__all__ = ["main"]
+
+
+def main() -> None:
+    """Console-script entry point (``containertracker``, ``python -m containertracker``): run
+    the command line (:func:`containertracker.cli.app.main`)."""
+    try:
+        from containertracker.cli.app import main as run
+    except ImportError as exc:
+        exit_if_missing(exc)
+        raise
+    run()

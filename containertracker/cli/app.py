@@ -1,41 +1,48 @@
 """The ``containertracker`` command: qsub/qstat/qdel for containers, on the public API only.
 
-Every command opens a tracker of ``--backend`` (docker, podman, swarm or remote) for ``--session``;
-errors print one line to stderr and exit with a code that tells them apart (EXIT_CODES).
+Every command opens a tracker of ``--backend`` (docker, podman, swarm or remote) for ``--session``
+(global options, given before or after the command); errors print one line to stderr and exit
+with a code that tells them apart (EXIT_CODES).
 """
 
 from __future__ import annotations
 
+import copy
 import os
 import sys
+from collections import Counter
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Final
+from typing import Annotated, Any, Final, cast
 
 import typer
 from loguru import logger
 from pydantic import ValidationError
 from rich.console import Console
 from rich.text import Text
+from typer.core import TyperGroup, TyperOption
 
 from containertracker import errors
+from containertracker.cli.missing import exit_if_missing
+from containertracker.cli.parallel import in_parallel
 from containertracker.cli.parse import parse_array, parse_pairs, parse_state
+from containertracker.cli.refs import References, Target
 from containertracker.cli.render import (
     JobRow,
     in_order,
     info_table,
+    job_header,
     jobs_table,
     machines_table,
     print_json,
+    state_counts,
 )
 from containertracker.cli.waiting import wait_for_jobs
 from containertracker.errors import (
     ContainerTrackerError,
     InvalidArgumentError,
-    JobNotFoundError,
     UnsupportedOperationError,
 )
 from containertracker.models import JobState, JobTemplate
@@ -66,8 +73,44 @@ EXIT_CODES: Final[tuple[tuple[type[BaseException], int], ...]] = (
 """Exit status per error class, first match wins. 0 is success, 1 "a job failed" (wait),
 2 also covers usage errors the argument parser finds."""
 JOB_FAILED: Final = 1
-_PARALLEL_ACTIONS: Final = 8
-"""Jobs that ``control`` and ``delete`` act on at once."""
+
+
+class _Commands(TyperGroup):
+    """The app's command group. Every command also takes the global options (the group's own,
+    declared once, on its callback), so that they work after the command as well as before."""
+
+    def __init__(self, **attrs: Any) -> None:
+        super().__init__(**attrs)
+        # At this point the group's params are its callback's options (typer adds its
+        # completion options later, to the group only).
+        globals_ = [p for p in self.params if isinstance(p, TyperOption)]
+        for command in self.commands.values():
+            command.params.extend(_after_the_command(option) for option in globals_)
+
+
+def _after_the_command(option: TyperOption) -> TyperOption:
+    """A command's copy of a global option: same names, type and help, but no default and no
+    environment variable (the group's option read those), and given on the command line it
+    replaces the value the group's option set (see :func:`_override`)."""
+    after = copy.copy(option)
+    after.default = None
+    after.envvar = None
+    after.show_envvar = False
+    after.expose_value = False  # the command's function does not take it
+    after.callback = cast("Callable[..., Any]", _override)  # given the app's typer.Context
+    after.rich_help_panel = "Global options"
+    return after
+
+
+def _override(ctx: typer.Context, param: TyperOption, value: Any) -> None:
+    """Apply a global option given after the command: it replaces the value given before
+    the command (or the default). Click runs this for the command's copy of the option,
+    after the group's callback made ``ctx.obj`` and before the command's body."""
+    source = ctx.get_parameter_source(str(param.name))
+    if ctx.resilient_parsing or source is None or source.name != "COMMANDLINE":
+        return  # not given after the command; or shell completion (no group callback ran)
+    setattr(_options(ctx), str(param.name), value)
+
 
 app = typer.Typer(
     name="containertracker",
@@ -75,6 +118,7 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     rich_markup_mode="rich",
+    cls=_Commands,
 )
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -82,16 +126,30 @@ err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 @dataclass
 class _Options:
-    """One invocation's global options, kept in typer's context (``ctx.obj``).
+    """One invocation's global options, kept in typer's context (``ctx.obj``): one field per
+    option of the app callback, by the option's name.
 
-    The tracker is opened on first use and closed when the context closes (after the
-    command, also when it raised).
+    The group's options set them before the command's arguments are parsed, where the same
+    options given again replace them; the tracker is opened on first use (in the command's
+    body, so with the final values) and closed when the context closes (after the command,
+    also when it raised).
     """
 
     backend: str
     session: str
-    params: dict[str, Any]
+    engine_url: str | None
+    url: str | None
     _tracker: JobTracker | None = field(default=None, init=False)
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """The tracker's params (Settings field names) the options set."""
+        params: dict[str, Any] = {}
+        if self.engine_url:
+            params["engine_url"] = self.engine_url
+        if self.url:
+            params["remote_url"] = self.url
+        return params
 
     def tracker(self) -> JobTracker:
         """The session's tracker, opened now if this is its first use."""
@@ -106,31 +164,25 @@ class _Options:
             if close is not None:
                 close()
 
-    def resolve(self, refs: list[str] | None, array: str | None) -> list[str]:
-        """Job ids from full ids or unique prefixes (as ``list`` shows them) and/or an array.
+    def targets(self, refs: list[str] | None, array: str | None) -> list[Target]:
+        """What each reference names (``array``, given with ``--array``, first): a job, or an
+        array job's tasks. References are job or array ids or unique prefixes of either
+        (see :mod:`containertracker.cli.refs`).
 
         Raises:
-            JobNotFoundError: a reference matches no job of the session.
-            InvalidArgumentError: a prefix matches several jobs, or nothing was named.
+            JobNotFoundError: a reference names nothing in the session.
+            InvalidArgumentError: a prefix begins several ids, or nothing was named.
         """
-        tracker = self.tracker()
-        ids = list(tracker.list_array_jobs(array)) if array else []
-        if refs:
-            known = tracker.list_jobs()
-            for ref in refs:
-                matches = [job_id for job_id in known if job_id.startswith(ref)] if ref else []
-                if ref in known:
-                    matches = [ref]
-                if not matches:
-                    raise JobNotFoundError(f"no job {ref!r} in session {self.session!r}")
-                if len(matches) > 1:
-                    raise InvalidArgumentError(
-                        f"{ref!r} matches {len(matches)} jobs; give more of the id"
-                    )
-                ids.append(matches[0])
-        if not ids:
-            raise InvalidArgumentError("name at least one job id, or --array ARRAY_ID")
-        return ids
+        found = References(self.tracker(), self.session)
+        targets = [found.target(array, arrays_only=True)] if array is not None else []
+        targets += [found.target(ref) for ref in refs or []]
+        if not targets:
+            raise InvalidArgumentError("name at least one job or array id (or --array ARRAY_ID)")
+        return targets
+
+    def resolve(self, refs: list[str] | None, array: str | None) -> list[str]:
+        """The job ids the references name (see :meth:`targets`), each once, in order."""
+        return list(dict.fromkeys(j for target in self.targets(refs, array) for j in target.ids))
 
 
 def _options(ctx: typer.Context) -> _Options:
@@ -142,7 +194,12 @@ def _options(ctx: typer.Context) -> _Options:
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON (for scripts).")]
 ArrayOption = Annotated[
-    str | None, typer.Option("--array", "-a", help="All tasks of this array job.")
+    str | None,
+    typer.Option("--array", "-a", help="All tasks of this array job (id or unique prefix)."),
+]
+JobsArgument = Annotated[
+    list[str] | None,
+    typer.Argument(help="Job ids, array ids (all their tasks) or unique prefixes."),
 ]
 
 
@@ -171,12 +228,7 @@ def _global_options(
         typer.Option(help="Remote server URL for --backend remote (CONTAINERTRACKER_REMOTE_URL)."),
     ] = None,
 ) -> None:
-    params: dict[str, Any] = {}
-    if engine_url:
-        params["engine_url"] = engine_url
-    if url:
-        params["remote_url"] = url
-    options = _Options(backend, session, params)
+    options = _Options(backend, session, engine_url, url)
     ctx.obj = options
     ctx.call_on_close(options.close)
 
@@ -189,7 +241,11 @@ def _template(tracker: JobTracker, job_id: str) -> JobTemplate | None:
 
 
 def _rows(tracker: JobTracker, ids: list[str]) -> list[JobRow]:
-    return in_order(JobRow(tracker.job_info(job_id), _template(tracker, job_id)) for job_id in ids)
+    """Each job's row, in the order of ``ids`` (read several at a time: through a server, each
+    read is a round trip)."""
+    return in_parallel(
+        lambda job_id: JobRow(tracker.job_info(job_id), _template(tracker, job_id)), ids
+    )
 
 
 def _absolute(path: str | None) -> str:
@@ -293,7 +349,7 @@ def submit(
 @app.command("list")
 def list_jobs(
     ctx: typer.Context,
-    jobs: Annotated[list[str] | None, typer.Argument(help="Only these jobs.")] = None,
+    jobs: JobsArgument = None,
     state: Annotated[
         list[str] | None, typer.Option("--state", help="Only jobs in this state (repeatable).")
     ] = None,
@@ -301,12 +357,13 @@ def list_jobs(
     full_ids: Annotated[bool, typer.Option("--full-ids", help="Do not shorten ids.")] = False,
     json_output: JsonFlag = False,
 ) -> None:
-    """The session's jobs as a table: id, name, state, task, image, started, runtime, exit."""
+    """The session's jobs (or only those named), one line each: id, name, state, task, image,
+    started, runtime, exit. (``info`` and ``--json`` also give the state's reason.)"""
     options = _options(ctx)
     tracker = options.tracker()
     ids = options.resolve(jobs, array) if jobs or array else tracker.list_jobs()
     wanted = {parse_state(s) for s in state or []}
-    rows = [r for r in _rows(tracker, ids) if not wanted or r.info.state in wanted]
+    rows = [r for r in in_order(_rows(tracker, ids)) if not wanted or r.info.state in wanted]
     if json_output:
         print_json(out, [row.to_json() for row in rows])
     else:
@@ -319,30 +376,43 @@ app.command("status", help="Same as list.")(list_jobs)
 @app.command()
 def info(
     ctx: typer.Context,
-    job: Annotated[str, typer.Argument(help="Job id or unique prefix.")],
+    jobs: Annotated[
+        list[str], typer.Argument(help="Job ids, array ids (all their tasks) or unique prefixes.")
+    ],
     json_output: JsonFlag = False,
 ) -> None:
-    """Everything known about one job."""
+    """Everything known about jobs. An array id gives a line of counts by state, then each
+    task's details in task order. With --json: one job's {info, template}, or a list of
+    them for an array or several jobs."""
     options = _options(ctx)
     tracker = options.tracker()
-    (job_id,) = options.resolve([job], None)
-    job_info, template = tracker.job_info(job_id), _template(tracker, job_id)
+    targets = options.targets(jobs, None)
+    ids = list(dict.fromkeys(j for target in targets for j in target.ids))
+    rows = dict(zip(ids, _rows(tracker, ids), strict=True))
     if json_output:
-        print_json(
-            out,
-            {
-                "info": job_info.model_dump(mode="json"),
-                "template": None if template is None else template.model_dump(mode="json"),
-            },
-        )
-    else:
-        out.print(info_table(job_info, template))
+        details = [rows[job_id].details() for job_id in ids]
+        single = len(targets) == 1 and not targets[0].array_id
+        print_json(out, details[0] if single else details)
+        return
+    shown: set[str] = set()
+    for target in targets:
+        if target.array_id:
+            counts = Counter(rows[job_id].info.state for job_id in target.ids)
+            out.print(
+                f"array job {target.array_id}: {len(target.ids)} task(s): {state_counts(counts)}"
+            )
+        for job_id in target.ids:
+            if job_id not in shown:
+                shown.add(job_id)
+                if len(ids) > 1:
+                    out.print(job_header(rows[job_id].task, job_id))
+                out.print(info_table(rows[job_id].info, rows[job_id].template))
 
 
 @app.command()
 def logs(
     ctx: typer.Context,
-    jobs: Annotated[list[str] | None, typer.Argument(help="Job ids or unique prefixes.")] = None,
+    jobs: JobsArgument = None,
     array: ArrayOption = None,
     stderr: Annotated[bool, typer.Option("--stderr", help="Show the error file.")] = False,
     json_output: JsonFlag = False,
@@ -362,7 +432,7 @@ def logs(
         text = _log_text(tracker, job_id, stderr)
         if len(ids) > 1:
             task = (_template(tracker, job_id) or JobTemplate()).job_environment.get("TASK_ID")
-            out.print(f"==> {f'task {task} ' if task else ''}({job_id[:12]}) <==")
+            out.print(job_header(task or "", job_id))
         sys.stdout.write(text)
         sys.stdout.flush()
 
@@ -395,7 +465,7 @@ def _log_text(tracker: JobTracker, job_id: str, stderr: bool) -> str:
 @app.command()
 def wait(
     ctx: typer.Context,
-    jobs: Annotated[list[str] | None, typer.Argument(help="Job ids or unique prefixes.")] = None,
+    jobs: JobsArgument = None,
     array: ArrayOption = None,
     timeout: Annotated[
         float | None, typer.Option("--timeout", "-t", help="Seconds (default: forever).")
@@ -429,12 +499,12 @@ def wait(
 def control(
     ctx: typer.Context,
     action: Annotated[str, typer.Argument(help=" | ".join(CONTROL_ACTIONS))],
-    jobs: Annotated[list[str] | None, typer.Argument(help="Job ids or unique prefixes.")] = None,
+    jobs: JobsArgument = None,
     array: ArrayOption = None,
     json_output: JsonFlag = False,
 ) -> None:
     """Suspend, resume, hold, release or terminate jobs (or every task of an array), up to
-    8 at a time."""
+    8 at a time (side by side: one that waits for its job does not hold up the others)."""
     checked = control_action(action)
     options = _options(ctx)
     tracker = options.tracker()
@@ -444,14 +514,14 @@ def control(
 @app.command()
 def delete(
     ctx: typer.Context,
-    jobs: Annotated[list[str] | None, typer.Argument(help="Job ids or unique prefixes.")] = None,
+    jobs: JobsArgument = None,
     array: ArrayOption = None,
     finished: Annotated[
         bool, typer.Option("--finished", help="Every done or failed job of the session.")
     ] = False,
     json_output: JsonFlag = False,
 ) -> None:
-    """Delete finished jobs (their containers)."""
+    """Delete finished jobs (their containers), up to 8 at a time."""
     options = _options(ctx)
     tracker = options.tracker()
     if finished:
@@ -464,12 +534,8 @@ def delete(
 
 
 def _each(ids: list[str], act: Callable[[str], None], json_output: bool) -> None:
-    """Apply ``act`` to every job (each once), up to ``_PARALLEL_ACTIONS`` at a time; report
-    each outcome in the order of ``ids``, then fail with the first error.
-
-    Why in parallel: a call may wait for its job (a terminate for the container to stop, a
-    delete for a stopping job's outputs), and an array's tasks should not wait in line.
-    """
+    """Apply ``act`` to every job (each once), several at a time (:func:`in_parallel`); report
+    each outcome in the order of ``ids``, then fail with the first error."""
     unique = list(dict.fromkeys(ids))
 
     def attempt(job_id: str) -> ContainerTrackerError | None:
@@ -479,14 +545,7 @@ def _each(ids: list[str], act: Callable[[str], None], json_output: bool) -> None
             return exc
         return None
 
-    pool = ThreadPoolExecutor(
-        max_workers=max(1, min(_PARALLEL_ACTIONS, len(unique))),
-        thread_name_prefix="containertracker-cli",
-    )
-    try:
-        outcomes = list(zip(unique, pool.map(attempt, unique), strict=True))
-    finally:
-        pool.shutdown(cancel_futures=True)  # after Ctrl-C: start no further job
+    outcomes = list(zip(unique, in_parallel(attempt, unique), strict=True))
     if json_output:
         print_json(out, [{"id": j, "error": None if e is None else str(e)} for j, e in outcomes])
     else:
@@ -663,12 +722,16 @@ def _logging() -> Iterator[None]:
 
 
 def main() -> None:
-    """Console-script entry point: run the command; errors become a message and exit code."""
+    """Run the command; errors become a message and exit code, and so does a package the
+    command needs that is not installed (``serve`` without the server extra, say)."""
     with _logging():
         try:
             app()
         except ContainerTrackerError as exc:
             err.print(Text("error: ", style="red") + Text(str(exc)))
             sys.exit(_exit_code(exc))
+        except ImportError as exc:
+            exit_if_missing(exc)
+            raise
         except KeyboardInterrupt:
             sys.exit(130)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -13,7 +14,16 @@ from rich.table import Table
 
 from containertracker.models import JobInfo, JobState, JobTemplate, Machine
 
-__all__ = ["JobRow", "in_order", "info_table", "jobs_table", "machines_table", "print_json"]
+__all__ = [
+    "JobRow",
+    "in_order",
+    "info_table",
+    "job_header",
+    "jobs_table",
+    "machines_table",
+    "print_json",
+    "state_counts",
+]
 
 _STATE_STYLE = {
     JobState.DONE: "green",
@@ -49,6 +59,13 @@ class JobRow:
         if self.info.dispatch_time is not None and self.info.state is JobState.RUNNING:
             return datetime.now(UTC) - self.info.dispatch_time
         return None
+
+    def details(self) -> dict[str, Any]:
+        """``info --json`` of the job: ``{"info": JobInfo, "template": JobTemplate or None}``."""
+        return {
+            "info": self.info.model_dump(mode="json"),
+            "template": None if self.template is None else self.template.model_dump(mode="json"),
+        }
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -113,19 +130,22 @@ def _duration(value: timedelta | None) -> str:
     return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
 
 
-def _state(info: JobInfo) -> str:
+def _state(info: JobInfo, *, reason: bool = True) -> str:
+    """The state's remote name, coloured, and (``reason``) its sub-state in brackets."""
     style = _STATE_STYLE.get(info.state, "")
-    text = info.state.remote_name + (f" ({info.sub_state})" if info.sub_state else "")
+    text = info.state.remote_name + (f" ({info.sub_state})" if reason and info.sub_state else "")
     return f"[{style}]{text}[/]" if style else text
 
 
 def jobs_table(rows: Sequence[JobRow], *, full_ids: bool = False) -> Table:
-    table = Table(box=None, header_style="bold")
-    # Narrow terminals: ids, tasks, times and exits stay whole; the state's reason wraps;
-    # names and images shrink first, with an ellipsis.
+    """``list``: one line per job, however narrow the terminal. The state is one word (its
+    reason, the sub-state, is long: ``info`` and ``--json`` show it); names and images shrink
+    first, with an ellipsis; at 80 columns every other column stays whole (``--full-ids``
+    needs 64 for the id alone)."""
+    table = Table(box=None, header_style="bold", pad_edge=False)
     table.add_column("ID", no_wrap=True, min_width=64 if full_ids else 12)
     table.add_column("NAME", overflow="ellipsis", min_width=4)
-    table.add_column("STATE", min_width=9, max_width=28)
+    table.add_column("STATE", no_wrap=True)
     table.add_column("TASK", no_wrap=True, min_width=4, justify="right")
     table.add_column("IMAGE", overflow="ellipsis", min_width=5)
     for column, width in (("STARTED", 8), ("RUNTIME", 7), ("EXIT", 4)):
@@ -135,7 +155,7 @@ def jobs_table(rows: Sequence[JobRow], *, full_ids: bool = False) -> Table:
         table.add_row(
             info.id if full_ids else info.id[:12],
             jt.job_name if jt else "",
-            _state(info),
+            _state(info, reason=False),
             row.task,
             jt.job_category if jt else "",
             _when(info.dispatch_time),
@@ -143,6 +163,23 @@ def jobs_table(rows: Sequence[JobRow], *, full_ids: bool = False) -> Table:
             "" if info.exit_status is None else str(info.exit_status),
         )
     return table
+
+
+def job_header(task: str, job_id: str) -> str:
+    """The line above one job's part when a command shows several, as ``tail`` does:
+    ``==> task 3 (3f2a91c0d4e5) <==`` (no task: ``==> (3f2a91c0d4e5) <==``)."""
+    return f"==> {f'task {task} ' if task else ''}({job_id[:12]}) <=="
+
+
+def state_counts(counts: Counter[JobState]) -> str:
+    """``done 5  failed 1  running 2  queued 0`` (rich markup): running includes suspended,
+    queued includes held and requeued jobs."""
+    running = counts[JobState.RUNNING] + counts[JobState.SUSPENDED]
+    queued = sum(counts[s] for s in (JobState.QUEUED, JobState.QUEUED_HELD, JobState.REQUEUED))
+    return (
+        f"[green]done {counts[JobState.DONE]}[/]  [red]failed {counts[JobState.FAILED]}[/]  "
+        f"[cyan]running {running}[/]  queued {queued}"
+    )
 
 
 def info_table(info: JobInfo, template: JobTemplate | None) -> Table:

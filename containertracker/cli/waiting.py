@@ -8,6 +8,7 @@ from collections import Counter
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from containertracker.cli.render import state_counts
 from containertracker.errors import WaitTimeoutError
 from containertracker.models import JobState
 from containertracker.tracker import JobTracker
@@ -53,7 +54,7 @@ def wait_for_jobs(
             now = {job_id: tracker.job_state(job_id)[0] for job_id in ids if job_id not in reached}
             reached |= {job_id: s for job_id, s in now.items() if s in wanted}
             counts = Counter(reached[j] if j in reached else now[j] for j in ids)
-            progress.update(bar, completed=len(reached), description=_summary(counts))
+            progress.update(bar, completed=len(reached), description=state_counts(counts))
             pending = [job_id for job_id in ids if job_id not in reached]
             if not pending:
                 return reached
@@ -81,12 +82,3 @@ def _wait_one(
                 f"{pending} job(s) still not finished when the timeout passed"
             ) from None
         return JobState.UNSET
-
-
-def _summary(counts: Counter[JobState]) -> str:
-    running = counts[JobState.RUNNING] + counts[JobState.SUSPENDED]
-    queued = sum(counts[s] for s in (JobState.QUEUED, JobState.QUEUED_HELD, JobState.REQUEUED))
-    return (
-        f"[green]done {counts[JobState.DONE]}[/]  [red]failed {counts[JobState.FAILED]}[/]  "
-        f"[cyan]running {running}[/]  queued {queued}"
-    )

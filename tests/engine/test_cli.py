@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
+import shutil
 import signal
 import socket
 import subprocess
@@ -23,28 +25,43 @@ from tests.conftest import ENGINE_URLS, REMOTE_PREFIX, TEST_IMAGE, engine_of, re
 Run = Callable[..., subprocess.CompletedProcess[str]]
 
 
-@pytest.fixture
-def ct(backend: str, session_name: str, state_dir: Path, open_tracker: Any) -> Run:
-    """``ct("list", "--json", rc=0)`` runs the command for the test's backend and session
-    (in directory ``cwd``, if given) and checks its exit status (open_tracker removes the
-    session's jobs afterwards)."""
+def _global_options(backend: str, session_name: str, state_dir: Path) -> list[str]:
+    """The global options that point the command at the test's backend and session."""
     if backend.startswith(REMOTE_PREFIX):
         target = ["--backend", "remote", "--url", remote_url(engine_of(backend), state_dir)]
     else:
         target = ["--backend", backend, "--engine-url", ENGINE_URLS[backend]]
-    env = {
+    return ["--session", session_name, *target]
+
+
+def _cli_env(state_dir: Path) -> dict[str, str]:
+    return {
         **os.environ,
         "CONTAINERTRACKER_STATE_DIR": str(state_dir),
         "CONTAINERTRACKER_STOP_GRACE": "1",
-        "COLUMNS": "200",
     }
 
+
+@pytest.fixture
+def ct(backend: str, session_name: str, state_dir: Path, open_tracker: Any) -> Run:
+    """``ct("list", "--json", rc=0)`` runs the command for the test's backend and session
+    (in directory ``cwd``, if given; ``options_after``: with the global options after the
+    command's arguments) and checks its exit status (open_tracker removes the session's jobs
+    afterwards)."""
+    options = _global_options(backend, session_name, state_dir)
+    env = {**_cli_env(state_dir), "COLUMNS": "200"}
+
     def run(
-        *args: str, rc: int = 0, extra_env: dict[str, str] | None = None, cwd: Path | None = None
+        *args: str,
+        rc: int = 0,
+        extra_env: dict[str, str] | None = None,
+        cwd: Path | None = None,
+        options_after: bool = False,
     ) -> Any:
-        command = [sys.executable, "-m", "containertracker", "--session", session_name, *target]
+        command = [sys.executable, "-m", "containertracker"]
+        command += [*args, *options] if options_after else [*options, *args]
         done = subprocess.run(
-            [*command, *args],
+            command,
             capture_output=True,
             text=True,
             timeout=180,
@@ -104,6 +121,109 @@ def test_array_job_with_progress(ct: Run, tmp_path: Path) -> None:
     assert logs[0].startswith("==> task 1 (") and logs[1::2] == ["task 1", "task 3", "task 5"]
     deleted = json.loads(ct("delete", "--array", array_id, "--json").stdout)
     assert [d["error"] for d in deleted] == [None, None, None]
+
+
+def test_array_ids_name_every_task(ct: Run, tmp_path: Path) -> None:
+    """Issue 18: every command that takes job ids takes the id submit --array printed (or a
+    unique prefix of it) for all the array's tasks, in task order; info gives a line of
+    counts, then each task's details. Global options may follow the command."""
+    pattern = str(tmp_path / "task.$DRMAA2_INDEX$")
+    array_id = ct(
+        "submit", "--array", "1-3", "-o", pattern, TEST_IMAGE,
+        "--", "sh", "-c", "echo task $TASK_ID",
+    ).stdout.strip()  # fmt: skip
+    single = ct("submit", TEST_IMAGE, "true").stdout.strip()
+    waited = ct("wait", array_id, single, options_after=True).stdout
+    assert waited.strip() == "4 job(s): 4 done, 0 failed"
+    rows = jobs(ct, array_id)
+    assert [r["task"] for r in rows] == ["1", "2", "3"] and {r["state"] for r in rows} == {"done"}
+    tasks = [r["id"] for r in rows]
+    prefix = array_id[:10]
+    listed = json.loads(ct("list", prefix, "--json", options_after=True).stdout)
+    assert [r["id"] for r in listed] == tasks
+    assert [r["id"] for r in jobs(ct, "--array", prefix)] == tasks
+    infos = json.loads(ct("info", prefix, "--json").stdout)
+    assert [i["info"]["id"] for i in infos] == tasks
+    assert {i["info"]["extension"]["array_id"] for i in infos} == {array_id}
+    text = ct("info", array_id).stdout.splitlines()
+    assert text[0] == f"array job {array_id}: 3 task(s): done 3  failed 0  running 0  queued 0"
+    assert [line for line in text if line.startswith("==>")] == [
+        f"==> task {n} ({task[:12]}) <==" for n, task in enumerate(tasks, 1)
+    ]
+    assert ct("logs", array_id).stdout.splitlines()[1::2] == ["task 1", "task 2", "task 3"]
+    refused = ct("control", "hold", prefix, rc=4).stderr.splitlines()  # each task: done
+    assert [line[:12] for line in refused] == [task[:12] for task in tasks]
+    deleted = json.loads(ct("delete", array_id, "--json").stdout)
+    assert deleted == [{"id": task, "error": None} for task in tasks]
+    assert [r["id"] for r in jobs(ct)] == [single]
+    assert f"no job or array job {array_id!r}" in ct("wait", array_id, rc=3).stderr
+
+
+@pytest.mark.only_engines("docker")
+def test_list_keeps_one_line_per_job_in_an_80_column_terminal(
+    ct: Run, backend: str, session_name: str, state_dir: Path, tmp_path: Path
+) -> None:
+    """Issue 18: queued tasks of a throttled array have a long sub-state, which wrapped each
+    over four lines. list, run in a terminal 80 columns wide (a tmux pane), shows one line
+    per job: its id, state word and task."""
+    tmux = shutil.which("tmux")
+    if tmux is None:  # required like the engines: never a skip
+        pytest.fail("tmux is needed for this test: scripts/setup-engines installs it")
+    array_id = ct(
+        "submit", "--array", "1-4", "--max-parallel", "1", "-n", "a-long-job-name-of-some-kind",
+        TEST_IMAGE, "--", "sleep", "600",
+    ).stdout.strip()  # fmt: skip
+    held = ct("submit", "--hold", TEST_IMAGE, "true").stdout.strip()
+    tasks = [r["id"] for r in jobs(ct, array_id)]
+    ct("wait", tasks[0], "--state", "running")
+    rows = jobs(ct)
+    assert [r["id"] for r in rows[:4]] == tasks
+    assert rows[4]["id"] == held and rows[4]["state"] == "queuedHeld"
+    assert [r["state"] for r in rows[:4]] == ["running", "queued", "queued", "queued"]
+    assert all(len(r["sub_state"]) > 30 for r in rows[1:4]), rows  # reasons that wrapped
+    command = [sys.executable, "-m", "containertracker", "list"]
+    screen = _in_tmux(tmux, [*command, *_global_options(backend, session_name, state_dir)],
+                      _cli_env(state_dir), width=80, socket=tmp_path / "tmux")  # fmt: skip
+    lines = [line for line in screen.splitlines() if line.strip()]
+    assert lines[0].split() == [
+        "ID",
+        "NAME",
+        "STATE",
+        "TASK",
+        "IMAGE",
+        "STARTED",
+        "RUNTIME",
+        "EXIT",
+    ]
+    assert len(lines) == 1 + len(rows), screen
+    for line, row in zip(lines[1:], rows, strict=True):
+        assert line.startswith(row["id"][:12]), screen
+        assert row["state"] in line.split() and row["task"] in [*line.split(), ""]
+
+
+def _in_tmux(
+    tmux: str, command: list[str], env: dict[str, str], *, width: int, socket: Path
+) -> str:
+    """The screen of a tmux pane ``width`` columns wide (a terminal, as a user's is) once
+    ``command`` has run in it. The tmux server, of its own at ``socket``, is ended
+    afterwards."""
+    base = [tmux, "-S", str(socket), "-f", "/dev/null"]
+    env = {k: v for k, v in env.items() if k not in ("COLUMNS", "LINES", "TMUX")}
+    signal_done = shlex.join([*base, "wait-for", "-S", "done"])
+    script = f"{shlex.join(command)}; {signal_done}; sleep 600"
+    subprocess.run(
+        [*base, "new-session", "-d", "-x", str(width), "-y", "50", "sh", "-c", script],
+        env=env, check=True, timeout=60,
+    )  # fmt: skip
+    try:
+        subprocess.run([*base, "wait-for", "done"], check=True, timeout=120)
+        pane = [*base, "display-message", "-p", "#{pane_width}"]
+        assert subprocess.run(pane, capture_output=True, text=True).stdout.strip() == str(width)
+        return subprocess.run(
+            [*base, "capture-pane", "-p"], capture_output=True, text=True, check=True
+        ).stdout
+    finally:
+        subprocess.run([*base, "kill-server"], capture_output=True, timeout=60)
 
 
 @pytest.mark.local_only  # a server would expand $DRMAA2_WORKING_DIR$ to its own directory
@@ -173,7 +293,7 @@ def test_terminate_an_array(ct: Run, backend: str) -> None:
 
 
 def test_exit_codes_and_messages(ct: Run) -> None:
-    assert "no job 'nope'" in ct("info", "nope", rc=3).stderr
+    assert "no job or array job 'nope'" in ct("info", "nope", rc=3).stderr
     assert "BEGIN-END" in ct("submit", "--array", "x", TEST_IMAGE, "true", rc=2).stderr
     assert "KEY=VALUE" in ct("submit", "-e", "novalue", TEST_IMAGE, "true", rc=2).stderr
     assert "no-such-image" in ct("submit", "no-such-image", "true", rc=2).stderr

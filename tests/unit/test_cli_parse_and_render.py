@@ -1,19 +1,22 @@
-"""The command line's pure parts: option parsing and row ordering (no engine)."""
+"""The command line's pure parts: option parsing, row ordering and rendering (no engine)."""
 
 from __future__ import annotations
 
+import io
 import json
 import threading
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import typer
+from rich.console import Console
+from rich.table import Table
 
 from containertracker import JobState
 from containertracker.cli.parse import ArraySpec, parse_array, parse_pairs, parse_state
-from containertracker.cli.render import JobRow, in_order
+from containertracker.cli.render import JobRow, in_order, info_table, jobs_table
 from containertracker.errors import InvalidArgumentError, InvalidStateError
-from containertracker.models import JobInfo
+from containertracker.models import JobInfo, JobTemplate
 
 
 @pytest.mark.parametrize(
@@ -106,3 +109,49 @@ def test_control_acts_on_several_jobs_at_once(capsys: pytest.CaptureFixture[str]
         {"id": "b", "error": "b is done"},
         {"id": "c", "error": None},
     ]
+
+
+def _listed(rows: list[JobRow], width: int) -> list[str]:
+    """``list``'s table as a terminal ``width`` columns wide shows it (the CLI's console
+    settings: soft wrap, which leaves lines as the table renders them)."""
+    screen = io.StringIO()
+    Console(file=screen, width=width, soft_wrap=True, highlight=False).print(jobs_table(rows))
+    return screen.getvalue().splitlines()
+
+
+def test_list_shows_one_line_per_job_at_80_columns() -> None:
+    """Issue 18: a long sub-state wrapped a job over four lines. The table shows the state
+    word (the reason is in info and --json); long names and images end in an ellipsis; every
+    other column stays whole, with the widest values each can have."""
+    started = datetime(2020, 2, 29, 23, 59, 59, tzinfo=UTC)  # not today: date and time shown
+    long = "a-job-name-much-longer-than-the-terminal-is-wide-" * 2
+    image = "registry.example.com:5000/some/deep/path/to/an/image:with-a-long-tag"
+    rows = [
+        JobRow(
+            JobInfo(
+                id=f"{n:x}" * 64,
+                state=state,
+                sub_state="waiting for a free slot (max_parallel 2 of array 0123456789abcdef)",
+                dispatch_time=started,
+                wallclock_time=timedelta(hours=123, minutes=4),
+                exit_status=255,
+                extension={"array_id": "0123456789abcdef", "task_id": "10000"},
+            ),
+            JobTemplate(job_name=long, job_category=image),
+        )
+        for n, state in enumerate(JobState)
+    ]
+    lines = _listed(rows, 80)
+    assert len(lines) == 1 + len(rows) and all(len(line) <= 80 for line in lines), lines
+    for line, row in zip(lines[1:], rows, strict=True):
+        assert line.startswith(row.info.id[:12]) and row.info.state.remote_name in line.split()
+        assert "…" in line and "123h04m" in line and line.rstrip().endswith("255")
+        assert "10000" in line and started.astimezone().strftime("%Y-%m-%d %H:%M") in line
+    assert "waiting" not in "".join(lines)
+    assert "queued (waiting for a free slot" in _rendered(info_table(rows[2].info, None))
+
+
+def _rendered(table: Table) -> str:
+    screen = io.StringIO()
+    Console(file=screen, width=200, highlight=False).print(table)
+    return screen.getvalue()

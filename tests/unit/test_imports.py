@@ -67,6 +67,14 @@ def test_the_package_loads_no_core_server_cli_or_engine_sdk() -> None:
     assert _under(loaded, *_SERVER_STACK, "docker", "podman", "typer") == []
 
 
+def test_the_console_script_loads_no_cli_framework_before_it_runs() -> None:
+    """The ``containertracker`` entry point's module loads neither typer nor rich (the app
+    loads when ``main`` runs), so that a broken installation gets one line saying what to
+    install (tests/unit/test_cli_missing_parts.py), not a traceback."""
+    loaded = _loaded_by("from containertracker.cli import main")
+    assert _under(loaded, "typer", "rich", "click", "containertracker.cli.app") == []
+
+
 @pytest.mark.parametrize(
     "code",
     [
