@@ -358,7 +358,7 @@ def list_jobs(
     json_output: JsonFlag = False,
 ) -> None:
     """The session's jobs (or only those named), one line each: id, name, state, task, image,
-    started, runtime, exit. (``info`` and ``--json`` also give the state's reason.)"""
+    started, runtime, exit. (info and --json also give the state's reason.)"""
     options = _options(ctx)
     tracker = options.tracker()
     ids = options.resolve(jobs, array) if jobs or array else tracker.list_jobs()
@@ -419,8 +419,8 @@ def logs(
 ) -> None:
     """Print jobs' output files (their --output; --stderr: their --error), read on this host.
 
-    Several jobs (or an array) get a ``==> task N (id) <==`` header each, as ``tail`` does;
-    ``--json`` prints ``{job id: text}``.
+    Several jobs (or an array) get a ==> task N (id) <== header each, as tail does;
+    --json prints {job id: text}.
     """
     options = _options(ctx)
     tracker = options.tracker()
