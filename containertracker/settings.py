@@ -302,6 +302,14 @@ class ServerSettings(BaseSettings):
             "stays evictable, so feed polls never lock other sessions out."
         ),
     )
+    max_ui_streams: int = Field(
+        default=16,
+        gt=0,
+        description=(
+            "Concurrent live streams of the web dashboard (one per open dashboard page); "
+            "beyond, a page is told to try later (503)."
+        ),
+    )
     worker_threads: int = Field(
         default=32,
         gt=0,

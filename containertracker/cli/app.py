@@ -25,6 +25,7 @@ from rich.text import Text
 from typer.core import TyperGroup, TyperOption
 
 from containertracker import errors
+from containertracker.cli import dashboard
 from containertracker.cli.missing import exit_if_missing
 from containertracker.cli.parallel import in_parallel
 from containertracker.cli.parse import parse_array, parse_pairs, parse_state
@@ -580,6 +581,16 @@ def machines(ctx: typer.Context, json_output: JsonFlag = False) -> None:
 
 
 @app.command()
+def ui(ctx: typer.Context) -> None:
+    """Open the web dashboard of the server --url names (CONTAINERTRACKER_REMOTE_URL) in a
+    browser; print its address. The page asks for the server's token itself."""
+    url = dashboard.dashboard_url(Settings.from_params(_options(ctx).params).remote_url)
+    out.print(url)
+    if not dashboard.open_in_browser(url):
+        err.print("no browser to open here: open the address above yourself")
+
+
+@app.command()
 def serve(
     ctx: typer.Context,
     host: Annotated[str | None, typer.Option(help="Address to bind [127.0.0.1].")] = None,
@@ -649,6 +660,9 @@ def serve(
     max_connections: Annotated[
         int | None, typer.Option(help="Connections and requests at once [512].")
     ] = None,
+    open_browser: Annotated[
+        bool, typer.Option("--open", help="Open the web dashboard (/ui) in a browser.")
+    ] = False,
 ) -> None:
     """Serve the backend's tracker over the drmaa2os remote HTTP API (Ctrl-C stops)."""
     from containertracker.remote.server import serve as run_server
@@ -700,7 +714,13 @@ def serve(
         )
     except ValidationError as exc:
         raise InvalidArgumentError(f"invalid server settings: {exc}") from None
-    run_server(settings, options.params, announce=err.print)
+
+    def announce(line: str) -> None:
+        err.print(line)
+        if open_browser:
+            dashboard.open_when_serving(settings, err.print)
+
+    run_server(settings, options.params, announce=announce)
 
 
 # -- entry point ---------------------------------------------------------------------------------

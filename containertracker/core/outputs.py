@@ -8,9 +8,13 @@ The paths come from the job's :class:`~containertracker.core.labels.Plan`, where
 
 from __future__ import annotations
 
+import collections
 import dataclasses
+import os
+import stat
 from collections.abc import Iterable, Sequence
-from typing import BinaryIO
+from dataclasses import dataclass
+from typing import BinaryIO, Literal
 
 from loguru import logger
 
@@ -18,10 +22,19 @@ from containertracker.core import hostfs
 from containertracker.core.convert import SubmitContext, host_paths
 from containertracker.core.engine import Engine
 from containertracker.core.plan import Plan
-from containertracker.errors import ContainerTrackerError
+from containertracker.errors import ContainerTrackerError, InvalidArgumentError
 from containertracker.models import JobTemplate
 
-__all__ = ["check", "check_tasks", "open_input", "prepare", "unprepare", "write"]
+__all__ = [
+    "OutputTail",
+    "check",
+    "check_tasks",
+    "open_input",
+    "prepare",
+    "tail",
+    "unprepare",
+    "write",
+]
 
 
 def check(plan: Plan, roots: Sequence[str] | None) -> None:
@@ -121,3 +134,93 @@ def write(engine: Engine, job_id: str, plan: Plan, roots: Sequence[str] | None) 
         hostfs.write_file(plan.stderr_path, stderr, "error file")
     for source, destination in plan.stage_out.items():
         hostfs.extract(engine.copy_from(job_id, source), source, destination)
+
+
+@dataclass(frozen=True)
+class OutputTail:
+    """The end of a job's output (or error) file, as :func:`tail` reads it."""
+
+    path: str
+    """The host file (resolved at submission)."""
+    text: str
+    """Its last bytes, decoded as UTF-8 (undecodable bytes replaced)."""
+    truncated: bool
+    """Earlier bytes were left out."""
+    live: bool
+    """Read from the engine's log of the job, which the file will hold once the job has
+    ended (the tracker writes output files at the end); False: read from the file."""
+
+
+def tail(
+    engine: Engine,
+    job_id: str,
+    plan: Plan,
+    roots: Sequence[str] | None,
+    *,
+    which: Literal["output", "error"],
+    written: bool,
+    max_bytes: int,
+) -> OutputTail:
+    """The last ``max_bytes`` of a job's output (or error) file: from the file once it is
+    ``written``, else (the job has not ended, or its outputs are being written) from the
+    engine's log of what goes into it, streamed, never more than ``max_bytes`` held.
+
+    Only a file the job's template named is read, and only if it lies below ``roots``
+    (checked again, as before writing it), reached without following symlinks, and a
+    regular file (a device or fifo is never read: it could block or never end).
+
+    Raises:
+        InvalidArgumentError: the job has no such file (none set, or stderr joined into the
+            output file), or it cannot be read (the message says why).
+        DeniedByDrmsError: the path lies outside ``roots``.
+    """
+    path = plan.stdout_path if which == "output" else plan.stderr_path
+    if not path:
+        joined = which == "error" and plan.join_files
+        raise InvalidArgumentError(
+            f"job {job_id} has no {which} file"
+            + (" (its stderr is joined into the output file)" if joined else "")
+        )
+    hostfs.check_within(path, roots, f"{which} file")
+    if path == os.devnull:
+        return OutputTail(path, "", False, live=False)
+    if written:
+        data, truncated = _file_tail(path, which, max_bytes)
+        return OutputTail(path, data.decode("utf-8", "replace"), truncated, live=False)
+    chunks = engine.logs(
+        job_id, stdout=which == "output", stderr=which == "error" or plan.join_files
+    )
+    data, truncated = _last_bytes(chunks, max_bytes)
+    return OutputTail(path, data.decode("utf-8", "replace"), truncated, live=True)
+
+
+def _file_tail(path: str, which: str, max_bytes: int) -> tuple[bytes, bool]:
+    """The last ``max_bytes`` of the regular file ``path`` (no symlink followed), and
+    whether it holds more.
+
+    Raises:
+        InvalidArgumentError: it cannot be opened, or it is not a regular file.
+    """
+    with hostfs.open_for_reading(path, f"{which} file") as file:
+        status = os.fstat(file.fileno())
+        if not stat.S_ISREG(status.st_mode):
+            raise InvalidArgumentError(f"{which} file {path} is not a regular file")
+        start = max(0, status.st_size - max_bytes)
+        file.seek(start)
+        return file.read(max_bytes), start > 0
+
+
+def _last_bytes(chunks: Iterable[bytes], max_bytes: int) -> tuple[bytes, bool]:
+    """The last ``max_bytes`` of a stream of chunks, holding at most about that much, and
+    whether the stream had more."""
+    kept: collections.deque[bytes] = collections.deque()
+    held = 0
+    dropped = False
+    for chunk in chunks:
+        kept.append(chunk)
+        held += len(chunk)
+        while len(kept) > 1 and held - len(kept[0]) >= max_bytes:
+            held -= len(kept.popleft())
+            dropped = True
+    data = b"".join(kept)
+    return data[-max_bytes:] if max_bytes else b"", dropped or len(data) > max_bytes

@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import CancelledError, ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Literal
 from urllib.parse import quote
 
 from loguru import logger
@@ -295,6 +296,36 @@ class ContainerTracker(ClosesOnExit):
             raise InvalidArgumentError(f"label '{labels.TEMPLATE}' not found on job {job_id}")
         return JobTemplate.from_label(raw)
 
+    def output_tail(
+        self, job_id: str, which: Literal["output", "error"], max_bytes: int
+    ) -> outputs.OutputTail:
+        """The last ``max_bytes`` of the job's output (or error) file as it is now: the file
+        once the job has ended and its outputs are written, before that the engine's log of
+        what goes into it (so it shows a running job's output as it comes).
+
+        Only the file its template named, only below this tracker's ``host_path_roots``, never
+        through a symlink, only a regular file (see :func:`outputs.tail`).
+
+        Raises:
+            JobNotFoundError: no such job in this session.
+            InvalidArgumentError: the job has no such file, it cannot be read, or
+                ``max_bytes`` is not positive.
+            DeniedByDrmsError: the file lies outside ``host_path_roots``.
+        """
+        if max_bytes < 1:
+            raise InvalidArgumentError(f"max_bytes must be at least 1, not {max_bytes}")
+        record = self._record(job_id)
+        written = record.status not in ACTIVE_STATUSES and self._store.marks(record.id).finalized
+        return outputs.tail(
+            self._engine,
+            record.id,
+            Plan.from_labels(record.labels),
+            self._host_path_roots,
+            which=which,
+            written=written,
+            max_bytes=max_bytes,
+        )
+
     def job_control(self, job_id: str, action: ControlAction) -> None:
         """Suspend, resume, hold, release or terminate a job.
 
@@ -549,6 +580,12 @@ class ContainerTracker(ClosesOnExit):
                 matching.append(row.id)
         return matching
 
+    def session_names(self) -> list[str]:
+        """The sessions that have jobs on the engine (the session label of every container
+        a tracker made, whatever ``monitor_all_containers`` says), sorted: one engine call."""
+        rows = self._engine.list_containers({})
+        return sorted({row.labels[labels.SESSION] for row in rows if labels.SESSION in row.labels})
+
     def get_all_queue_names(self, filter: list[str] | None = None) -> list[str]:
         """Container engines have no queues: always ``[]``."""
         return []
@@ -676,7 +713,8 @@ class ContainerTracker(ClosesOnExit):
             and record.status == "created"
             and record.labels.get(labels.MAX_PARALLEL, "0") != "0"
         ):
-            sub_state = "waiting for a free slot (max_parallel)"
+            limit = record.labels[labels.MAX_PARALLEL]
+            sub_state = f"waiting for a free slot (max_parallel {limit})"
         return state, sub_state
 
     def _job_info_of(self, record: ContainerRecord) -> JobInfo:

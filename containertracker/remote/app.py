@@ -11,7 +11,8 @@ What we add, all ignorable by a Go client: the error class in the ``X-ContainerT
 header; an ``Error`` key in jobstate answers; real HTTP errors (with ``{"Error": ...}``) where
 the Go server silently sent an empty list; the endpoints ``/wait`` and ``/changes`` (long polls),
 ``/jobtemplate``, ``/monitor/*``; a session header; auth, TLS, a body size limit and an
-admission :class:`~containertracker.remote.policy.Policy`; ``/openapi.json``.
+admission :class:`~containertracker.remote.policy.Policy`; ``/openapi.json``; the web
+dashboard at ``/ui`` (:mod:`containertracker.remote.dashboard`, on this module's helpers).
 
 Requests run concurrently: each tracker call runs in a worker thread, with no lock around
 engine calls (trackers are thread-safe). Long polls have their own bounded sets of threads,
@@ -65,6 +66,7 @@ from containertracker.remote.middleware import (
     BodyLimit,
     BodyTooLarge,
     CrossSiteGuard,
+    PathHeaders,
 )
 from containertracker.remote.policy import Policy
 from containertracker.remote.pool import TrackerPool
@@ -719,7 +721,8 @@ def create_app(
     """
     settings = settings or ServerSettings()
     base_path = _base_path(settings)
-    middleware = _middleware(settings, Credentials.of(settings, read=credentials))
+    credentials = Credentials.of(settings, read=credentials)
+    middleware = _middleware(settings, credentials)
     app = Starlette(
         routes=_routes(base_path),
         middleware=middleware,
@@ -741,6 +744,10 @@ def create_app(
     )
     app.state.shared = _Shared.of(pool, settings)
     app.state.base_path = base_path
+    # The web dashboard builds on this module's endpoint helpers: imported once they exist.
+    from containertracker.remote import dashboard
+
+    dashboard.install(app, settings, credentials)
     return app
 
 
@@ -762,6 +769,9 @@ def _routes(base_path: str) -> list[BaseRoute]:
     routes: list[BaseRoute] = [
         Route(path, endpoint, methods=[method]) for path, endpoint, method in _ROUTES
     ]
+    from containertracker.remote import dashboard  # (see create_app)
+
+    routes += dashboard.routes()
     if not base_path:
         return routes
     return [Mount(base_path, app=Router(routes, redirect_slashes=False))]
@@ -769,8 +779,17 @@ def _routes(base_path: str) -> list[BaseRoute]:
 
 def _middleware(settings: ServerSettings, credentials: Credentials) -> list[Middleware]:
     """What refuses a request before any endpoint sees it, outermost first: refusals that
-    need no credentials come before the credential check."""
+    need no credentials come before the credential check. Outermost of all, the web
+    dashboard's headers go on every answer below its path, refusals included."""
+    from containertracker.remote import dashboard  # (see create_app)
+
+    base_path = _base_path(settings)
     middleware = [
+        Middleware(
+            PathHeaders,
+            prefix=base_path + dashboard.PREFIX,
+            headers=dashboard.SECURITY_HEADERS,
+        ),
         Middleware(
             TrustedHostMiddleware, allowed_hosts=allowed_hosts(settings), www_redirect=False
         ),
@@ -783,6 +802,7 @@ def _middleware(settings: ServerSettings, credentials: Credentials) -> list[Midd
                 grants=credentials.grants,
                 user=settings.user,
                 password=credentials.password,
+                public_paths=[base_path + path for path in dashboard.PUBLIC_PATHS],
             )
         )
     middleware.append(Middleware(BodyLimit, limit=settings.max_body_bytes))

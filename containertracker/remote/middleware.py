@@ -1,12 +1,13 @@
 """ASGI middleware of the server: cross-site refusal, request body limit, bearer-token or
-basic authentication. (The Host check is Starlette's TrustedHostMiddleware.)"""
+basic authentication, headers for the paths of a web page. (The Host check is Starlette's
+TrustedHostMiddleware.)"""
 
 from __future__ import annotations
 
 import base64
 import binascii
 import hmac
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 
 from starlette.datastructures import Headers
 from starlette.responses import PlainTextResponse
@@ -14,7 +15,14 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from containertracker.remote.tokens import Grant, find_grant
 
-__all__ = ["GRANT_KEY", "BearerOrBasicAuth", "BodyLimit", "BodyTooLarge", "CrossSiteGuard"]
+__all__ = [
+    "GRANT_KEY",
+    "BearerOrBasicAuth",
+    "BodyLimit",
+    "BodyTooLarge",
+    "CrossSiteGuard",
+    "PathHeaders",
+]
 
 GRANT_KEY = "containertracker.grant"
 """Scope key of the :class:`Grant` a request authenticated with; absent: every session."""
@@ -123,15 +131,22 @@ class BearerOrBasicAuth:
 
     A request that authenticates with a token gets its :class:`Grant` in ``scope[GRANT_KEY]``
     (the app refuses sessions the grant does not cover); basic auth covers every session.
-    ``/openapi.json`` stays public: it describes the API and holds no data.
+    ``/openapi.json`` stays public: it describes the API and holds no data; so do the
+    ``public_paths`` (exact paths: a web page's own files, which ask for the credentials).
     """
 
     def __init__(
-        self, app: ASGIApp, grants: Sequence[Grant], user: str | None, password: str | None
+        self,
+        app: ASGIApp,
+        grants: Sequence[Grant],
+        user: str | None,
+        password: str | None,
+        public_paths: Collection[str] = (),
     ) -> None:
         self.app = app
         self._grants = tuple(grants)
         self._basic = f"{user}:{password or ''}".encode() if user else None
+        self._public = frozenset(public_paths)
 
     def _authenticate(self, authorization: bytes) -> Grant | bool:
         """The token's grant, True for valid basic credentials, False if refused."""
@@ -148,7 +163,8 @@ class BearerOrBasicAuth:
         return False
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or str(scope["path"]).endswith("/openapi.json"):
+        path = str(scope.get("path", ""))
+        if scope["type"] != "http" or path.endswith("/openapi.json") or path in self._public:
             await self.app(scope, receive, send)
             return
         grant = self._authenticate(dict(scope["headers"]).get(b"authorization", b""))
@@ -167,3 +183,30 @@ class BearerOrBasicAuth:
             headers={"WWW-Authenticate": challenge},
         )
         await response(scope, receive, send)
+
+
+class PathHeaders:
+    """Add ``headers`` to every answer for ``prefix`` or a path below it (``prefix/...``),
+    whoever answers: the endpoint, or a refusal of the middleware inside this one."""
+
+    def __init__(self, app: ASGIApp, prefix: str, headers: Mapping[str, str]) -> None:
+        self.app = app
+        self._prefix = prefix
+        self._headers = [(k.lower().encode(), v.encode()) for k, v in headers.items()]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = str(scope.get("path", ""))
+        if scope["type"] != "http" or not (
+            path == self._prefix or path.startswith(self._prefix + "/")
+        ):
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                ours = {name for name, _ in self._headers}
+                kept = [(k, v) for k, v in message.get("headers", []) if k.lower() not in ours]
+                message = {**message, "headers": kept + self._headers}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)

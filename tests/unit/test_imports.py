@@ -23,7 +23,17 @@ _SERVER_STACK = ("starlette", "uvicorn")
 
 _SERVER_SIDE = tuple(
     f"containertracker.remote.{name}"
-    for name in ("app", "connections", "middleware", "policy", "pool", "server", "tokens")
+    for name in (
+        "app",
+        "connections",
+        "dashboard",
+        "dashboard_view",
+        "middleware",
+        "policy",
+        "pool",
+        "server",
+        "tokens",
+    )
 )
 
 
