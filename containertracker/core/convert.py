@@ -14,7 +14,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from containertracker.core import extensions, hostfs, labels
-from containertracker.core.engine import Bind, ContainerRecord, ContainerSpec, EngineInfo, Ulimit
+from containertracker.core.engine import (
+    ENDED_STATUSES,
+    Bind,
+    ContainerRecord,
+    ContainerSpec,
+    EngineInfo,
+    Ulimit,
+)
 from containertracker.core.plan import HostPaths, Plan
 from containertracker.errors import InvalidArgumentError, UnsupportedAttributeError
 from containertracker.models import CPU, OS, JobInfo, JobState, JobTemplate
@@ -823,7 +830,9 @@ def job_info_from_record(
     every placeholder expanded, so a reader (on the tracker's host) never expands them again.
     """
     job_labels = record.labels
-    finished = state.terminal
+    # A job can be FAILED before its container has ended (terminated: its stop is under way,
+    # or it never started): its exit status and end are only known once the container ended.
+    finished = state.terminal and record.status in ENDED_STATUSES
     exit_status = record.exit_code if finished else None
     submitted, dispatched, ended = _in_order(
         record.created, record.started_at, record.finished_at if finished else None
