@@ -14,6 +14,7 @@ it with tiny sizes so it cannot rot.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -25,9 +26,10 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Collection, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
@@ -184,55 +186,108 @@ def _clear(tracker: ContainerTracker, session: str | None = None) -> None:
         list(pool.map(tracker._engine.remove, [row.id for row in rows]))
 
 
-def bench_engine(
-    engine: str, repeat: int, array_size: int, scale: int, output_size: int = 1 << 30
-) -> list[str]:
-    """All local figures for one engine; returns the printed lines."""
+@dataclass(frozen=True)
+class Sizes:
+    """How large the work of each row is (the command line's options, see :data:`_SIZE_HELP`)."""
+
+    array_size: int = 200
+    scale: int = 10_000
+    big_array: int = 10_000
+    big_array_limit: int = 50
+    clients: int = 100
+    requests: int = 1400
+    output_size: int = 1 << 30
+    waits: int = 1000
+
+
+_SIZE_HELP = {
+    "array_size": "tasks of the arrays with max_parallel 4 and without a limit",
+    "scale": "jobs in the session for the listing rows and the opening of a tracker",
+    "big_array": "tasks of the large throttled array, one run a side; 0 skips the row",
+    "big_array_limit": "that array's max_parallel",
+    "clients": "client threads on one server; 0 skips the row",
+    "requests": "calls those clients make in all, in rounds of 7 (one round each at least)",
+    "output_size": "bytes a job writes to stdout and stages out, for the memory row",
+    "waits": "jobs of the session layer's wait_any_terminated row (in-memory engine)",
+}
+
+
+ROWS = ("calls", "remote", "clients", "arrays", "big-array", "listing", "output", "waits")
+"""The groups of rows, in the order measured (``--only`` picks some): an engine's, and the
+session layer's on the in-memory engine (``waits``)."""
+
+
+def bench_engine(engine: str, repeat: int, sizes: Sizes, only: Collection[str] = ROWS) -> list[str]:
+    """The local figures for one engine (the row groups ``only`` names); returns the lines."""
     session = f"bench-{uuid.uuid4().hex[:8]}"
     state_dir = tempfile.mkdtemp(prefix="ct-bench-")
     raw = Raw(engine, session)
     lines = [f"== {engine} ({repeat} runs each)"]
     with _tracker(engine, session, state_dir) as tracker:
         try:
-            figures = [
-                Figure(
-                    "add_job vs create+start",
-                    [_timed(lambda: tracker.add_job(_template("true"))) for _ in range(repeat)],
-                    [_timed(lambda: raw.start(raw.create(["true"]))) for _ in range(repeat)],
-                ),
-                Figure(
-                    "add_job+wait vs create+start+wait",
-                    [
-                        _timed(lambda: tracker.wait(tracker.add_job(_template("true")), 60))
-                        for _ in range(repeat)
-                    ],
-                    [_timed(lambda: _raw_run(raw, ["true"])) for _ in range(repeat)],
-                ),
-            ]
-            lines += [f.line() for f in figures]
-            lines.append(_wait_latency(tracker, raw, repeat))
-            lines.append(_callback_latency(engine, tracker, state_dir, repeat))
-            _clear(tracker)
-            lines += _remote(engine, tracker, state_dir, repeat)
-            _clear(tracker)
-            raw.cleanup()
-            runs = max(1, repeat // 2)
-            for limit in (4, 0):
-                ours = []
-                theirs = []
-                for _ in range(runs):  # cleanup between runs is not timed
-                    ours.append(_timed(partial(_tracker_array, tracker, array_size, limit)))
-                    _clear(tracker)
-                    theirs.append(_timed(partial(_raw_array, raw, array_size, limit)))
-                    raw.cleanup()
-                name = f"array {array_size} tasks, max_parallel {limit}"
-                lines.append(Figure(name, ours, theirs).line())
-            lines += _listing(tracker, raw, repeat, scale)
-            lines.append(_memory(engine, session, state_dir, scale))
-            lines.append(_output_memory(engine, session, state_dir, output_size))
+            if "calls" in only:
+                lines += _calls(engine, tracker, raw, state_dir, repeat)
+            if "remote" in only:
+                lines += _remote(engine, tracker, state_dir, repeat)
+            if "clients" in only and sizes.clients:
+                lines += _many_clients(engine, tracker, state_dir, sizes.clients, sizes.requests)
+            if "arrays" in only:
+                lines += _arrays(tracker, raw, max(1, repeat // 2), sizes.array_size)
+            if "big-array" in only and sizes.big_array:
+                lines += _big_array(
+                    engine, tracker, raw, state_dir, sizes.big_array, sizes.big_array_limit
+                )
+            if "listing" in only:
+                lines += _listing(tracker, raw, repeat, sizes.scale)
+                lines += _memory(engine, session, state_dir)
+                _clear(tracker)  # the tracker's passes list the session: small again
+            if "output" in only:
+                lines.append(_output_memory(engine, tracker, session, state_dir, sizes.output_size))
         finally:
             _clear(tracker)
             raw.cleanup()
+    return lines
+
+
+def _calls(
+    engine: str, tracker: ContainerTracker, raw: Raw, state_dir: str, repeat: int
+) -> list[str]:
+    """Single calls: a submission, a run, a wait's and a callback's latency after the exit."""
+    figures = [
+        Figure(
+            "add_job vs create+start",
+            [_timed(lambda: tracker.add_job(_template("true"))) for _ in range(repeat)],
+            [_timed(lambda: raw.start(raw.create(["true"]))) for _ in range(repeat)],
+        ),
+        Figure(
+            "add_job+wait vs create+start+wait",
+            [
+                _timed(lambda: tracker.wait(tracker.add_job(_template("true")), 60))
+                for _ in range(repeat)
+            ],
+            [_timed(lambda: _raw_run(raw, ["true"])) for _ in range(repeat)],
+        ),
+    ]
+    lines = [f.line() for f in figures]
+    lines.append(_wait_latency(tracker, raw, repeat))
+    lines.append(_callback_latency(engine, tracker, state_dir, repeat))
+    _clear(tracker)
+    raw.cleanup()
+    return lines
+
+
+def _arrays(tracker: ContainerTracker, raw: Raw, runs: int, size: int) -> list[str]:
+    """Arrays of ``size`` tasks with max_parallel 4 and without a limit, ``runs`` a side."""
+    lines = []
+    for limit in (4, 0):
+        ours = []
+        theirs = []
+        for _ in range(runs):  # cleanup between runs is not timed
+            ours.append(_timed(partial(_tracker_array, tracker, size, limit)))
+            _clear(tracker)
+            theirs.append(_timed(partial(_raw_array, raw, size, limit)))
+            raw.cleanup()
+        lines.append(Figure(f"array {size} tasks, max_parallel {limit}", ours, theirs).line())
     return lines
 
 
@@ -358,48 +413,61 @@ def _remote(engine: str, tracker: ContainerTracker, state_dir: str, repeat: int)
     """The same calls through ``containertracker serve`` (a separate process on loopback) and
     the remote client, against the local tracker, interleaved. The server has a session of its
     own, so that neither tracker reacts to (and slows down) the other's jobs."""
-    port = _free_port()
     session = f"{tracker._session}-remote"
+    with (
+        _serving(engine, tracker, session, state_dir) as (url, _),
+        containertracker.new_job_tracker("remote", session, {"remote_url": url}) as remote,
+    ):
+        calls = repeat * 4
+        pairs: dict[str, tuple[list[float], list[float]]] = {
+            name: ([], []) for name in ("add_job", "job_state", "job_info", "add_job+wait")
+        }
+        for _ in range(calls):
+            for name, work in (
+                ("add_job", lambda t: t.add_job(_template("true"))),
+                ("add_job+wait", lambda t: t.wait(t.add_job(_template("true")), 60)),
+            ):
+                pairs[name][0].append(_timed(partial(work, remote)))
+                pairs[name][1].append(_timed(partial(work, tracker)))
+        remote_job, local_job = remote.list_jobs()[0], tracker.list_jobs()[0]
+        for _ in range(calls * 5):
+            for name in ("job_state", "job_info"):
+                pairs[name][0].append(_timed(partial(getattr(remote, name), remote_job)))
+                pairs[name][1].append(_timed(partial(getattr(tracker, name), local_job)))
+        lines = [
+            _delta_line(f"remote {name} vs local", "remote", ours, "local", local)
+            for name, (ours, local) in pairs.items()
+        ]
+        latency = []
+        for _ in range(repeat):
+            job_id = remote.add_job(_template("sleep", "0.5"))
+            remote.wait(job_id, 60)
+            returned = datetime.now(UTC)
+            finished = tracker._engine.inspect(job_id).finished_at
+            latency.append((returned - finished).total_seconds())  # type: ignore[operator]
+        label = "remote wait latency after exit"
+        lines.append(f"{label:<38} {_ms(statistics.median(latency))} "
+                     f"[{_ms(min(latency))}-{_ms(max(latency))}]")  # fmt: skip
+        return lines
+
+
+@contextlib.contextmanager
+def _serving(
+    engine: str, tracker: ContainerTracker, session: str, state_dir: str, *extra: str
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """``containertracker serve`` of ``session`` on a free loopback port for the block
+    (``extra``: more options), yielding its URL and process; the session's containers are
+    removed after (through ``tracker``'s engine connection)."""
+    port = _free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "containertracker", "--backend", engine, "--engine-url",
-         URLS[engine], "--session", session, "serve", "--port", str(port)],
+         URLS[engine], "--session", session, "serve", "--port", str(port), *extra],
         env={**os.environ, "CONTAINERTRACKER_STATE_DIR": state_dir},
     )  # fmt: skip
     try:
         url = f"http://127.0.0.1:{port}"
         _wait_until_serving(server, url)
-        with containertracker.new_job_tracker("remote", session, {"remote_url": url}) as remote:
-            calls = repeat * 4
-            pairs: dict[str, tuple[list[float], list[float]]] = {
-                name: ([], []) for name in ("add_job", "job_state", "job_info", "add_job+wait")
-            }
-            for _ in range(calls):
-                for name, work in (
-                    ("add_job", lambda t: t.add_job(_template("true"))),
-                    ("add_job+wait", lambda t: t.wait(t.add_job(_template("true")), 60)),
-                ):
-                    pairs[name][0].append(_timed(partial(work, remote)))
-                    pairs[name][1].append(_timed(partial(work, tracker)))
-            remote_job, local_job = remote.list_jobs()[0], tracker.list_jobs()[0]
-            for _ in range(calls * 5):
-                for name in ("job_state", "job_info"):
-                    pairs[name][0].append(_timed(partial(getattr(remote, name), remote_job)))
-                    pairs[name][1].append(_timed(partial(getattr(tracker, name), local_job)))
-            lines = [
-                _delta_line(f"remote {name} vs local", "remote", ours, "local", local)
-                for name, (ours, local) in pairs.items()
-            ]
-            latency = []
-            for _ in range(repeat):
-                job_id = remote.add_job(_template("sleep", "0.5"))
-                remote.wait(job_id, 60)
-                returned = datetime.now(UTC)
-                finished = tracker._engine.inspect(job_id).finished_at
-                latency.append((returned - finished).total_seconds())  # type: ignore[operator]
-            label = "remote wait latency after exit"
-            lines.append(f"{label:<38} {_ms(statistics.median(latency))} "
-                         f"[{_ms(min(latency))}-{_ms(max(latency))}]")  # fmt: skip
-            return lines
+        yield url, server
     finally:
         server.send_signal(signal.SIGINT)
         server.wait(30)
@@ -438,13 +506,24 @@ def _raw_array(raw: Raw, size: int, limit: int) -> None:
 
 
 def _listing(tracker: ContainerTracker, raw: Raw, repeat: int, scale: int) -> list[str]:
-    """list_jobs/job_state/job_info with ``scale`` containers in the session vs one raw list."""
-    session_labels = {labels.SESSION: tracker._session, BENCH_LABEL: raw.labels[BENCH_LABEL]}
+    """list_jobs/job_state/job_info/list_array_jobs with ``scale`` containers in the session
+    (the tasks of one array, created and never started: no tracker starts a container without
+    its ``managed`` label) vs one raw list of them."""
     from containertracker.core.engine import ContainerSpec
 
-    spec = ContainerSpec(image=IMAGE, command=("true",), labels=session_labels)
+    array_id = uuid.uuid4().hex[:16]
+    task_labels = {
+        labels.SESSION: tracker._session,
+        labels.ARRAY_ID: array_id,
+        BENCH_LABEL: raw.labels[BENCH_LABEL],
+    }
+
+    def create(task_id: int) -> str:
+        task = {**task_labels, labels.TASK_ID: str(task_id)}
+        return tracker._engine.create(ContainerSpec(image=IMAGE, command=("true",), labels=task))
+
     with ThreadPoolExecutor(8) as pool:
-        ids = list(pool.map(lambda _: tracker._engine.create(spec), range(scale)))
+        ids = list(pool.map(create, range(1, scale + 1)))
     raw_list = [_timed(raw.list) for _ in range(repeat)]
     figures = [
         Figure(
@@ -462,52 +541,105 @@ def _listing(tracker: ContainerTracker, raw: Raw, repeat: int, scale: int) -> li
             [_timed(lambda: tracker.job_info(ids[-1])) for _ in range(repeat)],
             raw_list,
         ),
+        Figure(
+            f"list_array_jobs of {scale} tasks vs raw list",
+            [_timed(lambda: tracker.list_array_jobs(array_id)) for _ in range(repeat)],
+            raw_list,
+        ),
     ]
     return [f.line() for f in figures]
 
 
-# VmHWM, not ru_maxrss: a child's ru_maxrss starts from its forked parent's peak.
-_PEAK = (
-    "def _peak_kib():\n"
-    "    for line in open('/proc/self/status'):\n"
-    "        if line.startswith('VmHWM:'):\n"
-    "            return int(line.split()[1])\n"
-)
+_IMPORT_BENCH = f"import sys\nsys.path.insert(0, {str(Path(__file__).parent)!r})\nimport bench\n"
+"""The start of a script run in a fresh process that uses this module's helpers."""
 
 
-def _memory(engine: str, session: str, state_dir: str, scale: int) -> str:
-    """Peak RSS of a fresh process that opens the session and reads every job's state."""
-    script = (
-        _PEAK + "import containertracker\n"
-        f"t = containertracker.new_job_tracker({engine!r}, {session!r}, "
-        f"{{'engine_url': {URLS[engine]!r}, 'state_dir': {state_dir!r}}})\n"
-        "ids = t.list_jobs()\n"
-        "states = [t.job_state(i) for i in ids]\n"
-        "print(len(ids), _peak_kib())\n"
-        "t.close()\n"
+IDLE = 20.0
+"""Seconds the open-a-tracker row leaves its tracker idle, to see what an idle tracker costs."""
+
+
+def _memory(engine: str, session: str, state_dir: str) -> list[str]:
+    """A fresh process (:func:`_open_child`) that opens the session, reads every job's state
+    and then leaves its tracker idle for :data:`IDLE` seconds: the time to open it, the
+    process's peak RSS, and the CPU the idle tracker and the engine's daemons used."""
+    args = json.dumps([engine, session, state_dir])
+    out = subprocess.run(
+        [sys.executable, "-c", _IMPORT_BENCH + f"bench._open_child(*{args})"],
+        check=True,
+        capture_output=True,
+        text=True,
     )
-    out = subprocess.run([sys.executable, "-c", script], check=True, capture_output=True, text=True)
-    count, kib = out.stdout.split()
+    child = json.loads(out.stdout)
     baseline = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            _PEAK + "print(_peak_kib())",
-        ],
+        [sys.executable, "-c", _IMPORT_BENCH + "print(bench._peak_kib())"],
         check=True,
         capture_output=True,
         text=True,
     ).stdout.strip()
-    label = f"peak RSS tracking {count} jobs"
-    return f"{label:<38} {int(kib) / 1024:7.1f} MiB (bare python {int(baseline) / 1024:.1f} MiB)"
+    jobs = child["jobs"]
+    idle = f"idle tracker on {jobs} jobs, {IDLE:g} s"
+    return [
+        f"{f'open a tracker on {jobs} jobs':<38} {_ms(child['opened'])}",
+        f"{f'peak RSS tracking {jobs} jobs':<38} {child['peak'] / 1024:7.1f} MiB "
+        f"(this module in a bare process {int(baseline) / 1024:.1f} MiB)",
+        f"{idle:<38} tracker CPU {child['idle_cpu']:.2f} s, engine daemons "
+        f"{child['idle_engine']:.2f} s",
+    ]
 
 
-def _output_memory(engine: str, session: str, state_dir: str, size: int) -> str:
+def _open_child(engine: str, session: str, state_dir: str) -> None:
+    """Run in a fresh process by :func:`_memory`: print its figures as JSON."""
+    start = time.perf_counter()
+    with _tracker(engine, session, state_dir) as tracker:
+        opened = time.perf_counter() - start
+        job_ids = tracker.list_jobs()
+        for job_id in job_ids:
+            tracker.job_state(job_id)
+        cpu, engine_cpu = time.process_time(), _engine_cpu(engine)
+        time.sleep(IDLE)
+        idle_cpu, idle_engine = time.process_time() - cpu, _engine_cpu(engine) - engine_cpu
+    print(json.dumps({"jobs": len(job_ids), "opened": opened, "peak": _peak_kib(),
+                      "idle_cpu": idle_cpu, "idle_engine": idle_engine}))  # fmt: skip
+
+
+def _output_memory(
+    engine: str, tracker: ContainerTracker, session: str, state_dir: str, size: int
+) -> str:
     """Peak RSS of a fresh process whose job writes ``size`` bytes to stdout (into an output
-    file) and stages out a file of ``size`` bytes: both are streamed, so this stays flat
-    whatever ``size`` (before, both sat in memory whole: 783 MB more for a 400 MB copy)."""
+    file) and stages out a file of ``size`` bytes, and of ``containertracker serve`` doing
+    the same for a remote client; each beside the same at 100 KiB. Both are streamed, so this
+    stays flat whatever ``size`` (before, both sat in memory whole: 783 MB more for a 400 MB
+    copy)."""
+    small = min(size, 100 << 10)
+    params = {"engine_url": URLS[engine], "state_dir": state_dir}
+    local = [_output_job(engine, session, params, n)[0] for n in (size, small)]
+    served = []
+    for n in (size, small):
+        with (
+            tempfile.TemporaryDirectory(prefix="ct-bench-out-") as out_dir,
+            _serving(
+                engine, tracker, f"{session}-out", state_dir, "--allow-host-path", out_dir
+            ) as (url, server),
+        ):
+            _output_job("remote", f"{session}-out", {"remote_url": url}, n, out_dir)
+            served.append(_peak_kib(server.pid))
+    label = f"peak RSS, job output + stage-out {_size(size)}"
+    return (
+        f"{label:<38} tracker {local[0] / 1024:7.1f} MiB ({_size(small)}: "
+        f"{local[1] / 1024:.1f}), server {served[0] / 1024:7.1f} MiB ({served[1] / 1024:.1f})"
+    )
+
+
+def _output_job(
+    backend: str, session: str, params: dict[str, str], size: int, out_dir: str | None = None
+) -> tuple[int, str]:
+    """In a fresh process with a tracker of ``backend``, run a job writing ``size`` bytes to
+    its output file and staging out as many (into ``out_dir``, or a temporary directory),
+    check both files, delete the job; returns the process's peak RSS (KiB) and ``out_dir``."""
     command = f"head -c {size} /dev/zero > /big; head -c {size} /dev/zero | tr '\\0' x"
-    with tempfile.TemporaryDirectory(prefix="ct-bench-out-") as out_dir:
+    with contextlib.ExitStack() as stack:
+        if out_dir is None:
+            out_dir = stack.enter_context(tempfile.TemporaryDirectory(prefix="ct-bench-out-"))
         template = JobTemplate(
             job_category=IMAGE,
             remote_command="sh",
@@ -516,23 +648,21 @@ def _output_memory(engine: str, session: str, state_dir: str, size: int) -> str:
             stage_out_files={"/big": f"{out_dir}/big"},
         )
         script = (
-            _PEAK + "import containertracker, os\n"
+            _IMPORT_BENCH + "import containertracker, os\n"
             "from containertracker import JobTemplate\n"
-            f"t = containertracker.new_job_tracker({engine!r}, {session!r}, "
-            f"{{'engine_url': {URLS[engine]!r}, 'state_dir': {state_dir!r}}})\n"
+            f"t = containertracker.new_job_tracker({backend!r}, {session!r}, {params!r})\n"
             f"job = t.add_job(JobTemplate.from_go_json({template.to_go_json()!r}))\n"
             "state = t.wait(job, None)\n"
             f"sizes = [os.path.getsize(os.path.join({out_dir!r}, n)) for n in ('stdout', 'big')]\n"
             f"assert state.name == 'DONE' and sizes == [{size}, {size}], (state, sizes)\n"
             "t.delete_job(job)\n"
-            "print(_peak_kib())\n"
+            "print(bench._peak_kib())\n"
             "t.close()\n"
         )
         out = subprocess.run(
             [sys.executable, "-c", script], check=True, capture_output=True, text=True
         )
-    label = f"peak RSS, job output + stage-out {_size(size)}"
-    return f"{label:<38} {int(out.stdout.strip()) / 1024:7.1f} MiB"
+    return int(out.stdout.strip()), out_dir
 
 
 def _size(size: int) -> str:
@@ -540,6 +670,220 @@ def _size(size: int) -> str:
         if size >= factor:
             return f"{size / factor:g} {unit}"
     return f"{size} B"
+
+
+# -- at scale ---------------------------------------------------------------------------------
+
+ENGINE_DAEMONS = {"docker": ("dockerd", "containerd"), "podman": ("podman",)}
+"""The processes whose CPU time is the engine's (the per-container shims and runtimes come
+and go, and are not counted)."""
+
+
+def _engine_cpu(engine: str) -> float:
+    """CPU seconds the engine's daemons have used so far (with their waited-for children)."""
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError):
+            text = stat.read_text()
+            name, fields = text[text.index("(") + 1 : text.rindex(")")], text.rsplit(")", 1)[1]
+            if name in ENGINE_DAEMONS[engine]:
+                total += sum(int(f) for f in fields.split()[11:15])  # utime stime cutime cstime
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def _big_array(
+    engine: str, tracker: ContainerTracker, raw: Raw, state_dir: str, size: int, limit: int
+) -> list[str]:
+    """An array of ``size`` tasks with ``max_parallel`` ``limit``, submitted and waited for by
+    a fresh process (:func:`_array_child`, in a session of its own) against the best raw
+    script (a pool of ``limit`` threads each running tasks), one run a side: wall time, the
+    submission's time, the tracker process's CPU (and its scheduler threads') against the
+    engine daemons' over the same time, and its peak RSS."""
+    session = f"{tracker._session}-array"
+    args = json.dumps([engine, session, state_dir, size, limit])
+    engine_before = _engine_cpu(engine)
+    try:
+        out = subprocess.run(
+            [sys.executable, "-c", _IMPORT_BENCH + f"bench._array_child(*{args})"],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        engine_ours = _engine_cpu(engine) - engine_before
+    finally:
+        _clear(tracker, session)
+    ours = json.loads(out.stdout)
+    engine_before = _engine_cpu(engine)
+    theirs = _timed(partial(_raw_array, raw, size, limit))
+    engine_theirs = _engine_cpu(engine) - engine_before
+    raw.cleanup()
+    name = f"array {size} tasks, max_parallel {limit}"
+    cpu = f"{name}: tracker CPU"
+    return [
+        Figure(name, [ours["wall"]], [theirs]).line(),
+        f"{name}: add_array_job returned after {ours['submit']:.1f} s",
+        f"{cpu:<38} {ours['cpu']:.1f} s ({ours['cpu'] / size * 1000:.2f} ms/task; scheduler "
+        f"{ours['scheduler'] / size * 1000:.2f} ms/task), engine daemons {engine_ours:.1f} s "
+        f"(raw side: {engine_theirs:.1f} s)",
+        f"{name}: tracker peak RSS {ours['peak'] / 1024:.1f} MiB",
+    ]
+
+
+def _array_child(engine: str, session: str, state_dir: str, size: int, limit: int) -> None:
+    """Run in a fresh process by :func:`_big_array`: submit the array, wait for every task,
+    print the figures as JSON (seconds, KiB)."""
+    start = time.perf_counter()
+    with _tracker(engine, session, state_dir) as tracker:
+        array_id = tracker.add_array_job(_template("true"), 1, size, 1, limit)
+        submitted = time.perf_counter() - start
+        for job_id in tracker.list_array_jobs(array_id):
+            tracker.wait(job_id, None)
+        wall = time.perf_counter() - start
+        usage = os.times()
+        threads = {thread.native_id: thread.name for thread in threading.enumerate()}
+        scheduler = sum(
+            _thread_cpu(tid)
+            for tid, name in threads.items()
+            if name.startswith(("containertracker-scheduler", "containertracker-start",
+                                "containertracker-events"))
+        )  # fmt: skip
+    print(json.dumps({"submit": submitted, "wall": wall, "cpu": usage.user + usage.system,
+                      "scheduler": scheduler, "peak": _peak_kib()}))  # fmt: skip
+
+
+def _thread_cpu(native_id: int | None) -> float:
+    """CPU seconds a thread of this process has used."""
+    fields = Path(f"/proc/self/task/{native_id}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _peak_kib(pid: int | str = "self") -> int:
+    """A process's peak RSS in KiB (VmHWM: ru_maxrss of a child starts from its parent's)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    raise RuntimeError(f"no VmHWM for process {pid}")
+
+
+_CYCLE = ("add_job", "job_state", "job_info", "wait", "job_state", "job_info", "list_jobs")
+"""One client's round of calls in the many-clients row: a submission, looks at it, a wait
+for its end, more looks, a list of the session."""
+
+
+@dataclass
+class _Load:
+    """What the clients of the many-clients row saw."""
+
+    seconds: float = 0.0
+    latencies: dict[str, list[float]] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+    submitted: list[str] = field(default_factory=list)
+    lost: int = 0
+    duplicated: int = 0
+
+    def requests(self) -> int:
+        return sum(len(times) for times in self.latencies.values())
+
+
+def _load(trackers: list[Any], rounds: int) -> _Load:
+    """Each tracker of ``trackers`` (one per client thread) makes ``rounds`` rounds of
+    :data:`_CYCLE` at once with the others; then every submitted job must be listed once."""
+    load = _Load(latencies={name: [] for name in _CYCLE})
+    guard = threading.Lock()
+
+    def client(tracker: Any) -> None:
+        for _ in range(rounds):
+            job_id = ""
+            for name in _CYCLE:
+                start = time.perf_counter()
+                try:
+                    result = _call(tracker, name, job_id)
+                except Exception as exc:  # counted; the round goes on with its next call
+                    with guard:
+                        load.errors.append(f"{name}: {type(exc).__name__}: {exc}")
+                    if name == "add_job":
+                        break
+                    continue
+                elapsed = time.perf_counter() - start
+                with guard:
+                    load.latencies[name].append(elapsed)
+                    if name == "add_job":
+                        job_id = str(result)
+                        load.submitted.append(job_id)
+
+    start = time.perf_counter()
+    with ThreadPoolExecutor(len(trackers)) as pool:
+        list(pool.map(client, trackers))
+    load.seconds = time.perf_counter() - start
+    listed = Counter(trackers[0].list_jobs())
+    submitted = set(load.submitted)
+    load.lost = sum(1 for job_id in submitted if not listed[job_id])
+    # Listed more than once, or returned by two submissions.
+    load.duplicated = (
+        sum(1 for job_id in submitted if listed[job_id] > 1) + len(load.submitted) - len(submitted)
+    )
+    return load
+
+
+def _call(tracker: Any, name: str, job_id: str) -> object:
+    """One call of :data:`_CYCLE` on ``tracker`` (about ``job_id``, the round's job)."""
+    match name:
+        case "add_job":
+            return tracker.add_job(_template("true"))
+        case "wait":
+            return tracker.wait(job_id, 300)
+        case "list_jobs":
+            return tracker.list_jobs()
+        case _:
+            return getattr(tracker, name)(job_id)
+
+
+def _many_clients(
+    engine: str, tracker: ContainerTracker, state_dir: str, clients: int, requests: int
+) -> list[str]:
+    """``clients`` threads, each with its own remote client, on one ``containertracker
+    serve`` over loopback, making about ``requests`` calls in all (rounds of :data:`_CYCLE`);
+    then the same rounds with the local tracker shared by as many threads."""
+    rounds = max(1, requests // (clients * len(_CYCLE)))
+    session = f"{tracker._session}-clients"
+    with _serving(engine, tracker, session, state_dir) as (url, server):
+        with contextlib.ExitStack() as stack:
+            remotes = [
+                stack.enter_context(
+                    containertracker.new_job_tracker("remote", session, {"remote_url": url})
+                )
+                for _ in range(clients)
+            ]
+            served = _load(remotes, rounds)
+        server_peak = _peak_kib(server.pid)
+    _clear(tracker)
+    local = _load([tracker] * clients, rounds)
+    _clear(tracker)
+    lines = []
+    for side, load in (("server", served), ("local", local)):
+        label = f"{clients} clients, {load.requests()} calls, {side}"
+        lines.append(
+            f"{label:<38} {load.requests() / load.seconds:7.1f} req/s   errors "
+            f"{len(load.errors)}   lost {load.lost}   duplicated {load.duplicated}"
+            + (f"   (first error: {load.errors[0]})" if load.errors else "")
+        )
+    for name in dict.fromkeys(_CYCLE):
+        label = f"  {name} p50/p99"
+        lines.append(
+            f"{label:<38} server {_percentiles(served.latencies[name])}   "
+            f"local {_percentiles(local.latencies[name])}"
+        )
+    lines.append(f"{'  server peak RSS':<38} {server_peak / 1024:7.1f} MiB")
+    return lines
+
+
+def _percentiles(times: list[float]) -> str:
+    if not times:
+        return "-"
+    ordered = sorted(times)
+    p50 = ordered[len(ordered) // 2]
+    p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
+    return f"{p50 * 1000:7.1f} / {p99 * 1000:7.1f} ms"
 
 
 # -- swarm ------------------------------------------------------------------------------------
@@ -738,30 +1082,35 @@ def main(argv: list[str] | None = None) -> int:
         choices=sorted(URLS),
         help="default: docker and podman (swarm: the lab swarm, or CT_SWARM_URL's manager)",
     )
+    defaults = Sizes()
     parser.add_argument("--repeat", type=int, default=5)
-    parser.add_argument("--array-size", type=int, default=200)
-    parser.add_argument("--scale", type=int, default=1000)
+    for name, text in _SIZE_HELP.items():
+        default = getattr(defaults, name)
+        parser.add_argument(
+            "--" + name.replace("_", "-"), type=int, default=default, help=f"{text} ({default})"
+        )
     parser.add_argument(
-        "--output-size",
-        type=int,
-        default=1 << 30,
-        help="bytes a job writes to stdout and stages out, for the memory row (default 1 GiB)",
+        "--only",
+        action="append",
+        choices=ROWS,
+        help="measure only these groups of rows (repeatable; default all)",
     )
     parser.add_argument("--json", action="store_true", help="print the lines as a JSON list")
     args = parser.parse_args(argv)
     lines = [f"containertracker benchmark, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC"]
-    for engine in args.engine or SINGLE_HOST:
+    only = args.only or ROWS
+    for engine in args.engine or SINGLE_HOST if set(only) - {"waits"} else ():
         if engine == "swarm":
             lines += bench_swarm(args.repeat, args.array_size)
         else:
-            lines += bench_engine(
-                engine, args.repeat, args.array_size, args.scale, args.output_size
-            )
+            sizes = Sizes(**{name: getattr(args, name) for name in _SIZE_HELP})
+            lines += bench_engine(engine, args.repeat, sizes, only)
         if not args.json:
             print("\n".join(lines), flush=True)
             lines = []
-    lines.append("== the session layer over the in-memory engine")
-    lines.append(bench_many_waits(args.scale, args.repeat))
+    if "waits" in only:
+        lines.append("== the session layer over the in-memory engine")
+        lines.append(bench_many_waits(args.waits, args.repeat))
     print(json.dumps(lines) if args.json else "\n".join(lines))
     return 0
 

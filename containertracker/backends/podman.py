@@ -70,9 +70,11 @@ except ImportError as exc:  # pragma: no cover - exercised only in a broken inst
 _PODMAN_NPROC = 32768
 _INSPECT_ATTEMPTS = 3
 """Tries of an inspect that meets libpod's race with a process that just exited."""
-_EVENT_READ_TIMEOUT = 2.0
-"""The libpod event stream cannot be interrupted from another thread; it is re-opened this
-often (continuing after the last event seen) so that close() takes effect promptly."""
+_EVENT_READ_TIMEOUT = 30.0
+"""A quiet libpod event stream is re-opened after this many seconds (continuing after the
+last event seen): a fallback, should a close() not wake its reader (close() shuts the socket
+down, which does). Every re-opening is a new request, and the service reads its event log
+from ``since`` on: an idle tracker re-opened it every 2 s before."""
 
 
 def _translate(exc: BaseException) -> ContainerTrackerError | None:

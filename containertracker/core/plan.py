@@ -7,6 +7,7 @@ name host paths (:class:`HostPaths`).
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
@@ -133,10 +134,16 @@ class Plan:
         a plan (edited by hand, say), give the empty plan: one bad container must not stop
         the scheduling of its session."""
         raw = labels.get(PLAN)
-        if not raw:
-            return cls()
-        try:
-            data: dict[str, Any] = json.loads(raw)
-            return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
-        except (ValueError, TypeError, AttributeError):
-            return cls()
+        return _plan_of_label(raw) if raw else cls()
+
+
+@functools.lru_cache(maxsize=1024)
+def _plan_of_label(raw: str) -> Plan:
+    """The plan a label's text says (see :meth:`Plan.from_labels`). Cached: a scheduling pass
+    reads the plan of every queued or ended job of the session, and the tasks of an array
+    mostly carry the same text (plans are frozen, and nobody changes their fields)."""
+    try:
+        data: dict[str, Any] = json.loads(raw)
+        return Plan(**{k: v for k, v in data.items() if k in Plan.__dataclass_fields__})
+    except (ValueError, TypeError, AttributeError):
+        return Plan()

@@ -125,6 +125,16 @@ class StateStore:
             known["terminated"] = str(known.get("failure", "")).startswith("terminated")
         return JobMarks(**known)
 
+    def marks_of(self, job_ids: Iterable[str]) -> dict[str, JobMarks]:
+        """The marks of many jobs (as :meth:`marks` each), reading only the files that exist:
+        most jobs of a large queued array have none yet, and one directory listing costs far
+        less than a failed open per job (a scheduling pass reads the marks of every queued
+        job of the session)."""
+        recorded = set(os.listdir(self._jobs))
+        return {
+            job_id: self.marks(job_id) if job_id in recorded else JobMarks() for job_id in job_ids
+        }
+
     def update(self, job_id: str, **changes: object) -> JobMarks:
         """Change some marks of a job atomically and return the new marks."""
         with self.job_lock("marks", job_id):

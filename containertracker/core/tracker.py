@@ -264,7 +264,7 @@ class ContainerTracker(ClosesOnExit):
                 raise failures[0]
             # The rest of a throttled array is created while its first tasks run (as a plain
             # thread-pool script would): the scheduler starts each one as a slot frees up.
-            self._create_all(create_task, task_ids[first:], created, kick_scheduler=True)
+            self._create_all(create_task, task_ids[first:], created, throttled=array_id)
         return array_id
 
     def job_state(self, job_id: str) -> tuple[JobState, str]:
@@ -833,7 +833,7 @@ class ContainerTracker(ClosesOnExit):
         task_ids: Sequence[int],
         created: list[str],
         *,
-        kick_scheduler: bool = False,
+        throttled: str | None = None,
     ) -> None:
         """Create a container per task by ``create_task(task_id)`` (which makes its spec just
         before, so specs do not pile up in memory), appending their ids to ``created`` as
@@ -841,9 +841,10 @@ class ContainerTracker(ClosesOnExit):
 
         The first alone: a template the engine refuses then fails once, not once per task.
         The rest in parallel (engines create faster so); after an error no further creation
-        starts, and the first error is raised when the running ones returned. With
-        ``kick_scheduler``, the scheduler is woken after every batch of new containers, so
-        that a slot freed before they existed is filled.
+        starts, and the first error is raised when the running ones returned. ``throttled``
+        (the rest of a throttled array, whose first tasks run): the scheduler hears of every
+        batch of new tasks, so that a slot freed before they existed is filled, and is woken
+        once at the end.
         """
         if not task_ids:
             return
@@ -862,9 +863,9 @@ class ContainerTracker(ClosesOnExit):
                     errors.append(exc)
                 except CancelledError:
                     pass
-                if kick_scheduler and done % _CREATE_THREADS == 0:
-                    self._scheduler.kick()
-        if kick_scheduler:
+                if throttled is not None and done % _CREATE_THREADS == 0:
+                    self._scheduler.tasks_created(throttled)
+        if throttled is not None:
             self._scheduler.kick()
         if errors:
             raise errors[0]

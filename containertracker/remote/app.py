@@ -118,6 +118,13 @@ class _Shared:
     request_threads: anyio.CapacityLimiter
     """Threads of every request but long polls (``worker_threads``): a reserve long polls
     cannot take, so submissions and state queries keep answering while polls wait."""
+    changes: anyio.CapacityLimiter
+    """Requests that change jobs (submissions, controls, deletions) in ``request_threads``
+    at once: at most half of them. Each may hold its thread for seconds while a busy engine
+    creates, starts or stops containers (100 clients submitting at once kept every thread
+    so, and a state query waited a second for one); more of them at once would not make
+    the engine faster, and the other threads keep answering reads. A request waits for
+    its turn without a thread."""
     long_polls: anyio.CapacityLimiter
     """``/wait`` long polls in flight (``max_waiters``): each holds a thread for up to
     ``max_wait``. Taken without waiting, or the poll is refused (a queued poll would hold its
@@ -136,6 +143,7 @@ class _Shared:
             max_array_bytes=settings.max_array_bytes,
             body_timeout=settings.body_timeout,
             request_threads=anyio.CapacityLimiter(settings.worker_threads),
+            changes=anyio.CapacityLimiter(max(1, settings.worker_threads // 2)),
             long_polls=anyio.CapacityLimiter(settings.max_waiters),
             feed_polls=anyio.CapacityLimiter(settings.max_feed_polls),
         )
@@ -236,10 +244,12 @@ async def _call_tracker(
     threads: anyio.CapacityLimiter | None = None,
     every_session: bool = False,
     waiting: bool = False,
+    changing: bool = False,
 ) -> T:
     """``work(tracker of the request's session)`` in a worker thread (of ``threads``,
     default the request threads); ``waiting``: ``work`` is a long poll that the session's
-    eviction may cut short (:meth:`TrackerPool.using`).
+    eviction may cut short (:meth:`TrackerPool.using`); ``changing``: ``work`` changes jobs,
+    and waits for one of :attr:`_Shared.changes` first.
 
     Raises:
         DeniedByDrmsError: the request's token does not cover its session (or, with
@@ -262,7 +272,8 @@ async def _call_tracker(
         with shared.pool.using(session, waiting=waiting) as tracker:
             return work(tracker)
 
-    return await anyio.to_thread.run_sync(call, limiter=threads or shared.request_threads)
+    async with shared.changes if changing else contextlib.nullcontext():
+        return await anyio.to_thread.run_sync(call, limiter=threads or shared.request_threads)
 
 
 @contextlib.contextmanager
@@ -390,7 +401,7 @@ async def add_job(request: Request) -> Response:
     def work(tracker: JobTracker) -> str:
         return tracker.add_job(policy.check(jt))
 
-    return JSONResponse(_job_id_body(await _call_tracker(request, work)))
+    return JSONResponse(_job_id_body(await _call_tracker(request, work, changing=True)))
 
 
 @_errors_in_body(lambda error: _job_id_body("", error))
@@ -406,7 +417,7 @@ async def add_array_job(request: Request) -> Response:
         return tracker.add_array_job(policy.check(jt), begin, end, step, max_parallel)
 
     _check_array_size(_stored_bytes(jt), begin, end, step, shared.max_array_bytes)
-    return JSONResponse(_job_id_body(await _call_tracker(request, work)))
+    return JSONResponse(_job_id_body(await _call_tracker(request, work, changing=True)))
 
 
 def _stored_bytes(jt: JobTemplate) -> int:
@@ -465,14 +476,14 @@ async def job_control(request: Request) -> Response:
         # A malformed parameter, not the tracker's answer: HTTP 400 like any other, before
         # the decorator could put it in the body.
         raise _BadRequest(f"Invalid format for parameter action: {exc}") from None
-    await _call_tracker(request, lambda t: t.job_control(job_id, action))
+    await _call_tracker(request, lambda t: t.job_control(job_id, action), changing=True)
     return JSONResponse("")
 
 
 @_errors_in_body(lambda error: error)
 async def delete_job(request: Request) -> Response:
     job_id = _query(request, "jobID")
-    await _call_tracker(request, lambda t: t.delete_job(job_id))
+    await _call_tracker(request, lambda t: t.delete_job(job_id), changing=True)
     return JSONResponse("")
 
 

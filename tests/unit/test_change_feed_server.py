@@ -307,3 +307,35 @@ def test_sessions_waiting_for_jobs_never_lock_other_sessions_out(
             client.job_control(job, "release")
             assert waiting.result(timeout=60) is JobState.RUNNING
             client.job_control(job, "terminate")
+
+
+def test_a_state_query_answers_while_submissions_keep_the_engine_busy(
+    engine: MemoryEngine, serve: Callable[..., Any]
+) -> None:
+    """A server with 2 request threads lets one submission at a time hold a thread (the
+    engine is what is slow, not the server): while the engine holds a submission's
+    creation, and another submission waits for its turn, a state query still gets a thread
+    and answers (before, the submissions took every thread, and 100 clients submitting at
+    once made every state query wait a second)."""
+    with (
+        serve(worker_threads=2) as url,
+        RemoteTracker(SESSION, url, timeout=30) as first,
+        RemoteTracker(SESSION, url, timeout=30) as second,
+        RemoteTracker(SESSION, url, timeout=5) as reader,
+    ):
+        job_id = reader.add_job(HELD)
+        with (
+            engine.block_next("create") as one,
+            engine.block_next("create") as two,
+            ThreadPoolExecutor(2) as pool,
+        ):
+            submitted = [pool.submit(client.add_job, HELD) for client in (first, second)]
+            assert one.reached.wait(5)
+            # The second waits for its turn (a second is ample for it to reach the engine
+            # otherwise), holding no thread: the state query gets one.
+            assert not two.reached.wait(1)
+            assert reader.job_state(job_id)[0] is JobState.QUEUED_HELD
+            one.release()
+            assert two.reached.wait(5)
+            two.release()
+            assert len({future.result(5) for future in submitted}) == 2

@@ -15,8 +15,9 @@ One scenario per protection of the scheduler against a second start or one task 
 
 from __future__ import annotations
 
+import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,8 +25,9 @@ from pathlib import Path
 import pytest
 
 from containertracker import DrmCommunicationError, InvalidStateError, JobState, JobTemplate
+from containertracker.core import labels
 from containertracker.core.decision import CLAIM_HORIZON
-from containertracker.core.engine import EngineEvent
+from containertracker.core.engine import ContainerSpec, ContainerSummary, EngineEvent
 from containertracker.core.plan import Plan
 from containertracker.core.scheduler import Scheduler
 from containertracker.core.statestore import StateStore
@@ -521,6 +523,40 @@ def test_a_die_event_seen_twice_hands_its_slot_on_once(
     assert [engine.inspect(task).status for task in tasks] == ["exited", "running", "created"]
 
 
+def test_a_slot_a_pass_gave_on_before_the_die_event_is_not_given_again(
+    engine: MemoryEngine,
+    submit_held: Callable[[int], list[str]],
+    open_scheduler: Callable[[FakeClock], Scheduler],
+) -> None:
+    """A throttled task ends and a pass sees it ended before its die event is handled (the
+    event thread lags): the pass gives its slot to the next task. The die event then hands
+    the slot on no more, and asks for no pass either (with 10,000 tasks, one pass per task
+    so asked for was most of the tracker's work)."""
+    tasks = submit_held(3)
+    owner = open_scheduler(FakeClock(time.time()))
+    for task in tasks:
+        owner.release(task)
+    engine.exit(tasks[0], 0)
+    owner.schedule_now()  # sees the first task ended: the second starts
+    owner._kick = kicks = _CountedEvent()
+    owner.on_event(died(engine, tasks[0]))
+    owner.close()  # returns once the die event is dealt with; wakes the (absent) thread once
+    assert [engine.inspect(task).status for task in tasks] == ["exited", "running", "created"]
+    assert kicks.sets == 1
+
+
+class _CountedEvent(threading.Event):
+    """An event that counts how often it was set."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sets = 0
+
+    def set(self) -> None:
+        self.sets += 1
+        super().set()
+
+
 def test_a_start_time_is_measured_by_the_trackers_clock(
     engine: MemoryEngine, state_root: Path
 ) -> None:
@@ -537,3 +573,99 @@ def test_a_start_time_is_measured_by_the_trackers_clock(
         assert sub_state.startswith("waiting for start time")
         clock.advance(10)
         assert tracker.wait(job_id, WAIT, RUNNING) is RUNNING
+
+
+class _CountingEngine(MemoryEngine):
+    """Counts the lists of the session (one per scheduling pass, but for a pass's second
+    look), and lets creations of the tasks in :attr:`gates` wait until their event is set."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lists = 0
+        self.gates: dict[str, threading.Event] = {}
+
+    def list_containers(self, labels: Mapping[str, str]) -> list[ContainerSummary]:
+        rows = super().list_containers(labels)
+        self.lists += 1  # once answered: a pass decides from what it saw by now
+        return rows
+
+    def create(self, spec: ContainerSpec) -> str:
+        gate = self.gates.get(spec.labels.get(labels.TASK_ID, ""))
+        if gate is not None:
+            assert gate.wait(WAIT)
+        return super().create(spec)
+
+
+def test_creating_the_rest_of_a_throttled_array_costs_no_pass_per_batch(state_root: Path) -> None:
+    """The tasks of a throttled array beyond ``max_parallel`` are created while the first
+    ones run; while those run on, no pass is needed to start anything, so the 400 creations
+    cost one pass at most (the one at their end), not one per batch of 8 (each lists the
+    session, which holds 10,000 jobs in a large sweep)."""
+    engine = _CountingEngine()
+    with ContainerTracker(
+        engine, SESSION, state_dir=state_root, stop_grace=0, resync_interval=60
+    ) as tracker:
+        assert until(lambda: engine.lists >= 1)  # the pass at its start is not the submission's
+        before = engine.lists
+        array_id = tracker.add_array_job(template(), 1, 402, 1, max_parallel=2)
+        # The submission's pass, the background pass it wakes, the pass at the creations' end
+        # (the two passes may be one).
+        assert engine.lists - before <= 3
+        tasks = tracker.list_array_jobs(array_id)
+        assert [tracker.job_state(task)[0] for task in tasks[:3]] == [RUNNING, RUNNING, QUEUED]
+
+
+def test_a_slot_freed_before_the_next_tasks_exist_is_filled_once_they_do(
+    state_root: Path,
+) -> None:
+    """The first task of a throttled array ends while the rest are still being created: its
+    slot goes to a pass, which finds no task to fill it. The next batch of creations wakes the
+    scheduler again (the resync is a minute away), and the second task starts while later
+    ones are still being created."""
+    engine = _CountingEngine()
+    second, last = threading.Event(), threading.Event()
+    engine.gates = {"2": second, "20": last}
+    with (
+        ContainerTracker(
+            engine, SESSION, state_dir=state_root, stop_grace=0, resync_interval=60
+        ) as tracker,
+        ThreadPoolExecutor(1) as pool,
+    ):
+        submitted = pool.submit(tracker.add_array_job, template(), 1, 20, 1, 1)
+        assert until(lambda: len(engine.history()) >= 2)  # the first task: created, started
+        first = engine.history()[0].container_id
+        assert tracker.wait(first, WAIT, RUNNING) is RUNNING
+        lists = engine.lists
+        engine.exit(first, 0)
+        assert until(lambda: engine.lists > lists)  # the pass the freed slot asked for
+        second.set()  # tasks 2 to 19 are created now; the 20th waits
+        assert until(lambda: starts(engine.history(), task_id(engine, 2)) == 1)
+        assert not submitted.done()
+        last.set()
+        tasks = tracker.list_array_jobs(submitted.result(WAIT))
+        assert most_running_at_once(engine.history(), tasks) == 1
+
+
+def task_id(engine: MemoryEngine, task: int) -> str:
+    """The container of the array's task ``task`` ("" while it does not exist)."""
+    for row in engine.list_containers({labels.TASK_ID: str(task)}):
+        return row.id
+    return ""
+
+
+def test_passes_come_less_often_while_they_are_slow(state_root: Path) -> None:
+    """A pass whose list takes 0.2 s (a session of 10,000 jobs on Podman takes seconds): the
+    next resync comes 20 times that later, not after the 0.5 s asked for, so that an idle
+    tracker spends at most a twentieth of its time listing."""
+
+    class SlowLists(MemoryEngine):
+        def list_containers(self, labels: Mapping[str, str]) -> list[ContainerSummary]:
+            time.sleep(0.2)
+            return super().list_containers(labels)
+
+    engine = SlowLists()
+    with ContainerTracker(
+        engine, SESSION, state_dir=state_root, stop_grace=0, resync_interval=0.5
+    ) as tracker:
+        assert until(lambda: tracker._scheduler._interval > 0.5)
+        assert tracker._scheduler._interval >= 4.0

@@ -15,7 +15,7 @@ import pytest
 
 from containertracker.core import watch
 from containertracker.core.engine import ContainerSpec, EngineEvent
-from containertracker.core.statestore import StateStore
+from containertracker.core.statestore import JobMarks, StateStore
 from containertracker.core.watch import EventWatcher
 from containertracker.errors import InvalidStateError
 from containertracker.testing import MemoryEngine
@@ -55,6 +55,21 @@ def test_prune_is_bounded_and_resumes_where_it_stopped(tmp_path: Path) -> None:
     dropped = [store.prune(set(), time.time(), limit=10) for _ in range(3)]
     assert dropped == [10, 10, 5]
     assert os.listdir(tmp_path / "jobs") == []
+
+
+def test_marks_of_many_jobs_read_those_recorded_and_default_the_others(tmp_path: Path) -> None:
+    store = StateStore(tmp_path)
+    store.update("held", hold=True)
+    store.update("claimed", claimed_at=12.5)
+    (tmp_path / "jobs" / "torn").write_text("{not json")  # a torn write reads as no marks
+    marks = store.marks_of(["held", "claimed", "torn", "never"])
+    assert marks == {
+        "held": store.marks("held"),
+        "claimed": store.marks("claimed"),
+        "torn": JobMarks(),
+        "never": JobMarks(),
+    }
+    assert marks["held"].hold is True and marks["claimed"].claimed_at == 12.5
 
 
 def test_marks_keep_their_scope_when_another_store_updates_them(tmp_path: Path) -> None:
