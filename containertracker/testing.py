@@ -43,6 +43,7 @@ What a test can make happen, deterministically:
   reconnects after it);
 * :meth:`MemoryEngine.connect`: another connection to the same engine, for a second tracker
   (closing one connection leaves the others working);
+* :meth:`MemoryEngine.remove_image`: an image is gone (as after ``docker rmi``);
 * :class:`FakeClock`: time that passes when the test says so (the engine's, a scheduler's).
 
 Errors are those of the real adapters: a missing container raises
@@ -81,6 +82,7 @@ from containertracker.core.engine import (
     EngineEvent,
     EngineInfo,
     ImageNotFoundError,
+    start_created,
 )
 from containertracker.core.hostfs import CHUNK_SIZE
 from containertracker.errors import (
@@ -412,10 +414,18 @@ class MemoryEngine:
         with self._daemon.lock:
             return list(self._daemon.history)
 
+    def remove_image(self, image: str) -> None:
+        """Remove ``image`` (as ``docker rmi``): creating a container of it raises
+        ImageNotFoundError until it is pulled again (existing containers are left alone)."""
+        with self._daemon.lock:
+            self._daemon.images.discard(_tagged(image))
+
     # -- Engine -----------------------------------------------------------------------------------
 
-    def create(self, spec: ContainerSpec) -> str:
-        """See :meth:`Engine.create`; a name in use is an InvalidArgumentError."""
+    def create(self, spec: ContainerSpec, *, start: bool = False) -> str:
+        """See :meth:`Engine.create`; a name in use is an InvalidArgumentError. With
+        ``start``, the container is created, then started as by :meth:`start` (two engine
+        operations, as on Docker: each can be made to fail or block on its own)."""
         daemon = self._daemon
         with self._calling("create"), daemon.lock:
             if _tagged(spec.image) not in daemon.images:
@@ -430,6 +440,8 @@ class MemoryEngine:
             container = _Container(secrets.token_hex(32), name, spec, daemon.clock())
             daemon.containers[container.id] = container
             daemon.emit(container, "create")
+        if start:
+            start_created(self, container.id)
         return container.id
 
     def start(self, container_id: str, stdin: BinaryIO | None = None) -> None:

@@ -28,6 +28,7 @@ from containertracker.core.engine import (
     EngineEvent,
     EngineInfo,
     ImageNotFoundError,
+    start_created,
 )
 from containertracker.errors import (
     ContainerTrackerError,
@@ -104,8 +105,8 @@ class DockerEngine:
             self._api.ping()
         self.url = str(kwargs.get("base_url") or "unix:///var/run/docker.sock")
 
-    def create(self, spec: ContainerSpec) -> str:
-        """See :meth:`Engine.create`."""
+    def create(self, spec: ContainerSpec, *, start: bool = False) -> str:
+        """See :meth:`Engine.create` (``start``: a create call, then a start call)."""
         with map_engine_errors():
             bindings: dict[str, list[tuple[str, str] | None]] = {}
             for b in spec.port_bindings:
@@ -169,6 +170,8 @@ class DockerEngine:
                         "(choose another job_name)"
                     ) from exc
                 raise
+        if start:
+            start_created(self, created["Id"])
         return str(created["Id"])
 
     def start(self, container_id: str, stdin: BinaryIO | None = None) -> None:

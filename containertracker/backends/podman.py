@@ -47,6 +47,7 @@ from containertracker.core.engine import (
     EngineEvent,
     EngineInfo,
     ImageNotFoundError,
+    start_created,
 )
 from containertracker.errors import (
     ContainerTrackerError,
@@ -293,8 +294,8 @@ class PodmanEngine:
             if not self._client.ping():
                 raise DrmCommunicationError(f"the podman service at {self.url} does not answer")
 
-    def create(self, spec: ContainerSpec) -> str:
-        """See :meth:`Engine.create`."""
+    def create(self, spec: ContainerSpec, *, start: bool = False) -> str:
+        """See :meth:`Engine.create` (``start``: a create call, then a start call)."""
         if spec.open_stdin and not self.url.startswith(("unix:", "tcp:", "http:")):
             raise UnsupportedAttributeError(
                 f"input_path needs a unix or tcp connection to podman, not {self.url}"
@@ -319,7 +320,10 @@ class PodmanEngine:
                     f"cannot create the job container: the name {spec.name!r} is in use "
                     "(choose another job_name)"
                 )
-            return str(_checked(response).json()["Id"])
+            container_id = str(_checked(response).json()["Id"])
+        if start:
+            start_created(self, container_id)
+        return container_id
 
     def _checked_for(self, container_id: str, response: Any) -> Any:
         """Like ``_checked``, but a 500 about a container that no longer exists (Podman

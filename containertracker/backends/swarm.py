@@ -6,8 +6,10 @@ process sees every job. What the swarm API (1.41, Docker 20.10) makes of that, a
 on a 3-node lab swarm (README: "Outgrowing one machine"):
 
 * Created = the service exists with ``MaxConcurrent: 0`` (no task at all); :meth:`start`
-  sets it to 1, once. Any later spec update would run the job again (a new job iteration),
-  so a started service is only ever updated to stop it (``MaxConcurrent: 0`` again).
+  sets it to 1, once. A job created started (:meth:`create` with ``start``) is a service
+  created with ``MaxConcurrent: 1``, in one call. Any later spec update would run the job
+  again (a new job iteration), so a started service is only ever updated to stop it
+  (``MaxConcurrent: 0`` again).
 * Statuses, in Docker's words, come from the service's *first* task: ``pending`` (started,
   waiting for the swarm to place and start it), ``running``, ``exited``. A task that ends
   other than complete (failed, rejected, shut down on a drained node) would be re-run by
@@ -150,14 +152,17 @@ def _first_task(tasks: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] | None:
 
 def _phase(service: Mapping[str, Any], tasks: Sequence[Mapping[str, Any]]) -> str:
     """Where the job is in the adapter's use of its service: ``created`` (held since its
-    creation: job iteration 0), ``released`` (by :meth:`SwarmEngine.start`: iteration 1,
-    ``MaxConcurrent`` 1) or ``stopped`` (held again by a stop: iteration 2 or more).
+    creation: job iteration 0, ``MaxConcurrent`` 0), ``released`` (``MaxConcurrent`` 1: by
+    :meth:`SwarmEngine.start`, iteration 1, or at its creation, iteration 0) or ``stopped``
+    (held again by a stop after an update: ``MaxConcurrent`` 0, iteration 1 or more). The
+    manager changes a spec and its job iteration together (one store transaction), so one
+    read never shows a release half made.
 
     The service and its tasks are two reads, and a release may fall between them: tasks of a
     service that reads as never released show that it was (no task exists before).
     """
     iteration = _iteration(service)
-    if _max_concurrent(service) > 0 or iteration == 1 or (iteration == 0 and tasks):
+    if _max_concurrent(service) > 0 or (iteration == 0 and tasks):
         return "released"
     return "created" if iteration == 0 else "stopped"
 
@@ -539,8 +544,9 @@ class SwarmEngine:
 
     # -- Engine -------------------------------------------------------------------------------
 
-    def create(self, spec: ContainerSpec) -> str:
-        """See :meth:`Engine.create`: a held job service (``MaxConcurrent: 0``).
+    def create(self, spec: ContainerSpec, *, start: bool = False) -> str:
+        """See :meth:`Engine.create`: a held job service (``MaxConcurrent: 0``); with
+        ``start``, one created released (``MaxConcurrent: 1``), in the same one call.
 
         Raises:
             UnsupportedAttributeError: the spec asks for what a swarm job cannot have.
@@ -549,7 +555,7 @@ class SwarmEngine:
             raise UnsupportedAttributeError(
                 f"{field} is not supported by the swarm backend: {_REFUSED[field]}"
             )
-        body = self._service_spec(spec)
+        body = self._service_spec(spec, released=start)
         # A service without a name gets a random one from the manager (adjective_surname, some
         # 25,000 of them), which may already be taken: with a few hundred jobs in the swarm
         # that happens (a 200-task array met it), and the manager refuses the creation (409)
@@ -570,7 +576,7 @@ class SwarmEngine:
                         ) from exc
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _service_spec(self, spec: ContainerSpec) -> dict[str, Any]:
+    def _service_spec(self, spec: ContainerSpec, *, released: bool) -> dict[str, Any]:
         container: dict[str, Any] = {
             "Image": spec.image,
             "Labels": dict(spec.labels),
@@ -616,7 +622,7 @@ class SwarmEngine:
                 "RestartPolicy": {"Condition": "none", "MaxAttempts": 0},
                 "Placement": {"Constraints": self._constraints(spec.placement)},
             },
-            "Mode": {"ReplicatedJob": {"MaxConcurrent": 0, "TotalCompletions": 1}},
+            "Mode": {"ReplicatedJob": {"MaxConcurrent": int(released), "TotalCompletions": 1}},
         }
         if spec.name:
             body["Name"] = spec.name

@@ -19,6 +19,11 @@ claim
     :meth:`~containertracker.core.statestore.StateStore.starting`). Any other claim on a job
     still created is *lost* (the scheduler that made it died before its start), and the job
     may be claimed anew.
+created started
+    A plain job its submission created already started (nothing could hold it back: see
+    :attr:`~containertracker.core.plan.Plan.created_started`): no scheduler starts it, even
+    while the engine lists it as created (its creation and start under way), and it holds
+    its slot as a claimed job does.
 holding a slot
     What a task does while it runs (an active container whose ``die`` was not seen), while
     its claim counts (its start is under way: the engine may still list it as created), and
@@ -85,6 +90,7 @@ class NotNow(Enum):
     """Why a created job does not start now (see :func:`why_not_now`), in the order checked."""
 
     OTHER_STATE_DIR = "scheduled from another state directory"
+    CREATED_STARTED = "created started by its submission (never started by a scheduler)"
     FAILED = "a failure is recorded (it will never run)"
     CLAIMED = "a scheduler claimed it (it holds its slot)"
     HELD = "held"
@@ -152,8 +158,8 @@ def decide(
         resync_interval: the longest a scheduler goes without a pass.
 
     A job starts unless :func:`why_not_now` gives a reason, or its array has no free slot
-    (then it waits). A claimed job holds its slot, one past its deadline is in
-    :attr:`Decision.expired`, and a retry or start time to come sets the next wake.
+    (then it waits). A claimed or created-started job holds its slot, one past its deadline
+    is in :attr:`Decision.expired`, and a retry or start time to come sets the next wake.
     """
     running = [row for row in rows if row.status in ACTIVE_STATUSES and row.id not in died]
     tally = _Tally(
@@ -186,6 +192,8 @@ def why_not_now(
     The keyword arguments are those of :func:`decide`."""
     if not owns(row.labels):
         return NotNow.OTHER_STATE_DIR
+    if plan.created_started:
+        return NotNow.CREATED_STARTED
     if marks.failure:
         return NotNow.FAILED
     if marks.claimed_at is not None and (
@@ -229,7 +237,7 @@ class _Tally:
         array_id = row.labels.get(labels.ARRAY_ID)
         limit = self.limits[array_id] = int(row.labels.get(labels.MAX_PARALLEL, "0"))
         match reason:
-            case NotNow.CLAIMED:  # being started
+            case NotNow.CLAIMED | NotNow.CREATED_STARTED:  # being started
                 self._hold_slot(row.id, array_id)
             case NotNow.RETRY_LATER:
                 self._wake_at(marks.retry_after)

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import BinaryIO, Protocol
 
+from containertracker.errors import ContainerTrackerError
+
 __all__ = [
     "ACTIVE_STATUSES",
     "ENDED_STATUSES",
@@ -21,6 +23,7 @@ __all__ = [
     "ContainerRecord",
     "ContainerSpec",
     "ContainerSummary",
+    "CreatedNotStartedError",
     "Engine",
     "EngineEvent",
     "EngineInfo",
@@ -28,6 +31,7 @@ __all__ = [
     "ImageNotFoundError",
     "PortBinding",
     "Ulimit",
+    "start_created",
 ]
 
 
@@ -199,11 +203,19 @@ class Engine(Protocol):
     url: str
     """The API endpoint in use (for contact strings and messages)."""
 
-    def create(self, spec: ContainerSpec) -> str:
-        """Create (not start) a container and return its full id.
+    def create(self, spec: ContainerSpec, *, start: bool = False) -> str:
+        """Create a container and return its full id; not started, unless ``start``.
+
+        With ``start`` the container is created started (as :meth:`start` without stdin
+        would start it), in as few engine calls as the engine allows: one on a swarm (a job
+        service created released); an engine that creates and starts in two calls makes
+        both (see :func:`start_created`).
 
         Raises:
-            InvalidArgumentError: the image is missing or the engine rejected the spec.
+            ImageNotFoundError: the image is not present (engines that check it).
+            InvalidArgumentError: the engine rejected the spec.
+            CreatedNotStartedError: (``start``) the container was created, and its start
+                failed: it exists, and the caller removes it.
         """
 
     def start(self, container_id: str, stdin: BinaryIO | None = None) -> None:
@@ -276,3 +288,30 @@ class ImageNotFoundError(Exception):
     def __init__(self, image: str) -> None:
         super().__init__(image)
         self.image = image
+
+
+class CreatedNotStartedError(Exception):
+    """Raised by :meth:`Engine.create` with ``start`` when the container was created but its
+    start failed: the container ``container_id`` exists (the caller removes it), and
+    ``error`` is why the start failed.
+
+    Internal: the tracker removes the container and raises ``error``.
+    """
+
+    def __init__(self, container_id: str, error: ContainerTrackerError) -> None:
+        super().__init__(container_id, error)
+        self.container_id = container_id
+        self.error = error
+
+
+def start_created(engine: Engine, container_id: str) -> None:
+    """Start a container ``engine`` has just created, for an :meth:`Engine.create` with
+    ``start`` on an engine that creates and starts in two calls (Docker, Podman).
+
+    Raises:
+        CreatedNotStartedError: the start failed (the container exists).
+    """
+    try:
+        engine.start(container_id)
+    except ContainerTrackerError as exc:
+        raise CreatedNotStartedError(container_id, exc) from exc

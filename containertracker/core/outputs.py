@@ -33,6 +33,7 @@ __all__ = [
     "prepare",
     "tail",
     "unprepare",
+    "verify_stage_in",
     "write",
 ]
 
@@ -93,21 +94,31 @@ def unprepare(paths: Iterable[str]) -> None:
             logger.warning("could not remove {} of a failed submission: {}", path, exc)
 
 
-def open_input(plan: Plan) -> BinaryIO | None:
-    """Right before the job starts: check that its stage-in sources and input file still
-    resolve to the paths checked at submission, and open its standard input (None: none)
-    without following symlinks; the caller closes it (:meth:`Engine.start` does), having
-    read it in pieces, never whole.
+def verify_stage_in(plan: Plan) -> None:
+    """Right before the job starts (or is created started): check that its stage-in sources
+    still resolve to the paths checked at submission.
 
-    The engine binds the stage-in sources itself, after this check; a symlink put in their
-    way in that moment is the one race left (the mount is read-only either way, and a job
-    cannot plant a symlink leading out of its stage-out destination).
+    The engine binds them itself, after this check; a symlink put in their way in that
+    moment is the one race left (the mount is read-only either way, and a job cannot plant
+    a symlink leading out of its stage-out destination).
+
+    Raises:
+        InvalidArgumentError: a source resolves elsewhere now.
+    """
+    for path in plan.stage_in:
+        hostfs.verify_unchanged(path, "stage_in_files source")
+
+
+def open_input(plan: Plan) -> BinaryIO | None:
+    """Right before the job starts: check its stage-in sources (:func:`verify_stage_in`) and
+    that its input file still resolves to the path checked at submission, and open its
+    standard input (None: none) without following symlinks; the caller closes it
+    (:meth:`Engine.start` does), having read it in pieces, never whole.
 
     Raises:
         InvalidArgumentError: a path resolves elsewhere now, or the input cannot be opened.
     """
-    for path in plan.stage_in:
-        hostfs.verify_unchanged(path, "stage_in_files source")
+    verify_stage_in(plan)
     if not plan.stdin_path:
         return None
     return hostfs.open_for_reading(plan.stdin_path, "input file")

@@ -94,6 +94,11 @@ class Plan:
     restart_policy: str | None = None
     """The engine's restart policy of the container (the ``restart`` extension): when it
     may restart the job after an exit, that exit is not the job's end."""
+    created_started: bool = False
+    """The submission created the container already started (``Engine.create`` with
+    ``start``), as it does for a plain job nothing could hold back
+    (:attr:`may_start_at_creation`): no scheduler ever starts it, and it cannot be held, not
+    even while the engine is still starting it."""
 
     def may_restart_after(self, exit_code: int | None) -> bool:
         """Whether the engine may run the job again after an exit with ``exit_code`` (None:
@@ -103,6 +108,24 @@ class Plan:
         if name == "no":
             return False
         return name != "on-failure" or exit_code != 0
+
+    @property
+    def may_start_at_creation(self) -> bool:
+        """Whether the job may be created already started, its start being nothing but a
+        formality: nothing in the plan defers it (``submit_as_hold``, a start time), and
+        nothing must happen between the container's creation and its start (an input file
+        opened for it, output files created: they are made once the container exists, so
+        that a template the engine refuses touches no file, and before the job runs, so
+        that its end does not race their creation). Whether it is throttled (a task of an
+        array with ``max_parallel``) is not in the plan: the caller knows.
+        """
+        return not (
+            self.hold
+            or self.start_at is not None
+            or self.stdin_path
+            or self.stdout_path
+            or self.stderr_path
+        )
 
     @property
     def host_paths(self) -> list[tuple[str, str]]:

@@ -27,6 +27,9 @@ tasks of an array than its ``max_parallel``:
   ``starting``. Holds and releases are written under that lock too, so a hold either comes
   first (the start does not happen, the claim is dropped) or finds the job ``starting`` and is
   refused.
+* A plain job that nothing could hold back is created already started by its submission
+  (one engine call; see :meth:`created_started`), its plan saying so: no scheduler starts it,
+  and a hold is refused from the moment it exists, before its claim is recorded.
 * From its renewal until the engine has answered, a start is *under way* for every process to
   see (a lock the kernel drops when its process dies, see :meth:`StateStore.starting`), and
   the claim counts however long the engine takes: the request timeout of an engine call is as
@@ -212,14 +215,19 @@ class Scheduler:
             self._own_submissions.discard(submission_id)
             self._starved.discard(submission_id)  # (an array's submission id is its id)
 
-    def hold(self, job_id: str) -> bool:
-        """Mark a job held, unless its start is under way or done; returns whether it did.
+    def hold(self, job_id: str, plan: Plan) -> bool:
+        """Mark a job (whose plan is ``plan``) held, unless it was created started, or its
+        start is under way or done; returns whether it did.
 
         Under the session lock, which a start is committed under (see :meth:`start`): either
         the start sees the hold and does not happen, or the hold sees the job ``starting``.
         (A start whose scheduler died before the engine started the job keeps refusing holds
-        until its claim is lost, a minute later, and the job is started anew.)
+        until its claim is lost, a minute later, and the job is started anew.) A job created
+        started says so in its plan from the moment it exists, before its submission records
+        its claim (:meth:`created_started`).
         """
+        if plan.created_started:
+            return False
         with self._store.session_lock(self._session):
             if self._store.marks(job_id).starting:
                 return False
@@ -273,6 +281,20 @@ class Scheduler:
         if self._store.marks(job_id).terminated:
             self._stop(job_id)  # (if this fails, the next pass stops it)
         return True
+
+    def created_started(self, job_id: str) -> None:
+        """Record the start of a job its submission (under way) has just created started
+        (:meth:`Engine.create` with ``start``; its plan says
+        :attr:`~containertracker.core.plan.Plan.created_started`): claimed and ``starting``,
+        as :meth:`start` leaves a job it started, for every tracker to read. A job
+        terminated while the engine created it (it read QUEUED) is stopped again at once,
+        as after any start, so that it never runs on.
+
+        Not under the session lock: no scheduler starts such a job, and a hold refuses it by
+        its plan, so nothing races this record.
+        """
+        if self._store.update(job_id, claimed_at=self._clock(), starting=True).terminated:
+            self._stop(job_id)  # as after start()
 
     def on_event(self, event: EngineEvent) -> None:
         """Take note of a container event of the session (called by the event thread).

@@ -43,6 +43,7 @@ from containertracker.core.engine import (
     ContainerRecord,
     ContainerSpec,
     ContainerSummary,
+    CreatedNotStartedError,
     Engine,
     EngineInfo,
     ImageNotFoundError,
@@ -82,6 +83,13 @@ _IMAGE_REF = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:/@-]*")
 _CREATE_THREADS = 8
 """Parallel container creations per array submission (engines create faster so)."""
 _TERMINAL = (JobState.DONE, JobState.FAILED)
+
+
+def _created_started(spec: ContainerSpec, plan: Plan) -> tuple[ContainerSpec, Plan]:
+    """The spec and plan of a job to be created started: its plan label says so (which
+    every scheduler and hold reads)."""
+    plan = dataclasses.replace(plan, created_started=True)
+    return dataclasses.replace(spec, labels={**spec.labels, labels.PLAN: plan.to_label()}), plan
 
 
 def _with_submission_labels(
@@ -138,6 +146,8 @@ class ContainerTracker(ClosesOnExit):
         self._monitor_all = monitor_all_containers
         self._clock = clock
         self._engine_info = engine.info()
+        self._images_seen: set[str] = set()
+        """Images the engine had when a submission checked (see :meth:`_ensure_image`)."""
         self._store = StateStore(
             state_dir, scope=StateStore.scope_of(engine.name, engine.url, session)
         )
@@ -181,7 +191,12 @@ class ContainerTracker(ClosesOnExit):
 
         Returns the container id. On any error nothing is left behind; a call interrupted
         for good (its process killed) is rolled back by the next tracker of the session.
-        A job held (``hold``) before this call started it stays QUEUED_HELD.
+
+        A job that nothing could hold back (not held, no start time, no input file, no output
+        file to create before it runs) is created already started, in one engine call where
+        the engine allows (a swarm): a hold is refused from the moment it exists ("being
+        started"). Any other job is created, then started by the scheduler; one held
+        (``hold``) before that start stays QUEUED_HELD.
 
         Raises:
             InvalidArgumentError: a template field is wrong, or the image is not present.
@@ -190,10 +205,16 @@ class ContainerTracker(ClosesOnExit):
         spec, plan = template_to_spec(jt, self._submit_context(jt))
         outputs.check(plan, self._host_path_roots)
         self._ensure_image(spec.image)
+        if plan.may_start_at_creation:
+            spec, plan = _created_started(spec, plan)
         created: list[str] = []
         prepared: list[str] = []
         with self._submission(uuid.uuid4().hex[:16], created, prepared) as submission:
-            created.append(self._create(_with_submission_labels(spec, submission, self._store)))
+            spec = _with_submission_labels(spec, submission, self._store)
+            if plan.created_started:
+                self._create_started(spec, plan, created)
+                return created[0]
+            created.append(self._create(spec))
             # Once the container exists: a template the engine refuses leaves no file behind.
             prepared += outputs.prepare(plan)
             if not (plan.hold or plan.start_at):
@@ -350,7 +371,7 @@ class ContainerTracker(ClosesOnExit):
             case "hold":
                 self._require_state(job_id, action, state, JobState.QUEUED)
                 self._require_own_state_dir(record, action)
-                if not self._scheduler.hold(record.id):
+                if not self._scheduler.hold(record.id, Plan.from_labels(record.labels)):
                     raise InvalidStateError(
                         f"cannot hold job {job_id}: it is being started (RUNNING), and only "
                         "QUEUED jobs can be held"
@@ -806,12 +827,22 @@ class ContainerTracker(ClosesOnExit):
             raise InvalidArgumentError(
                 f"JobCategory {image!r} is not an image reference ([registry/]name[:tag][@digest])"
             )
+        # An image seen present is not looked up again (one engine call more per submission,
+        # as many as the swarm's add_job needs in all): the creation is what counts, and it
+        # still fails clearly should the image be gone since (see _create), or on a swarm the
+        # node placed on rejects the task (FAILED, "No such image"), as a node without the
+        # image always did (the manager's image was never the one that runs). Only images
+        # the engine has are remembered, so they are few; an absent one is looked up every
+        # time (it may be built or loaded next).
         if self._pull_policy is PullPolicy.ALWAYS:
             self._engine.pull(image)
+        elif image in self._images_seen:
+            return
         elif not self._engine.has_image(image):
             if self._pull_policy is PullPolicy.NEVER:
                 raise self._missing_image(image)
             self._engine.pull(image)
+        self._images_seen.add(image)
 
     def _missing_image(self, image: str) -> InvalidArgumentError:
         return InvalidArgumentError(
@@ -820,12 +851,44 @@ class ContainerTracker(ClosesOnExit):
             "(build or load the image, or set CONTAINERTRACKER_PULL_POLICY=missing)"
         )
 
-    def _create(self, spec: ContainerSpec) -> str:
-        """Create a container (its image checked already by :meth:`_ensure_image`)."""
+    def _create(self, spec: ContainerSpec, *, start: bool = False) -> str:
+        """Create a container (started, with ``start``), its image checked already by
+        :meth:`_ensure_image` or seen present before. An image gone since is pulled and the
+        creation tried again if the pull policy is ``missing``.
+
+        Raises:
+            InvalidArgumentError: the image is not present (and may not be pulled).
+            CreatedNotStartedError: as :meth:`Engine.create`.
+        """
         try:
-            return self._engine.create(spec)
+            return self._engine.create(spec, start=start)
         except ImageNotFoundError:  # removed since it was checked
+            self._images_seen.discard(spec.image)
+            if self._pull_policy is not PullPolicy.MISSING:
+                raise self._missing_image(spec.image) from None
+        self._engine.pull(spec.image)
+        try:
+            return self._engine.create(spec, start=start)
+        except ImageNotFoundError:
             raise self._missing_image(spec.image) from None
+
+    def _create_started(self, spec: ContainerSpec, plan: Plan, created: list[str]) -> None:
+        """Create a job's container already started (its plan says so) and record its claim
+        (:meth:`Scheduler.created_started`), within its submission: its id is appended to
+        ``created`` as soon as it exists, also when its start failed (then the submission
+        removes it, and the start's error is raised).
+
+        Raises:
+            InvalidArgumentError: a stage-in source changed, or the engine refused the job.
+            ContainerTrackerError: the engine could not start it.
+        """
+        outputs.verify_stage_in(plan)  # right before the start, as a scheduler's start does
+        try:
+            created.append(self._create(spec, start=True))
+        except CreatedNotStartedError as exc:
+            created.append(exc.container_id)
+            raise exc.error from exc.error.__cause__
+        self._scheduler.created_started(created[-1])
 
     def _create_all(
         self,

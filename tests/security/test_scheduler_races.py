@@ -103,7 +103,8 @@ _PAUSING_SUBMITTER = """
 import sys, threading, time
 import containertracker
 from containertracker import JobTemplate
-from containertracker.core.scheduler import Scheduler
+from containertracker.backends.docker import DockerEngine
+from containertracker.backends.podman import PodmanEngine
 from containertracker.core.tracker import ContainerTracker
 
 backend, session, params, image, kind, pause_after = sys.argv[1:7]
@@ -116,22 +117,24 @@ def pause(where):
     time.sleep(3600)
 
 real_create = ContainerTracker._create
-def create(self, spec):  # one at a time, so that exactly pause_after exist at the pause
+def create(self, spec, **options):  # one at a time, so that exactly pause_after exist at the pause
     global created
     with guard:
         if created >= int(pause_after):
             pause("creating")
-        container_id = real_create(self, spec)
+        container_id = real_create(self, spec, **options)
         created += 1
         return container_id
 ContainerTracker._create = create
 
-real_start = Scheduler.start
-def start(self, job_id, plan, claimed_at=None):
-    if kind == "job":
-        pause("starting")
-    return real_start(self, job_id, plan, claimed_at)
-Scheduler.start = start
+def pausing(real_start):  # the engine's start: add_job creates its job started (create, start)
+    def start(self, container_id, stdin=None):
+        if kind == "job":
+            pause("starting")
+        return real_start(self, container_id, stdin)
+    return start
+for engine_class in (DockerEngine, PodmanEngine):
+    engine_class.start = pausing(engine_class.start)
 
 with containertracker.new_job_tracker(backend, session, params) as t:
     template = JobTemplate(remote_command="sleep", args=("300",), job_category=image)
@@ -145,8 +148,10 @@ with containertracker.new_job_tracker(backend, session, params) as t:
 @pytest.fixture
 def submitter(backend, state_dir, session_name, image) -> Iterator:  # type: ignore[no-untyped-def]
     """Start a submitting process that pauses mid-submission: ``kind`` "job" (add_job, paused
-    between its container's creation and start) or a max_parallel (add_array_job of 300
-    tasks, paused after ``pause_after`` creations). Returns the process once it paused."""
+    between its container's creation and start: the job is created started, in two engine
+    calls on Docker and Podman, and the engine's start pauses) or a max_parallel
+    (add_array_job of 300 tasks, paused after ``pause_after`` creations). Returns the
+    process once it paused."""
     processes: list[subprocess.Popen[str]] = []
 
     def start(kind: str, pause_after: int = 1, state: Path = state_dir) -> subprocess.Popen[str]:

@@ -22,6 +22,7 @@ import pytest
 
 from containertracker import (
     InvalidArgumentError,
+    InvalidStateError,
     JobState,
     JobTemplate,
     UnsupportedAttributeError,
@@ -120,6 +121,34 @@ def test_failed_job_is_not_run_again(tracker, engine, image) -> None:
     time.sleep(3)  # the swarm's re-run came within a second when it was not stopped
     assert task_count(engine, job_id) == 1
     assert tracker.job_info(job_id).exit_status == 3
+
+
+def test_a_plain_job_is_created_released_and_a_terminate_stops_it_for_good(
+    tracker, engine, image
+) -> None:
+    """add_job creates a job nothing holds back as a service already released (MaxConcurrent
+    1, never updated: job iteration 0), refused a hold from the start; terminated, its
+    service is held again (one update) and the job reads FAILED, its container ended, and
+    stays so: the swarm made no second task (it may have dropped the stopped one's record)."""
+    job_id = tracker.add_job(jt(image, "sleep", "300"))
+    manager = node_client("ct-node-1")
+    try:
+        service = manager.inspect_service(job_id)
+        assert service["Spec"]["Mode"]["ReplicatedJob"].get("MaxConcurrent") == 1
+        assert not service["JobStatus"]["JobIteration"].get("Index")
+        with pytest.raises(InvalidStateError):  # "being started", or RUNNING already
+            tracker.job_control(job_id, "hold")
+        assert tracker.wait(job_id, 60, RUNNING) is RUNNING
+        tracker.job_control(job_id, "terminate")
+        assert tracker.wait(job_id, 60) is FAILED
+        service = manager.inspect_service(job_id)
+        assert not service["Spec"]["Mode"]["ReplicatedJob"].get("MaxConcurrent")
+        assert service["JobStatus"]["JobIteration"]["Index"] == 1
+    finally:
+        manager.close()
+    assert engine.inspect(job_id).status == "exited"
+    assert tracker.job_state(job_id) == (FAILED, "terminated")
+    assert task_count(engine, job_id) <= 1
 
 
 def test_wait_returns_promptly_after_the_task_ends(tracker, image) -> None:

@@ -572,6 +572,27 @@ def test_plan_label_round_trip() -> None:
     for not_a_plan in ("{", "[1]", '"x"', "null"):
         assert Plan.from_labels({labels.PLAN: not_a_plan}) == Plan()
     assert not Plan().needs_finalizing and Plan(stdout_path="/o").needs_finalizing
+    started = Plan(created_started=True)
+    assert Plan.from_labels({labels.PLAN: started.to_label()}) == started
+
+
+@pytest.mark.parametrize(
+    ("plan", "may"),
+    [
+        (Plan(), True),
+        (Plan(deadline=5.0, wallclock_limit=3.0, stage_in=["/s"], stage_out={"/a": "/b"}), True),
+        (Plan(hold=True), False),
+        (Plan(start_at=5.0), False),
+        (Plan(stdin_path="/i"), False),
+        (Plan(stdout_path="/o"), False),
+        (Plan(stderr_path="/e"), False),
+    ],
+)
+def test_a_job_may_start_at_creation_unless_something_comes_between(plan: Plan, may: bool) -> None:
+    """Only a hold, a start time, an input file to open or output files to create keep a job
+    from being created started (a deadline, a wall-clock limit, stage-in and stage-out
+    act around a running job, as they do for one a scheduler starts)."""
+    assert plan.may_start_at_creation is may
 
 
 def test_state_store(tmp_path: Path) -> None:

@@ -275,6 +275,18 @@ def test_a_plain_job_without_a_submission_record_is_left_to_its_submitter_a_whil
     assert started(run([old])) == ["legacy"]
 
 
+def test_a_job_created_started_is_never_started_by_a_pass() -> None:
+    """A job its submission created started, listed as created (the engine is starting it),
+    is left alone whatever its marks say (no claim recorded yet, a claim lost, a submission
+    not under way) and counts as being started (it holds its slot)."""
+    row = job("c", plan=Plan(created_started=True), submission="ours")
+    lost = JobMarks(claimed_at=NOW - CLAIM_HORIZON - 1, starting=True)
+    for marks in ({}, {"c": lost}):
+        decision = run([row], marks)
+        assert started(decision) == []
+        assert "c" in decision.slot_holders
+
+
 _THEIRS = job("j", state_dir=ELSEWHERE)
 _LEGACY = job("j", submission=None)
 """A job made before submissions were recorded, a second ago: its add_job may start it."""
@@ -284,6 +296,7 @@ _LEGACY = job("j", submission=None)
     ("row", "plan", "marks", "reason"),
     [
         (_THEIRS, Plan(), JobMarks(failure="x"), NotNow.OTHER_STATE_DIR),
+        (job("j"), Plan(created_started=True), JobMarks(failure="x"), NotNow.CREATED_STARTED),
         (job("j"), Plan(), JobMarks(failure="x", claimed_at=NOW), NotNow.FAILED),
         (job("j"), Plan(), JobMarks(claimed_at=NOW, hold=True), NotNow.CLAIMED),
         (job("j", submission="theirs"), Plan(hold=True), JobMarks(), NotNow.HELD),

@@ -24,7 +24,13 @@ from pathlib import Path
 
 import pytest
 
-from containertracker import DrmCommunicationError, InvalidStateError, JobState, JobTemplate
+from containertracker import (
+    DrmCommunicationError,
+    InvalidArgumentError,
+    InvalidStateError,
+    JobState,
+    JobTemplate,
+)
 from containertracker.core import labels
 from containertracker.core.decision import CLAIM_HORIZON
 from containertracker.core.engine import ContainerSpec, ContainerSummary, EngineEvent
@@ -358,8 +364,9 @@ def test_a_transient_start_error_leaves_the_job_queued_until_its_retry(
 def test_terminate_during_the_start_stops_the_job(
     engine: MemoryEngine, open_tracker: Callable[[], ContainerTracker]
 ) -> None:
-    """A job terminated while the engine starts it (add_job's start under way) is stopped as
-    soon as the start is done: it never runs on, and reads FAILED."""
+    """A job terminated while the engine starts it (add_job creates it started: the container
+    exists, created, its start under way) is stopped as soon as the start is done: it never
+    runs on, and reads FAILED."""
     tracker = open_tracker()
     with ThreadPoolExecutor(1) as pool, engine.block_next("start") as starting:
         submitted = pool.submit(tracker.add_job, template())
@@ -376,6 +383,90 @@ def test_terminate_during_the_start_stops_the_job(
         "start",
         *("kill", "die", "stop"),  # a stop (SIGTERM, passed on by the init), as Docker tells it
     ]
+
+
+# -- a job created started (add_job of a job nothing holds back) -----------------------------
+
+
+def test_a_job_nothing_holds_back_is_created_started_and_its_claim_recorded(
+    engine: MemoryEngine, store: StateStore, open_tracker: Callable[[], ContainerTracker]
+) -> None:
+    """add_job creates such a job started (its plan says so) and records its claim, as a
+    scheduler's start would: it runs once, and reads RUNNING when add_job returns. A held
+    job is created as before, not started."""
+    tracker = open_tracker()
+    job_id = tracker.add_job(template())
+    assert plan_of(engine, job_id).created_started
+    assert tracker.job_state(job_id)[0] is RUNNING
+    marks = store.marks(job_id)
+    assert marks.starting and marks.claimed_at is not None
+    assert [e.action for e in engine.history() if e.container_id == job_id] == ["create", "start"]
+    held_id = tracker.add_job(template(submit_as_hold=True))
+    assert not plan_of(engine, held_id).created_started
+    assert tracker.job_state(held_id)[0] is QUEUED_HELD
+
+
+def test_a_hold_while_the_engine_creates_a_job_started_is_refused(
+    engine: MemoryEngine,
+    store: StateStore,
+    open_tracker: Callable[[], ContainerTracker],
+    open_scheduler: Callable[[FakeClock], Scheduler],
+) -> None:
+    """While the engine starts a job add_job creates started (its container exists and reads
+    QUEUED, no claim is recorded yet), a hold is refused as for any job being started, and
+    leaves no mark; a pass of another scheduler, to which any claim would look lost, leaves
+    the job alone. It starts once."""
+    tracker = open_tracker()
+    other = open_scheduler(FakeClock(time.time() + CLAIM_HORIZON + 1))
+    with ThreadPoolExecutor(1) as pool, engine.block_next("start") as starting:
+        submitted = pool.submit(tracker.add_job, template())
+        assert starting.reached.wait(WAIT)
+        (job_id,) = tracker.list_jobs()
+        assert tracker.job_state(job_id)[0] is QUEUED
+        assert store.marks(job_id).claimed_at is None
+        with pytest.raises(InvalidStateError, match="being started"):
+            tracker.job_control(job_id, "hold")
+        other.schedule_now()
+        assert engine.inspect(job_id).status == "created"
+        starting.release()
+        assert submitted.result(WAIT) == job_id
+    assert tracker.job_state(job_id)[0] is RUNNING
+    assert store.marks(job_id).hold is None
+    assert starts(engine.history(), job_id) == 1
+
+
+def test_a_job_created_started_whose_start_fails_is_removed(
+    engine: MemoryEngine, store: StateStore, open_tracker: Callable[[], ContainerTracker]
+) -> None:
+    """The engine creates the job and refuses its start: add_job raises the start's error
+    and leaves nothing behind (no container, no submission record)."""
+    tracker = open_tracker()
+    engine.fail_next("start", InvalidArgumentError("cannot start the job: bad mount"))
+    with pytest.raises(InvalidArgumentError, match="bad mount"):
+        tracker.add_job(template())
+    assert [e.action for e in engine.history()] == ["create", "destroy"]
+    assert tracker.list_jobs() == []
+    assert store.submissions(SESSION) == set()
+
+
+def test_a_job_created_started_that_could_not_be_removed_is_rolled_back_unstarted(
+    engine: MemoryEngine, store: StateStore, open_tracker: Callable[[], ContainerTracker]
+) -> None:
+    """The start fails, and so does the removal (the engine went away): add_job raises the
+    start's error and leaves its submission to be rolled back. A scheduler's background pass
+    (the next tracker's first, or the submitter's own) removes the job, created and saying
+    it was to be started at its creation, without starting it."""
+    tracker = open_tracker()
+    engine.fail_next("start", InvalidArgumentError("cannot start the job: bad mount"))
+    engine.fail_next("remove", DrmCommunicationError("the engine is restarting"))
+    with pytest.raises(InvalidArgumentError, match="bad mount"):
+        tracker.add_job(template())
+    (created,) = [e for e in engine.history() if e.action == "create"]
+    assert Plan.from_labels(created.attributes).created_started
+    open_tracker()  # its first pass rolls the submission back
+    assert until(lambda: tracker.list_jobs() == []), "the submission was not rolled back"
+    assert until(lambda: store.submissions(SESSION) == set())
+    assert starts(engine.history(), created.container_id) == 0
 
 
 # -- each protection against a second start or one task too many ------------------------------
@@ -589,11 +680,11 @@ class _CountingEngine(MemoryEngine):
         self.lists += 1  # once answered: a pass decides from what it saw by now
         return rows
 
-    def create(self, spec: ContainerSpec) -> str:
+    def create(self, spec: ContainerSpec, *, start: bool = False) -> str:
         gate = self.gates.get(spec.labels.get(labels.TASK_ID, ""))
         if gate is not None:
             assert gate.wait(WAIT)
-        return super().create(spec)
+        return super().create(spec, start=start)
 
 
 def test_creating_the_rest_of_a_throttled_array_costs_no_pass_per_batch(state_root: Path) -> None:

@@ -1,6 +1,8 @@
 """A refused submission leaves nothing behind (over the in-memory engine): no container, and
 no output file it created; a file that existed before keeps its content when the engine
-refuses the job, and a file of a submission rolled back is removed only while still empty."""
+refuses the job, and a file of a submission rolled back is removed only while still empty.
+An image seen present is not looked up again, and one gone since is still a clear error (or
+pulled again, by the pull policy)."""
 
 from __future__ import annotations
 
@@ -9,9 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from containertracker import InvalidArgumentError, JobTemplate
+from containertracker import DrmCommunicationError, InvalidArgumentError, JobTemplate
 from containertracker.core import hostfs
 from containertracker.core.tracker import ContainerTracker
+from containertracker.settings import PullPolicy
 from containertracker.testing import MemoryEngine
 
 
@@ -86,3 +89,55 @@ def test_only_an_empty_created_file_is_removed(tmp_path: Path) -> None:
     for path in (created, written, link):
         hostfs.remove_created_file(str(path))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["link", "written"]
+
+
+# -- the image check --------------------------------------------------------------------------
+
+
+def test_an_image_seen_present_is_not_looked_up_again(
+    engine: MemoryEngine, tracker: ContainerTracker
+) -> None:
+    """The first submission looks the image up; the next ones of the tracker do not (a
+    lookup now would fail)."""
+    job = JobTemplate(remote_command="true", job_category="busybox")
+    tracker.add_job(job)
+    engine.fail_next("has_image", DrmCommunicationError("looked up again"))
+    tracker.add_job(job)
+    tracker.add_array_job(job, 1, 2)
+    assert len(tracker.list_jobs()) == 4
+
+
+def test_an_image_removed_since_it_was_seen_is_a_clear_error(
+    engine: MemoryEngine, tracker: ContainerTracker
+) -> None:
+    """Seen present by one submission and removed since, the image is missing when the next
+    one creates its container: the same InvalidArgumentError naming it as when the lookup
+    finds it missing, for a plain job as for an array, and nothing is left behind."""
+    job = JobTemplate(remote_command="true", job_category="busybox")
+    first = tracker.add_job(job)
+    engine.remove_image("busybox")
+    with pytest.raises(InvalidArgumentError, match=r"'busybox'.*not present"):
+        tracker.add_job(job)
+    with pytest.raises(InvalidArgumentError, match=r"'busybox'.*not present"):
+        tracker.add_array_job(job, 1, 3)
+    assert tracker.list_jobs() == [first]
+
+
+def test_with_pull_policy_missing_an_image_removed_since_is_pulled_again(
+    engine: MemoryEngine, tmp_path: Path
+) -> None:
+    """Pull policy ``missing``: an image seen present and removed since is pulled when the
+    creation finds it missing, and the job created."""
+    job = JobTemplate(remote_command="true", job_category="busybox")
+    with ContainerTracker(
+        engine.connect(),
+        "submissions",
+        state_dir=tmp_path / "state",
+        resync_interval=60,
+        pull_policy=PullPolicy.MISSING,
+    ) as tracker:
+        tracker.add_job(job)
+        engine.remove_image("busybox")
+        second = tracker.add_job(job)
+        assert engine.inspect(second).status == "running"
+        assert engine.has_image("busybox")

@@ -29,6 +29,8 @@ def task(state: str, *, created: str = "2026-12-01T18:00:00Z", iteration: int = 
 
 
 HELD, RELEASED, STOPPED = service(0, 0), service(1, 1), service(0, 2)
+CREATED_RELEASED, CREATED_RELEASED_STOPPED = service(1, 0), service(0, 1)
+"""A job created started (released at its creation, iteration 0), and then stopped."""
 
 
 @pytest.mark.parametrize(
@@ -38,8 +40,11 @@ HELD, RELEASED, STOPPED = service(0, 0), service(1, 1), service(0, 2)
         (RELEASED, [], "pending"),
         # The release fell between the two reads: a task shows it happened.
         (HELD, [task("pending")], "pending"),
-        # A read during the release (MaxConcurrent not yet seen, iteration 1): released.
-        (service(0, 1), [], "pending"),
+        (CREATED_RELEASED, [], "pending"),
+        (CREATED_RELEASED, [task("running", iteration=0)], "running"),
+        # Stopped (one update): never released again, whatever the task's state.
+        (CREATED_RELEASED_STOPPED, [], "exited"),
+        (CREATED_RELEASED_STOPPED, [task("assigned", iteration=0)], "exited"),
         (STOPPED, [], "exited"),
         (STOPPED, [task("assigned")], "exited"),
         (RELEASED, [task("preparing")], "pending"),
@@ -70,6 +75,8 @@ def test_failed_keeps_its_exit_code_and_asks_to_stop_the_rerun() -> None:
     assert (view.status, view.exit_code, view.error) == ("exited", 3, "task: non-zero exit (3)")
     assert view.rerun_to_stop
     assert not job_view(STOPPED, [failed]).rerun_to_stop  # stopped already
+    assert job_view(CREATED_RELEASED, [failed]).rerun_to_stop
+    assert not job_view(CREATED_RELEASED_STOPPED, [failed]).rerun_to_stop
 
 
 def test_rejected_is_never_success() -> None:
