@@ -534,11 +534,20 @@ class MemoryEngine:
                 if all(row.labels.get(key) == value for key, value in labels.items())
             ]
 
-    def logs(self, container_id: str, *, stdout: bool, stderr: bool) -> Iterator[bytes]:
-        """See :meth:`Engine.logs`: what :meth:`exit` wrote, stdout before stderr."""
+    def logs(
+        self, container_id: str, *, stdout: bool, stderr: bool, tail: int | None = None
+    ) -> Iterator[bytes]:
+        """See :meth:`Engine.logs`: what :meth:`exit` wrote, stdout before stderr; the last
+        ``tail`` lines of that (whole lines, as Podman counts them)."""
+        if tail is not None and tail < 1:
+            raise InvalidArgumentError(f"a log tail must be at least 1 line, not {tail}")
         with self._calling("logs"), self._daemon.lock:
             container = self._daemon.find(container_id)
             output = (container.stdout if stdout else b"") + (container.stderr if stderr else b"")
+        if tail is not None:
+            pieces = output.split(b"\n")  # lines end at \n only, as in the engines' logs
+            lines = [piece + b"\n" for piece in pieces[:-1]] + [pieces[-1]]
+            output = b"".join(lines[-tail:] if pieces[-1] else lines[-tail - 1 :])
         return _chunks(output)
 
     def copy_from(self, container_id: str, path: str) -> Iterator[bytes]:

@@ -31,6 +31,7 @@ __all__ = [
     "event_time_ns",
     "feed_stdin",
     "frame_payloads",
+    "log_params",
     "parse_time",
     "translating",
 ]
@@ -174,6 +175,19 @@ def _read_exactly(raw: Any, size: int) -> bytes:
             break
         data += more
     return data
+
+
+def log_params(stdout: bool, stderr: bool, tail: int | None) -> dict[str, int]:
+    """The query of a logs request (Docker's, Podman's, a swarm task's: the same names):
+    the streams, and the last ``tail`` lines only (None: all).
+
+    Raises:
+        InvalidArgumentError: ``tail`` is below 1 (0 would be read as "all" by some engines).
+    """
+    if tail is not None and tail < 1:
+        raise InvalidArgumentError(f"a log tail must be at least 1 line, not {tail}")
+    streams = {"stdout": int(stdout), "stderr": int(stderr)}
+    return streams if tail is None else {**streams, "tail": tail}
 
 
 def frame_payloads(raw: Any, engine: str) -> Iterator[bytes]:

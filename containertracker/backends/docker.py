@@ -19,6 +19,7 @@ from containertracker.backends._common import (
     error_for_status,
     feed_stdin,
     frame_payloads,
+    log_params,
     translating,
 )
 from containertracker.core.engine import (
@@ -224,7 +225,9 @@ class DockerEngine:
             rows = self._api.containers(all=True, filters=filters)
         return [container_summary(row) for row in rows]
 
-    def logs(self, container_id: str, *, stdout: bool, stderr: bool) -> Iterator[bytes]:
+    def logs(
+        self, container_id: str, *, stdout: bool, stderr: bool, tail: int | None = None
+    ) -> Iterator[bytes]:
         """See :meth:`Engine.logs`.
 
         Read with the session's own GET: docker-py's streaming ``logs`` takes the read
@@ -234,7 +237,7 @@ class DockerEngine:
         with map_engine_errors():
             response = self._api.get(
                 url,
-                params={"stdout": int(stdout), "stderr": int(stderr)},
+                params=log_params(stdout, stderr, tail),
                 stream=True,
                 timeout=self._timeout,
             )

@@ -37,6 +37,7 @@ from containertracker.backends._common import (
     event_time_ns,
     feed_stdin,
     frame_payloads,
+    log_params,
     parse_time,
     translating,
 )
@@ -580,14 +581,16 @@ class PodmanEngine:
         except JobNotFoundError:
             return summary.status
 
-    def logs(self, container_id: str, *, stdout: bool, stderr: bool) -> Iterator[bytes]:
+    def logs(
+        self, container_id: str, *, stdout: bool, stderr: bool, tail: int | None = None
+    ) -> Iterator[bytes]:
         """See :meth:`Engine.logs`."""
         with map_engine_errors():
             response = self._checked_for(
                 container_id,
                 self._api.get(
                     f"/containers/{container_id}/logs",
-                    params={"stdout": stdout, "stderr": stderr},
+                    params=log_params(stdout, stderr, tail),
                     stream=True,
                 ),
             )

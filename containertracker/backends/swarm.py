@@ -38,7 +38,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, BinaryIO
 
-from containertracker.backends._common import error_for_status, frame_payloads, parse_time
+from containertracker.backends._common import (
+    error_for_status,
+    frame_payloads,
+    log_params,
+    parse_time,
+)
 from containertracker.backends.docker import DockerEngine, map_engine_errors
 from containertracker.core.engine import (
     ContainerRecord,
@@ -721,7 +726,9 @@ class SwarmEngine:
         their tasks)."""
         return [row for row, _ in self.job_rows(labels)]
 
-    def logs(self, container_id: str, *, stdout: bool, stderr: bool) -> Iterator[bytes]:
+    def logs(
+        self, container_id: str, *, stdout: bool, stderr: bool, tail: int | None = None
+    ) -> Iterator[bytes]:
         """See :meth:`Engine.logs`: the logs of the job's (first) task, through the manager."""
         service = self._service(container_id)
         view = job_view(service, self._tasks({"service": [service["ID"]]}))
@@ -731,7 +738,7 @@ class SwarmEngine:
         with map_engine_errors():
             response = self._api.get(
                 url,
-                params={"stdout": int(stdout), "stderr": int(stderr)},
+                params=log_params(stdout, stderr, tail),
                 stream=True,
                 timeout=self._timeout,
             )

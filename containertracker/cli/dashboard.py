@@ -12,7 +12,9 @@ import threading
 import time
 import webbrowser
 from collections.abc import Callable
+from urllib.parse import urlsplit, urlunsplit
 
+from containertracker.errors import InvalidArgumentError
 from containertracker.settings import ServerSettings
 
 __all__ = ["dashboard_url", "open_in_browser", "open_when_serving", "served_url"]
@@ -23,8 +25,27 @@ _LISTEN_TIMEOUT = 60.0
 
 
 def dashboard_url(server_url: str) -> str:
-    """The dashboard's address on the server at ``server_url`` (base path included)."""
-    return server_url.rstrip("/") + "/ui"
+    """The dashboard's address on the server at ``server_url``: its scheme, host and port,
+    and ``/ui`` below its path (the base path). Credentials in the URL (``user:password@``)
+    are dropped, never handed to a browser (its history, the command line of the process
+    it runs), and so are a query and a fragment, which are not part of the base path.
+
+    Raises:
+        InvalidArgumentError: ``server_url`` is no http(s) URL with a host (and a valid port).
+    """
+    parts = urlsplit(server_url)
+    try:
+        port = parts.port
+    except ValueError as exc:
+        # (The URL is not quoted back: it may hold a password.)
+        raise InvalidArgumentError(f"the server URL has an invalid port: {exc}") from None
+    host = parts.hostname
+    if parts.scheme not in ("http", "https") or not host:
+        raise InvalidArgumentError("the server URL must be http:// or https:// with a host")
+    if ":" in host:
+        host = f"[{host}]"  # an IPv6 address, which urlsplit gives without its brackets
+    netloc = host if port is None else f"{host}:{port}"
+    return urlunsplit((parts.scheme, netloc, parts.path.rstrip("/") + "/ui", "", ""))
 
 
 def served_url(settings: ServerSettings) -> str:

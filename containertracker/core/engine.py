@@ -246,10 +246,16 @@ class Engine(Protocol):
     def list_containers(self, labels: Mapping[str, str]) -> list[ContainerSummary]:
         """List all containers (any status) carrying every ``labels`` pair, in one API call."""
 
-    def logs(self, container_id: str, *, stdout: bool, stderr: bool) -> Iterator[bytes]:
+    def logs(
+        self, container_id: str, *, stdout: bool, stderr: bool, tail: int | None = None
+    ) -> Iterator[bytes]:
         """The container's output so far, of the chosen streams (interleaved if both), as
         chunks of bounded size read from the engine as they are consumed (never whole in
-        memory); the iteration ends at the end of the output (no follow)."""
+        memory); the iteration ends at the end of the output (no follow).
+
+        ``tail``: only the last ``tail`` lines (at least 1), as the engine counts them
+        (the engine finds them without sending the rest; Docker counts each 16 KiB piece
+        of a longer line as a line, Podman whole lines); None: all of it."""
 
     def copy_from(self, container_id: str, path: str) -> Iterator[bytes]:
         """A tar archive of ``path`` inside the container, as chunks of bounded size read as

@@ -198,11 +198,104 @@ def tail(
     if written:
         data, truncated = _file_tail(path, which, max_bytes)
         return OutputTail(path, data.decode("utf-8", "replace"), truncated, live=False)
-    chunks = engine.logs(
-        job_id, stdout=which == "output", stderr=which == "error" or plan.join_files
+    data, truncated = _log_tail(
+        engine,
+        job_id,
+        stdout=which == "output",
+        stderr=which == "error" or plan.join_files,
+        max_bytes=max_bytes,
+        what=f"{which} of job {job_id}",
     )
-    data, truncated = _last_bytes(chunks, max_bytes)
     return OutputTail(path, data.decode("utf-8", "replace"), truncated, live=True)
+
+
+FIRST_LOG_LINES = 256
+"""Lines of a job's log :func:`_log_tail` asks the engine for first (doubled while fewer
+than the bytes wanted)."""
+READ_FACTOR = 16
+"""Most bytes one log request of :func:`_log_tail` reads, in multiples of the bytes wanted:
+what bounds the cost of lines far longer than the tail shown."""
+
+
+def _log_tail(
+    engine: Engine, job_id: str, *, stdout: bool, stderr: bool, max_bytes: int, what: str
+) -> tuple[bytes, bool]:
+    """The last ``max_bytes`` of the job's log (of the chosen streams), and whether it holds
+    more, reading only its end whatever its size: the last :data:`FIRST_LOG_LINES` lines,
+    then twice as many each time while they hold fewer than ``max_bytes`` and the log has
+    more. No request reads beyond ``READ_FACTOR * max_bytes`` bytes, nor holds more than
+    about ``max_bytes``: when the last lines are longer than that, the end shown is the
+    longest whole last lines that fit (at worst the last line alone).
+
+    Raises:
+        InvalidArgumentError: the log's last line alone is longer than a request may read
+            (``what`` names the log); the file holds it once the job has ended.
+    """
+    budget = READ_FACTOR * max_bytes
+    lines = FIRST_LOG_LINES
+    shown: bytes | None = None  # the end of the log an earlier request read whole
+    while True:
+        chunks = engine.logs(job_id, stdout=stdout, stderr=stderr, tail=lines)
+        end = _read_end(chunks, max_bytes, budget)
+        if not end.complete:
+            if shown is not None:
+                return shown, True  # the lines before those shown are too long to read
+            if lines == 1:
+                raise InvalidArgumentError(
+                    f"the last line of the {what} is longer than {budget} bytes: too long "
+                    "to show before the job has ended and its file is written"
+                )
+            lines = 1
+            continue
+        # Engines may count a long line's pieces as lines (Docker: 16 KiB each), so an
+        # answer holding the whole log may end fewer line breaks than lines asked for, and
+        # one that does not may end a few less too: fewer than half is the whole log.
+        whole = end.line_breaks < lines // 2
+        if end.size >= max_bytes or whole or lines == 1:
+            return end.data, end.size > max_bytes or not whole
+        shown = end.data
+        lines *= 2
+
+
+@dataclass(frozen=True)
+class _End:
+    """What :func:`_read_end` read of a stream of chunks."""
+
+    data: bytes
+    """Its last bytes (at most the number wanted)."""
+    size: int
+    """How many bytes were read."""
+    line_breaks: int
+    """How many of them were line breaks."""
+    complete: bool
+    """The stream was read to its end (else it was longer than the read limit)."""
+
+
+def _read_end(chunks: Iterable[bytes], max_bytes: int, read_limit: int | None = None) -> _End:
+    """The last ``max_bytes`` of a stream of chunks, holding at most about that much (plus
+    one chunk), reading at most ``read_limit`` bytes (None: all); a generator left unread
+    is closed (an engine's closes its connection)."""
+    kept: collections.deque[bytes] = collections.deque()
+    held = size = line_breaks = 0
+    complete = True
+    iterator = iter(chunks)
+    try:
+        for chunk in iterator:
+            if read_limit is not None and size + len(chunk) > read_limit:
+                complete = False
+                break
+            size += len(chunk)
+            line_breaks += chunk.count(b"\n")
+            kept.append(chunk)
+            held += len(chunk)
+            while len(kept) > 1 and held - len(kept[0]) >= max_bytes:
+                held -= len(kept.popleft())
+    finally:
+        close = getattr(iterator, "close", None)
+        if close is not None:
+            close()
+    data = b"".join(kept)
+    return _End(data[-max_bytes:] if max_bytes else b"", size, line_breaks, complete)
 
 
 def _file_tail(path: str, which: str, max_bytes: int) -> tuple[bytes, bool]:
@@ -219,19 +312,3 @@ def _file_tail(path: str, which: str, max_bytes: int) -> tuple[bytes, bool]:
         start = max(0, status.st_size - max_bytes)
         file.seek(start)
         return file.read(max_bytes), start > 0
-
-
-def _last_bytes(chunks: Iterable[bytes], max_bytes: int) -> tuple[bytes, bool]:
-    """The last ``max_bytes`` of a stream of chunks, holding at most about that much, and
-    whether the stream had more."""
-    kept: collections.deque[bytes] = collections.deque()
-    held = 0
-    dropped = False
-    for chunk in chunks:
-        kept.append(chunk)
-        held += len(chunk)
-        while len(kept) > 1 and held - len(kept[0]) >= max_bytes:
-            held -= len(kept.popleft())
-            dropped = True
-    data = b"".join(kept)
-    return data[-max_bytes:] if max_bytes else b"", dropped or len(data) > max_bytes

@@ -311,11 +311,25 @@ class ContainerTracker(ClosesOnExit):
             JobNotFoundError: no such job in this session.
             InvalidArgumentError: the container carries no template label.
         """
-        record = self._record(job_id)
-        raw = record.labels.get(labels.TEMPLATE)
-        if not raw:
+        template = self._template_of(self._record(job_id))
+        if template is None:
             raise InvalidArgumentError(f"label '{labels.TEMPLATE}' not found on job {job_id}")
-        return JobTemplate.from_label(raw)
+        return template
+
+    def job_info_and_template(self, job_id: str) -> tuple[JobInfo, JobTemplate | None]:
+        """:meth:`job_info` and :meth:`job_template` (None where the container carries no
+        template, or one that cannot be read) from one look at the job: what a view listing
+        many jobs needs of each.
+
+        Raises:
+            JobNotFoundError: no such job in this session.
+        """
+        record = self._record(job_id)
+        try:
+            template = self._template_of(record)
+        except ValueError:
+            template = None  # a label another tool wrote: the job is shown without it
+        return self._job_info_of(record), template
 
     def output_tail(
         self, job_id: str, which: Literal["output", "error"], max_bytes: int
@@ -737,6 +751,12 @@ class ContainerTracker(ClosesOnExit):
             limit = record.labels[labels.MAX_PARALLEL]
             sub_state = f"waiting for a free slot (max_parallel {limit})"
         return state, sub_state
+
+    @staticmethod
+    def _template_of(record: ContainerRecord) -> JobTemplate | None:
+        """The template a container's label carries; None if it carries none."""
+        raw = record.labels.get(labels.TEMPLATE)
+        return JobTemplate.from_label(raw) if raw else None
 
     def _job_info_of(self, record: ContainerRecord) -> JobInfo:
         state, sub_state = self._state_of(record)

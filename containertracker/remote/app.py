@@ -50,6 +50,7 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Mount, Route, Router
+from starlette.types import ASGIApp
 
 from containertracker.errors import (
     ContainerTrackerError,
@@ -200,14 +201,49 @@ async def _body(request: Request) -> bytes:
         ) from None
 
 
+MAX_JSON_DEPTH = 32
+"""Deepest nesting of arrays and objects a request body may have: the server's bodies nest
+a few levels (a template's lists and maps); deeper ones are refused before any code walks
+them (recursive code, Python's ``repr`` included, would fail on them)."""
+
+
 async def _json_object(request: Request) -> dict[str, Any]:
+    """The request body, a JSON object nested at most :data:`MAX_JSON_DEPTH` deep.
+
+    Raises:
+        _BadRequest: the body is not that (invalid, too deep, not an object).
+    """
     try:
         data = json.loads(await _body(request))
+    except RecursionError:
+        # The parser recurses per level: a body of '[' * 100000 exhausts the stack.
+        raise _BadRequest(_too_deep()) from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise _BadRequest(f"can't unmarshal body: {exc}") from None
+    if _depth_exceeds(data, MAX_JSON_DEPTH):
+        raise _BadRequest(_too_deep())
     if not isinstance(data, dict):
         raise _BadRequest("can't unmarshal body: expected a JSON object")
     return data
+
+
+def _too_deep() -> str:
+    return f"can't unmarshal body: nested deeper than {MAX_JSON_DEPTH} levels"
+
+
+def _depth_exceeds(data: Any, limit: int) -> bool:
+    """Whether parsed JSON ``data`` nests arrays and objects deeper than ``limit`` (walked
+    without recursion)."""
+    pending: list[tuple[Any, int]] = [(data, 0)]
+    while pending:
+        value, depth = pending.pop()
+        if isinstance(value, dict):
+            value = list(value.values())
+        if isinstance(value, list):
+            if depth >= limit:
+                return True
+            pending.extend((item, depth + 1) for item in value)
+    return False
 
 
 def _template(data: dict[str, Any]) -> JobTemplate:
@@ -277,24 +313,24 @@ async def _call_tracker(
 
 
 @contextlib.contextmanager
-def _long_poll_slot(long_polls: anyio.CapacityLimiter, instead: str) -> Iterator[None]:
-    """Hold one of ``long_polls`` for the block (the current task borrows it).
+def _slot_now(slots: anyio.CapacityLimiter, busy: str) -> Iterator[None]:
+    """Hold one of ``slots`` for the block (the current task borrows it).
 
     Raises:
-        TryLaterError: every slot is taken; the poll is refused at once, not queued (the
-            message says what to do ``instead``).
+        TryLaterError: every slot is taken; the request is refused at once, not queued
+            (a queued one would hold its connection and answer late): "all N ``busy``".
     """
     try:
-        long_polls.acquire_nowait()
+        slots.acquire_nowait()
     except anyio.WouldBlock:
-        raise TryLaterError(
-            f"all {int(long_polls.total_tokens)} long-poll slots of this server are "
-            f"busy; {instead} instead"
-        ) from None
+        raise TryLaterError(f"all {int(slots.total_tokens)} {busy}") from None
     try:
         yield
     finally:
-        long_polls.release()
+        slots.release()
+
+
+_LONG_POLLS_BUSY = "long-poll slots of this server are busy; "
 
 
 # -- answering tracker errors ------------------------------------------------------------------
@@ -507,7 +543,7 @@ async def wait(request: Request) -> Response:
         reached = tracker.wait(job_id, min(timeout, shared.max_wait), *states)
         return reached, tracker.job_state(job_id)[1] if reached == JobState.FAILED else ""
 
-    with _long_poll_slot(shared.long_polls, "poll /jobstate"):
+    with _slot_now(shared.long_polls, _LONG_POLLS_BUSY + "poll /jobstate instead"):
         # A thread of its own, taken at once: the slot is what bounds long polls, and they
         # must not take the request threads (nor anyio's default ones, which Starlette uses).
         own_thread = anyio.CapacityLimiter(1)
@@ -571,7 +607,7 @@ async def changes(request: Request) -> Response:
     if since is None:
         answer = await _call_tracker(request, work)
     else:
-        with _long_poll_slot(shared.feed_polls, "ask again later"):
+        with _slot_now(shared.feed_polls, _LONG_POLLS_BUSY + "ask again later instead"):
             # As /wait: a thread of its own, so that polls never take the request threads.
             # Waiting: the session stays evictable, so that polls never lock others out.
             answer = await _call_tracker(
@@ -734,7 +770,8 @@ def create_app(
     base_path = _base_path(settings)
     credentials = Credentials.of(settings, read=credentials)
     middleware = _middleware(settings, credentials)
-    app = Starlette(
+    app = _App(
+        outermost=_outermost_middleware(settings),
         routes=_routes(base_path),
         middleware=middleware,
         exception_handlers={
@@ -788,19 +825,43 @@ def _routes(base_path: str) -> list[BaseRoute]:
     return [Mount(base_path, app=Router(routes, redirect_slashes=False))]
 
 
+class _App(Starlette):
+    """Starlette with ``outermost`` middleware outside even its error handling
+    (``ServerErrorMiddleware``, which answers unexpected errors with a 500): what must
+    mark every answer, a 500 included."""
+
+    def __init__(self, *, outermost: list[Middleware], **kwargs: Any) -> None:
+        self._outermost = outermost
+        super().__init__(**kwargs)
+
+    def build_middleware_stack(self) -> ASGIApp:
+        app = super().build_middleware_stack()
+        for cls, args, kwargs in reversed(self._outermost):
+            app = cls(app, *args, **kwargs)
+        return app
+
+
+def _outermost_middleware(settings: ServerSettings) -> list[Middleware]:
+    """Outside everything: the web dashboard's headers go on every answer below its path,
+    refusals and 500s included."""
+    from containertracker.remote import dashboard  # (see create_app)
+
+    return [
+        Middleware(
+            PathHeaders,
+            prefix=_base_path(settings) + dashboard.PREFIX,
+            headers=dashboard.SECURITY_HEADERS,
+        )
+    ]
+
+
 def _middleware(settings: ServerSettings, credentials: Credentials) -> list[Middleware]:
     """What refuses a request before any endpoint sees it, outermost first: refusals that
-    need no credentials come before the credential check. Outermost of all, the web
-    dashboard's headers go on every answer below its path, refusals included."""
+    need no credentials come before the credential check."""
     from containertracker.remote import dashboard  # (see create_app)
 
     base_path = _base_path(settings)
     middleware = [
-        Middleware(
-            PathHeaders,
-            prefix=base_path + dashboard.PREFIX,
-            headers=dashboard.SECURITY_HEADERS,
-        ),
         Middleware(
             TrustedHostMiddleware, allowed_hosts=allowed_hosts(settings), www_redirect=False
         ),

@@ -11,10 +11,17 @@ which the cross-site guard lets no other site send.
 Live updates are one Server-Sent Events stream per page (``/ui/api/stream``), fed by the
 session tracker's change feed: the whole table first, then the rows of the jobs that changed,
 the whole table again whenever the feed may have missed changes. Streams are bounded
-(``max_ui_streams``, 503 beyond), each holds at most one poll thread of its own set, ends
-after :data:`STREAM_LIFETIME` seconds (the page reconnects), when its client goes (noticed at
-the next poll, within :data:`POLL_SECONDS`) or when the server shuts down (closing the pool
-wakes its poll).
+(``max_ui_streams``, 503 beyond; a token may hold at most a quarter of them, and the last
+is kept for full-access credentials: :class:`~containertracker.remote.shares.SharedSlots`),
+each holds at most one poll thread of its own set, ends after :data:`STREAM_LIFETIME`
+seconds (the page reconnects), when its client goes (noticed at the next poll, within
+:data:`POLL_SECONDS`), when its client stops reading (a write waits at most
+:data:`SEND_SECONDS`), or when the server shuts down (closing the pool wakes its poll); and
+however it fares, its slot is back within :data:`STREAM_DEADLINE`.
+
+Reading a job's output (``/ui/api/output``, which a page asks again every 2 s while the job
+runs) costs more than any other read: at most :data:`MAX_OUTPUT_READS` run at once, each in
+a thread of its own (503 beyond, at once), and each reads only the end of the job's log.
 """
 
 from __future__ import annotations
@@ -28,11 +35,12 @@ from typing import Any, Final, Literal, Protocol, runtime_checkable
 
 import anyio
 import anyio.to_thread
+from loguru import logger
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from containertracker.core.outputs import OutputTail
 from containertracker.errors import (
@@ -44,7 +52,7 @@ from containertracker.errors import (
     TryLaterError,
     UnsupportedOperationError,
 )
-from containertracker.models import JobTemplate
+from containertracker.models import JobInfo, JobTemplate
 from containertracker.remote.app import (
     _BadRequest,
     _call_tracker,
@@ -54,6 +62,7 @@ from containertracker.remote.app import (
     _monitorer,
     _query,
     _shared,
+    _slot_now,
 )
 from containertracker.remote.dashboard_view import (
     SECURITY_HEADERS,
@@ -65,17 +74,21 @@ from containertracker.remote.dashboard_view import (
     visible_sessions,
 )
 from containertracker.remote.middleware import GRANT_KEY
+from containertracker.remote.shares import SharedSlots
 from containertracker.remote.tokens import Credentials, Grant
 from containertracker.settings import ServerSettings
 from containertracker.tracker import JobChanges, JobTemplater, JobTracker, control_action
 
 __all__ = [
     "MAX_OUTPUT_BYTES",
+    "MAX_OUTPUT_READS",
     "MAX_ROWS",
     "POLL_SECONDS",
     "PREFIX",
     "PUBLIC_PATHS",
     "SECURITY_HEADERS",
+    "SEND_SECONDS",
+    "STREAM_DEADLINE",
     "STREAM_LIFETIME",
     "install",
     "routes",
@@ -85,11 +98,14 @@ PREFIX: Final = "/ui"
 """Where the dashboard lies below the server's base path."""
 MAX_ROWS: Final = 1000
 """Most jobs of a session one table holds (the first the engine lists; the answer says how
-many there are): each row costs two engine reads."""
+many there are): each row costs an engine read."""
 MAX_MACHINE_JOBS: Final = 1000
 """Most containers the machines view reads to find the jobs on each machine."""
 MAX_OUTPUT_BYTES: Final = 64 << 10
 """The tail of an output file the job view shows."""
+MAX_OUTPUT_READS: Final = 4
+"""Output reads at once (of every client): beyond, refused at once (TryLaterError, 503),
+so that pages following running jobs' outputs never take the request threads."""
 MAX_FIELD: Final = 256
 """Longest job id or action a request may name."""
 POLL_SECONDS: Final = 15.0
@@ -97,6 +113,15 @@ POLL_SECONDS: Final = 15.0
 client that went away is noticed within it."""
 STREAM_LIFETIME: Final = 600.0
 """Seconds after which a stream ends (the page opens a new one): no stream lives forever."""
+SEND_SECONDS: Final = 30.0
+"""Longest one write of a stream waits for its client to take the data (a client that stops
+reading, its connection open, fills the buffers, and the write would wait forever): then
+the stream ends and its connection is closed."""
+STREAM_DEADLINE: Final = STREAM_LIFETIME + 60.0
+"""Seconds after which a stream ends whatever it is doing (its last poll, reads and write
+are bounded too; this bounds them all together)."""
+STREAM_SHARE: Final = 4
+"""A token may hold at most ``max_ui_streams // STREAM_SHARE`` streams (at least one)."""
 RETRY_SECONDS: Final = 2.0
 """Pause of a stream after its session's tracker could not answer (evicted, the engine away)."""
 
@@ -119,6 +144,13 @@ class _SessionLister(Protocol):
 
 
 @runtime_checkable
+class _JobReader(Protocol):
+    """A tracker that reads a job's info and template at once (ContainerTracker)."""
+
+    def job_info_and_template(self, job_id: str) -> tuple[JobInfo, JobTemplate | None]: ...
+
+
+@runtime_checkable
 class _OutputReader(Protocol):
     """A tracker that can read a job's output as it is now (ContainerTracker)."""
 
@@ -133,12 +165,15 @@ class _Dashboard:
 
     page: bytes
     """``index.html``, with the credentials the page must ask for filled in."""
-    streams: anyio.CapacityLimiter
-    """Open streams (``max_ui_streams``), taken without waiting (503 beyond)."""
+    streams: SharedSlots
+    """Open streams (``max_ui_streams``), shared among credentials, taken without waiting
+    (503 beyond)."""
     poll_threads: anyio.CapacityLimiter
     """Threads blocked in streams' change-feed polls: as many as streams, never more (a
     stream whose client left may still be finishing its poll)."""
     poll_seconds: float
+    output_reads: anyio.CapacityLimiter
+    """Output reads in flight (:data:`MAX_OUTPUT_READS`), taken without waiting."""
 
 
 def install(app: Starlette, settings: ServerSettings, credentials: Credentials) -> None:
@@ -147,9 +182,12 @@ def install(app: Starlette, settings: ServerSettings, credentials: Credentials) 
     page = _asset("index.html").replace(b"%%LOGIN%%", login.encode())
     app.state.dashboard = _Dashboard(
         page=page,
-        streams=anyio.CapacityLimiter(settings.max_ui_streams),
+        streams=SharedSlots(
+            settings.max_ui_streams, max(1, settings.max_ui_streams // STREAM_SHARE)
+        ),
         poll_threads=anyio.CapacityLimiter(settings.max_ui_streams),
         poll_seconds=min(POLL_SECONDS, settings.max_wait),
+        output_reads=anyio.CapacityLimiter(MAX_OUTPUT_READS),
     )
 
 
@@ -179,12 +217,24 @@ def _template_of(tracker: JobTracker, job_id: str) -> JobTemplate | None:
         return None
 
 
+def _info_and_template(tracker: JobTracker, job_id: str) -> tuple[JobInfo, JobTemplate | None]:
+    """The job's info and template (None: :func:`_template_of`), in one engine read where
+    the tracker can."""
+    if isinstance(tracker, _JobReader):
+        return tracker.job_info_and_template(job_id)
+    return tracker.job_info(job_id), _template_of(tracker, job_id)
+
+
+def _row(tracker: JobTracker, job_id: str) -> dict[str, Any]:
+    return job_row(*_info_and_template(tracker, job_id))
+
+
 def _rows(tracker: JobTracker, job_ids: list[str]) -> dict[str, Any]:
     """``{"rows": [...], "gone": [...]}``: the rows of ``job_ids``, and those no longer there."""
     rows, gone = [], []
     for job_id in job_ids:
         try:
-            rows.append(job_row(tracker.job_info(job_id), _template_of(tracker, job_id)))
+            rows.append(_row(tracker, job_id))
         except JobNotFoundError:
             gone.append(job_id)
     return {"rows": rows, "gone": gone}
@@ -246,15 +296,20 @@ async def sessions(request: Request) -> Response:
     and whether they may see the machines."""
     shared = _shared(request)
     grant: Grant | None = request.scope.get(GRANT_KEY)
+    default = shared.pool.default_session
+    # A tracker only as a handle on the engine: one already open, else one of a session
+    # the credentials may use (the default, else the first the token names): never one
+    # the token may not use, whose scheduling and threads it would set going. What the
+    # handle finds is filtered by the grant below, so a bound token learns only its own
+    # sessions' names.
+    may_open = visible_sessions((), grant, default)
 
     def names() -> list[str]:
-        # The default session's tracker only as a handle on the engine: what it finds is
-        # filtered by the grant below, so a bound token learns only its own sessions' names.
-        with shared.pool.using(shared.pool.default_session) as tracker:
+        with shared.pool.any_tracker(may_open) as tracker:
             return tracker.session_names() if isinstance(tracker, _SessionLister) else []
 
     found = await anyio.to_thread.run_sync(names, limiter=shared.request_threads)
-    visible = visible_sessions(found, grant, shared.pool.default_session)
+    visible = visible_sessions(found, grant, default)
     every = grant is None or grant.every_session
     return JSONResponse({"sessions": visible, "machines": every})
 
@@ -271,8 +326,7 @@ async def job(request: Request) -> Response:
     job_id = _job_param(request)
 
     def work(tracker: JobTracker) -> dict[str, Any]:
-        info = tracker.job_info(job_id)
-        template = _template_of(tracker, job_id)
+        info, template = _info_and_template(tracker, job_id)
         return {
             "row": job_row(info, template),
             "info": info_view(info),
@@ -294,7 +348,11 @@ async def output(request: Request) -> Response:
     def work(tracker: JobTracker) -> OutputTail:
         return _output_reader(tracker).output_tail(job_id, kind, MAX_OUTPUT_BYTES)
 
-    tail = await _call_tracker(request, work)
+    busy = "output readers of this server are busy; ask again in a moment"
+    with _slot_now(_dashboard(request).output_reads, busy):
+        # A thread of its own, taken at once: the slot is what bounds output reads, and
+        # they must not take the request threads.
+        tail = await _call_tracker(request, work, threads=anyio.CapacityLimiter(1))
     return JSONResponse(
         {"path": tail.path, "text": tail.text, "truncated": tail.truncated, "live": tail.live}
     )
@@ -321,7 +379,7 @@ async def control(request: Request) -> Response:
 
     def work(tracker: JobTracker) -> dict[str, Any]:
         tracker.job_control(job_id, checked)
-        return job_row(tracker.job_info(job_id), _template_of(tracker, job_id))
+        return _row(tracker, job_id)
 
     return JSONResponse({"row": await _call_tracker(request, work)})
 
@@ -351,7 +409,8 @@ async def machines(request: Request) -> Response:
 
 class _EventStream(StreamingResponse):
     """A Server-Sent Events response that gives its stream slot back when it ends, however
-    (finished, client gone, cancelled, never started)."""
+    (finished, client gone, cancelled, never started), and ends when its client takes no
+    data for :data:`SEND_SECONDS`, or after :data:`STREAM_DEADLINE` in any case."""
 
     def __init__(self, events: AsyncIterator[bytes], release: Callable[[], None]) -> None:
         # X-Accel-Buffering: a buffering proxy in front would hold the events back.
@@ -361,8 +420,19 @@ class _EventStream(StreamingResponse):
         self._release = release
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async def bounded_send(message: Message) -> None:
+            # A client that stops reading fills the buffers: the server's write then waits
+            # for room (without a timeout), and the stream would never end.
+            with anyio.fail_after(SEND_SECONDS):
+                await send(message)
+
         try:
-            await super().__call__(scope, receive, send)
+            with anyio.move_on_after(STREAM_DEADLINE):
+                await super().__call__(scope, receive, bounded_send)
+        except (TimeoutError, ClientDisconnect):
+            # (Starlette turns a send's TimeoutError, an OSError, into ClientDisconnect under
+            # ASGI 2.4.) The response is left unfinished: the server closes the connection.
+            logger.info("a dashboard stream ended: its client took no data for {} s", SEND_SECONDS)
         finally:
             self._release()
 
@@ -373,21 +443,18 @@ async def stream(request: Request) -> Response:
     docstring). Refused before anything is sent (a real 4xx/503) when every stream slot is
     taken or the credentials do not cover the session."""
     dashboard = _dashboard(request)
-    slot = object()
-    try:
-        dashboard.streams.acquire_on_behalf_of_nowait(slot)
-    except anyio.WouldBlock:
-        raise TryLaterError(
-            f"all {int(dashboard.streams.total_tokens)} dashboard streams of this server are "
-            "open; try again later"
-        ) from None
+    grant: Grant | None = request.scope.get(GRANT_KEY)
+    full_access = grant is None or grant.every_session
+    refusal = dashboard.streams.take(grant, full_access=full_access)
+    if refusal is not None:
+        raise TryLaterError(f"no dashboard stream of this server is free: {refusal}; try later")
     try:
         cursor, table = await _call_tracker(request, _snapshot)
     except BaseException:
-        dashboard.streams.release_on_behalf_of(slot)
+        dashboard.streams.give_back(grant)
         raise
     events = _events(request, dashboard, cursor, table)
-    return _EventStream(events, lambda: dashboard.streams.release_on_behalf_of(slot))
+    return _EventStream(events, lambda: dashboard.streams.give_back(grant))
 
 
 async def _events(

@@ -15,11 +15,13 @@ from containertracker.models import JobInfo, JobState, JobTemplate, Machine
 from containertracker.remote.tokens import Grant
 
 __all__ = [
+    "ROW_FIELD_LIMITS",
     "SECURITY_HEADERS",
     "actions_for",
     "info_view",
     "job_row",
     "machine_view",
+    "shorten",
     "sse_comment",
     "sse_event",
     "visible_sessions",
@@ -65,6 +67,26 @@ def actions_for(state: JobState) -> list[str]:
     return list(_ACTIONS.get(state, ()))
 
 
+ROW_FIELD_LIMITS: Final[dict[str, int]] = {
+    "name": 128,
+    "array": 64,
+    "task": 20,
+    "image": 256,
+    "subState": 300,
+    "machine": 256,
+    "annotation": 300,
+}
+"""Longest text a row shows of each field of free text (longer ones end in ``…``): a row's
+size is bounded whatever the labels and engine messages hold, and so is a table of
+:data:`~containertracker.remote.dashboard.MAX_ROWS` rows sent as one event. The job view
+(:func:`info_view`, the template) shows them whole."""
+
+
+def shorten(text: str, limit: int) -> str:
+    """``text``, or its first ``limit - 1`` characters and ``…`` if it is longer."""
+    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
+
+
 def _iso(value: datetime | None) -> str | None:
     return None if value is None else value.isoformat()
 
@@ -74,10 +96,11 @@ def job_row(info: JobInfo, template: JobTemplate | None) -> dict[str, Any]:
 
     ``state`` is the remote state name (``queuedHeld``), ``runtime`` the wall-clock seconds
     so far (None before the start; the page counts on for a running job from ``started``),
-    ``actions`` what :func:`actions_for` allows.
+    ``actions`` what :func:`actions_for` allows; free text is cut to
+    :data:`ROW_FIELD_LIMITS`.
     """
     extension = info.extension
-    return {
+    row: dict[str, Any] = {
         "id": info.id,
         "name": template.job_name if template is not None else "",
         "array": extension.get("array_id", ""),
@@ -97,6 +120,9 @@ def job_row(info: JobInfo, template: JobTemplate | None) -> dict[str, Any]:
         "hasError": bool(extension.get("error_path")),
         "actions": actions_for(info.state),
     }
+    for field, limit in ROW_FIELD_LIMITS.items():
+        row[field] = shorten(str(row[field]), limit)
+    return row
 
 
 def info_view(info: JobInfo) -> dict[str, Any]:

@@ -231,6 +231,41 @@ class TrackerPool:
                 if not counter[session]:
                     del counter[session]
 
+    @contextlib.contextmanager
+    def any_tracker(self, sessions: Sequence[str]) -> Iterator[JobTracker | None]:
+        """For the block, a tracker to look across the engine with (blocking: call it from
+        a worker thread): one already open, of whichever session (the most recently used;
+        it stays open meanwhile, but this use does not make it more recent), else the
+        tracker of the first of ``sessions``, opened as :meth:`using` does; None if none
+        is open and ``sessions`` is empty. So a look across the engine never opens the
+        tracker (its scheduling, its threads) of a session the caller did not name.
+
+        Raises:
+            DeniedByDrmsError: the pool is closed.
+            TryLaterError, DrmCommunicationError: as :meth:`using`, opening a tracker.
+        """
+        with self._lock:
+            if self._closed:
+                raise DeniedByDrmsError("the server is shutting down")
+            session = next(reversed(self._trackers), None)
+            if session is not None:
+                self._busy[session] += 1
+                tracker = self._trackers[session]
+        if session is None:
+            if not sessions:
+                yield None
+                return
+            with self.using(sessions[0]) as opened:
+                yield opened
+            return
+        try:
+            yield tracker
+        finally:
+            with self._lock:
+                self._busy[session] -= 1
+                if not self._busy[session]:
+                    del self._busy[session]
+
     def _evicted(self, session: str, tracker: JobTracker) -> bool:
         """Whether ``tracker`` of ``session`` was evicted (closed to make room, or as not
         confined enough), not closed by the pool's shutdown."""

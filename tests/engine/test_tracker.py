@@ -1104,3 +1104,51 @@ def test_closed_tracker_refuses_every_call(open_tracker, image, session_name) ->
     other = open_tracker()
     assert other.list_jobs() == [job_id]
     assert other.job_state(job_id)[0] is RUNNING  # the terminate was refused too
+
+
+_MANY_LINES = (
+    'i=0; while [ $i -lt 5000 ]; do echo "line $i: ........................................'
+    '.........................................."; i=$((i+1)); done; echo last; sleep 300'
+)
+"""About 480 KB of output in 5,001 lines, the last one ``last``, then the job runs on."""
+
+
+def _wait_for_output(tracker, job_id: str, end: bytes) -> None:
+    engine = tracker._engine
+    for _ in range(600):  # a guard against a hang, not a timed assertion
+        if b"".join(engine.logs(job_id, stdout=True, stderr=False, tail=1)) == end:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"the job's log never ended with {end!r}")
+
+
+@pytest.mark.local_only
+def test_the_engine_gives_the_last_lines_of_a_log(tracker, image) -> None:
+    """Engine.logs(tail=N): only the job's last N lines, from the engine."""
+    job_id = tracker.add_job(jt(image, "sh", "-c", _MANY_LINES))
+    try:
+        _wait_for_output(tracker, job_id, b"last\n")
+        logs = tracker._engine.logs(job_id, stdout=True, stderr=False, tail=3)
+        assert b"".join(logs).decode().split("\n")[1:] == [
+            "line 4999: " + "." * 82,
+            "last",
+            "",
+        ]
+    finally:
+        tracker.job_control(job_id, "terminate")
+
+
+@pytest.mark.local_only
+@single_host_only(refused_by=SWARM_REFUSAL)
+def test_a_running_jobs_output_tail_is_the_end_of_its_log(tracker, image, tmp_path) -> None:
+    """What the dashboard shows of a running job: the last bytes of its log, read from
+    its last lines (never the whole log)."""
+    out = tmp_path / "out"
+    job_id = tracker.add_job(jt(image, "sh", "-c", _MANY_LINES, output_path=str(out)))
+    try:
+        _wait_for_output(tracker, job_id, b"last\n")
+        shown = tracker.output_tail(job_id, "output", 16 << 10)
+        assert (shown.live, shown.truncated, len(shown.text)) == (True, True, 16 << 10)
+        assert shown.text.endswith("line 4999: " + "." * 82 + "\nlast\n")
+    finally:
+        tracker.job_control(job_id, "terminate")

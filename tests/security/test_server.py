@@ -538,3 +538,16 @@ def test_no_redirect_built_from_the_host_header(serve) -> None:
         with serve(**settings) as url, httpx.Client(base_url=url) as http:
             answer = http.get("/listjobs/", headers={"Host": "evil.example"})
             assert answer.status_code == 404 and "location" not in answer.headers
+
+
+@pytest.mark.parametrize("path", ["/addjob", "/ui/api/control"])
+def test_deeply_nested_json_is_refused_with_a_400(
+    serve, engine: Engine, session_name, path
+) -> None:
+    """'[' * 100000 made the parser recurse until a RecursionError, answered 500: now the
+    body is refused as malformed (400), nothing created."""
+    with serve() as url, httpx.Client(base_url=url) as http:
+        nested = b"[" * 100_000
+        answer = http.post(path, content=nested, headers={"Content-Type": "application/json"})
+        assert answer.status_code == 400 and "nested deeper than" in answer.text
+    assert session_containers(engine, session_name) == []

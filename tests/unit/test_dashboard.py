@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -19,12 +20,15 @@ import httpx
 import pytest
 
 from containertracker import JobState, JobTemplate
-from containertracker.core.outputs import _last_bytes
+from containertracker.core import outputs
+from containertracker.core.outputs import _read_end
+from containertracker.core.plan import Plan
 from containertracker.core.tracker import ContainerTracker
 from containertracker.errors import DeniedByDrmsError, InvalidArgumentError
 from containertracker.models import JobInfo
-from containertracker.remote import ServerThread, TrackerPool
+from containertracker.remote import ServerThread, TrackerPool, dashboard
 from containertracker.remote.dashboard_view import (
+    ROW_FIELD_LIMITS,
     SECURITY_HEADERS,
     actions_for,
     job_row,
@@ -32,6 +36,7 @@ from containertracker.remote.dashboard_view import (
     sse_event,
     visible_sessions,
 )
+from containertracker.remote.shares import SharedSlots
 from containertracker.remote.tokens import Grant
 from containertracker.remote.wire import ERROR_CLASS_HEADER, SESSION_HEADER
 from containertracker.settings import ServerSettings
@@ -174,7 +179,134 @@ def test_the_tail_of_a_stream_keeps_only_its_last_bytes(
     chunks: list[bytes], limit: int, expected: tuple[bytes, bool]
 ) -> None:
     """The last ``limit`` bytes, and whether there were more."""
-    assert _last_bytes(iter(chunks), limit) == expected
+    end = _read_end(iter(chunks), limit)
+    assert (end.data, end.size > limit) == expected
+
+
+def test_a_row_cuts_free_text_so_a_table_event_stays_bounded() -> None:
+    """Names, images, sub-states, machines and annotations longer than their limit end in
+    an ellipsis: 1,000 rows of the longest stay a bounded event."""
+    huge = "x" * 100_000
+    info = JobInfo(
+        id="f" * 64,
+        state=JobState.QUEUED,
+        sub_state=huge,
+        annotation=huge,
+        allocated_machines=(huge, huge),
+        extension={"array_id": huge, "task_id": huge, "category": huge},
+    )
+    row = job_row(info, JobTemplate(job_category=huge, job_name=huge))
+    for field, limit in ROW_FIELD_LIMITS.items():
+        assert len(row[field]) == limit and row[field].endswith("\u2026"), field
+    assert row["id"] == "f" * 64
+    assert len(sse_event("table", {"rows": [row] * dashboard.MAX_ROWS})) < 3 << 20
+
+
+def test_stream_slots_are_shared_so_no_token_locks_others_out() -> None:
+    """A token holds at most its share; tokens without full access leave the last slot to
+    the operator's; requests without a token (basic auth, none) are one credential with no
+    share limit."""
+    slots = SharedSlots(total=4, share=2)
+    team_a, team_b, operator = Grant(TEAM, ("a",)), Grant("b" * 20, ("b",)), Grant(OPERATOR)
+    assert slots.take(team_a, full_access=False) is None
+    assert slots.take(team_a, full_access=False) is None
+    assert "its share" in str(slots.take(team_a, full_access=False))
+    assert slots.take(team_b, full_access=False) is None
+    assert "all 4 are in use" in str(slots.take(team_b, full_access=False))  # the reserve
+    assert slots.take(operator, full_access=True) is None
+    assert slots.take(operator, full_access=True) is not None  # now all are in use
+    slots.give_back(team_a)
+    slots.give_back(team_a)
+    assert slots.in_use == 2
+    anyone = SharedSlots(total=3, share=1)
+    assert [anyone.take(None, full_access=True) for _ in range(4)][:3] == [None] * 3
+    assert anyone.take(None, full_access=True) is not None
+
+
+class _Log:
+    """An engine whose one job's log is ``lines`` (made as read, never whole) and that counts
+    the bytes it sends; ``tail`` counts whole lines, as Podman does."""
+
+    def __init__(self, lines: list[bytes]) -> None:
+        self.lines = lines
+        self.sent = 0
+        self.requests: list[int | None] = []
+
+    def logs(self, job_id: str, *, stdout: bool, stderr: bool, tail: int | None = None):
+        self.requests.append(tail)
+        for line in self.lines if tail is None else self.lines[-tail:]:
+            for start in range(0, len(line), 1 << 16):
+                piece = line[start : start + (1 << 16)]
+                self.sent += len(piece)
+                yield piece
+
+
+class _Lines(list[bytes]):
+    """``count`` lines of ``width`` bytes, made when read."""
+
+    def __init__(self, count: int, width: int) -> None:
+        super().__init__()
+        self.count, self.width = count, width
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __iter__(self) -> Iterator[bytes]:
+        return (self._line(i) for i in range(self.count))
+
+    def __getitem__(self, index):  # type: ignore[no-untyped-def,override]
+        assert isinstance(index, slice)
+        return [self._line(i) for i in range(*index.indices(self.count))]
+
+    def _line(self, i: int) -> bytes:
+        return f"{i:>{self.width - 1}}\n".encode()
+
+
+def _live_tail(log: _Log, max_bytes: int) -> outputs.OutputTail:
+    plan = Plan(stdout_path="/srv/jobs/out")
+    return outputs.tail(
+        log,  # type: ignore[arg-type]
+        "job",
+        plan,
+        None,
+        which="output",
+        written=False,
+        max_bytes=max_bytes,
+    )
+
+
+def test_a_live_tail_reads_only_the_end_of_a_huge_log() -> None:
+    """150 MB of output: the last 64 KiB come from the engine's last lines (asked for in
+    growing numbers), not from reading the whole log."""
+    log = _Log(_Lines(1_500_000, 100))  # 150 MB
+    shown = _live_tail(log, 64 << 10)
+    assert shown.truncated and shown.live
+    assert shown.text.endswith(f"{1_499_999:>99}\n")
+    assert len(shown.text) == 64 << 10
+    assert log.sent < 1 << 20
+    assert log.requests == [256, 512, 1024]
+
+
+def test_a_live_tail_of_a_short_log_is_all_of_it() -> None:
+    log = _Log([b"one\n", b"two\n", b"three"])
+    shown = _live_tail(log, 1024)
+    assert (shown.text, shown.truncated) == ("one\ntwo\nthree", False)
+    assert log.requests == [256]
+
+
+def test_a_live_tail_never_reads_an_enormous_line_whole() -> None:
+    """Lines longer than a request may read (16 times the tail) are not read to their end:
+    the last lines that fit are shown, or, when the last line alone is too long, the
+    answer says so."""
+    huge = b"y" * (40 << 20)
+    log = _Log([b"start\n", huge + b"\n", *[b"z\n"] * 10])
+    shown = _live_tail(log, 1024)
+    assert (shown.text, shown.truncated) == ("z\n", True)
+    assert log.sent <= 2 * (16 * 1024 + (1 << 16))  # two requests, each a piece beyond
+    log = _Log([b"start\n", huge])
+    with pytest.raises(InvalidArgumentError, match="last line of the output of job job"):
+        _live_tail(log, 1024)
+    assert log.sent <= 2 * (16 * 1024 + (1 << 16))  # two requests, each a piece beyond
 
 
 # -- the output tail of a job -------------------------------------------------------------------
@@ -579,3 +711,237 @@ def test_serve_open_opens_the_address_the_server_answers(
     from containertracker.cli.dashboard import dashboard_url, served_url
 
     assert dashboard_url(served_url(ServerSettings(**settings))) == expected
+
+
+@pytest.mark.parametrize(
+    ("server_url", "expected"),
+    [
+        ("http://u:secret@h:1/base", "http://h:1/base/ui"),
+        ("http://h:1/base/?token=secret#frag", "http://h:1/base/ui"),
+        ("https://[::1]:8443", "https://[::1]:8443/ui"),
+        ("http://jobs.example/", "http://jobs.example/ui"),
+    ],
+)
+def test_ui_opens_the_address_without_credentials_query_or_fragment(
+    server_url: str, expected: str
+) -> None:
+    """``containertracker ui`` hands a browser (its history, its command line) no password:
+    userinfo, query and fragment are dropped, /ui goes below the base path."""
+    from containertracker.cli.dashboard import dashboard_url
+
+    assert dashboard_url(server_url) == expected
+
+
+@pytest.mark.parametrize("server_url", ["ftp://h/x", "http://u:secret@h:99999999/", "h:1"])
+def test_ui_refuses_what_is_no_server_url_without_quoting_it(server_url: str) -> None:
+    from containertracker.cli.dashboard import dashboard_url
+
+    with pytest.raises(InvalidArgumentError) as refused:
+        dashboard_url(server_url)
+    assert "secret" not in str(refused.value)
+
+
+# -- review fixes: the server's side -------------------------------------------------------------
+
+
+def test_the_token_field_is_not_offered_for_saving() -> None:
+    """The sign-in field keeps the token out of browsers' password managers (the README
+    promises it stays in the tab): no password name, autocomplete off, still hidden."""
+    import html.parser
+
+    class Inputs(html.parser.HTMLParser):
+        def __init__(self) -> None:
+            super().__init__()
+            self.found: dict[str, dict[str, str | None]] = {}
+
+        def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+            values = dict(attrs)
+            if values.get("id") in ("login-secret", "login-form"):
+                self.found[str(values["id"])] = values
+
+    parser = Inputs()
+    parser.feed(dashboard._asset("index.html").decode())
+    secret, form = parser.found["login-secret"], parser.found["login-form"]
+    assert secret["type"] == "password"
+    assert secret["autocomplete"] == "off" and form["autocomplete"] == "off"
+    assert secret["name"] not in ("password", "current-password")
+
+
+class _CountingEngine:
+    """An engine connection that counts its inspections."""
+
+    def __init__(self, engine: Any) -> None:
+        self._engine = engine
+        self.inspections = 0
+
+    def inspect(self, container_id: str) -> Any:
+        self.inspections += 1
+        return self._engine.inspect(container_id)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._engine, name)
+
+
+def test_a_row_costs_one_inspection(engine: MemoryEngine, tmp_path: Path) -> None:
+    """Info and template come from one look at the job's container."""
+    counting = _CountingEngine(engine.connect())
+    with ContainerTracker(counting, "rows", state_dir=tmp_path / "state") as tracker:  # type: ignore[arg-type]
+        job_id = tracker.add_job(SLEEP.model_copy(update={"job_name": "one-look"}))
+        counting.inspections = 0
+        rows = dashboard._rows(tracker, [job_id, "0" * 64])
+        assert [row["name"] for row in rows["rows"]] == ["one-look"]
+        assert rows["gone"] == ["0" * 64]
+        assert counting.inspections == 2  # one per job
+
+
+def test_listing_sessions_opens_no_tracker_the_token_may_not_use(
+    engine: MemoryEngine, tmp_path: Path, jobs_dir: Path, tokens: Path
+) -> None:
+    """The team's token lists its sessions through a tracker of a session it may use,
+    never the default session's (whose scheduling it would set going); the operator's
+    then reuses an open tracker."""
+    with _tracker(engine, tmp_path, "team-a-1", [jobs_dir]) as tracker:
+        tracker.add_job(SLEEP)
+    opened: list[str] = []
+
+    def open_tracker(session: str) -> ContainerTracker:
+        opened.append(session)
+        return _tracker(engine, tmp_path, session, [jobs_dir])
+
+    pool = TrackerPool(open_tracker, DEFAULT)  # type: ignore[arg-type]
+    settings = ServerSettings(port=0, allowed_host_paths=[jobs_dir], token_file=tokens)
+    with ServerThread(pool, settings) as url, httpx.Client(base_url=url, timeout=30) as http:
+        team = http.get("/ui/api/sessions", headers=_auth(TEAM)).json()
+        assert team["sessions"] == ["team-a", "team-a-1"]
+        assert opened == ["team-a"]
+        operator = http.get("/ui/api/sessions", headers=_auth(OPERATOR)).json()
+        assert operator["sessions"] == [DEFAULT, "team-a-1"]
+        assert opened == ["team-a"]
+
+
+class _Broken(Exception):
+    pass
+
+
+def test_a_500_below_ui_carries_the_security_headers() -> None:
+    """An unexpected error answers 500, with the dashboard's headers like every answer
+    below /ui (the error handler lies outside the rest of the middleware)."""
+
+    def broken_backend(session: str) -> Any:
+        raise _Broken("no tracker here")
+
+    with ServerThread(TrackerPool(broken_backend, "s"), ServerSettings(port=0)) as url:
+        answer = httpx.get(url + "/ui/api/jobs", timeout=30)
+        elsewhere = httpx.get(url + "/listjobs", timeout=30)
+    assert answer.status_code == 500 and elsewhere.status_code == 500
+    assert answer.headers[ERROR_CLASS_HEADER] == "InternalError"
+    for name, value in SECURITY_HEADERS.items():
+        assert answer.headers[name] == value
+    assert "content-security-policy" not in elsewhere.headers
+
+
+DEEP = b"[" * 100_000
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/addjob", DEEP),
+        ("/addarrayjob", DEEP),
+        ("/monitor/jobids", DEEP),
+        ("/ui/api/control", DEEP),
+        ("/ui/api/control", b'{"jobID": "x", "action": ' + b"[" * 500 + b"]" * 500 + b"}"),
+        ("/addarrayjob", b'{"begin": ' + b"[" * 900 + b"]" * 900 + b"}"),
+    ],
+)
+def test_deeply_nested_json_is_a_400(serve: Callable[..., Any], path: str, body: bytes) -> None:
+    """Nesting beyond what any body needs is refused as malformed (400), not a 500 from
+    the parser's recursion or from code walking it."""
+    with serve() as url, httpx.Client(base_url=url, timeout=30) as http:
+        answer = http.post(path, content=body, headers={"Content-Type": "application/json"})
+    assert answer.status_code == 400
+    assert "nested deeper than" in answer.text
+
+
+def test_output_reads_are_bounded_and_refused_at_once_beyond(
+    serve: Callable[..., Any], engine: MemoryEngine, tmp_path: Path, jobs_dir: Path
+) -> None:
+    """While MAX_OUTPUT_READS output reads are under way, another is refused at once (503
+    TryLaterError), and other requests are answered meanwhile."""
+    with _tracker(engine, tmp_path, DEFAULT, [jobs_dir]) as tracker:
+        job_id = tracker.add_job(SLEEP.model_copy(update={"output_path": str(jobs_dir / "o")}))
+    gates = [engine.block_next("logs") for _ in range(dashboard.MAX_OUTPUT_READS)]
+    with serve() as url, httpx.Client(base_url=url, timeout=60) as http:
+        answers: list[int] = []
+
+        def read() -> None:
+            with httpx.Client(base_url=url, timeout=60) as own:
+                answers.append(own.get("/ui/api/output", params={"jobID": job_id}).status_code)
+
+        readers = [threading.Thread(target=read) for _ in gates]
+        for reader in readers:
+            reader.start()
+        try:
+            for gate in gates:
+                assert gate.reached.wait(60)
+            refused = http.get("/ui/api/output", params={"jobID": job_id})
+            assert refused.status_code == 503
+            assert refused.headers[ERROR_CLASS_HEADER] == "TryLaterError"
+            assert "output readers" in refused.json()["Error"]
+            assert http.get("/ui/api/jobs").status_code == 200
+        finally:
+            for gate in gates:
+                gate.release()
+            for reader in readers:
+                reader.join(60)
+        assert answers == [200] * len(gates)
+
+
+def test_a_token_holds_only_its_share_of_the_streams(
+    serve: Callable[..., Any], tokens: Path
+) -> None:
+    """With 4 streams a token may hold one; the operator still gets one when the team's
+    token holds its share and others' streams fill the rest."""
+    with (
+        serve(token_file=tokens, max_ui_streams=4, max_wait=0.5) as url,
+        httpx.Client(base_url=url, timeout=30) as http,
+        http.stream("GET", "/ui/api/stream", headers=_auth(TEAM, "team-a")) as first,
+    ):
+        assert first.status_code == 200
+        again = http.get("/ui/api/stream", headers=_auth(TEAM, "team-a"))
+        assert again.status_code == 503 and "its share" in again.json()["Error"]
+        with http.stream("GET", "/ui/api/stream", headers=_auth(OPERATOR)) as operator:
+            assert operator.status_code == 200
+
+
+def test_a_stream_whose_client_stops_reading_gives_its_slot_back(
+    serve: Callable[..., Any],
+    engine: MemoryEngine,
+    tmp_path: Path,
+    jobs_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A client that opens a stream and then reads nothing (a small receive buffer, the
+    connection kept open) fills the buffers: the server's write gives up after
+    SEND_SECONDS, and the stream's slot is free again."""
+    monkeypatch.setattr(dashboard, "SEND_SECONDS", 0.5)
+    with _tracker(engine, tmp_path, DEFAULT, [jobs_dir]) as tracker:
+        for i in range(dashboard.MAX_ROWS):  # tables of about 1 MB each
+            name = f"{i:04d}-" + "n" * 200
+            tracker.add_job(SLEEP.model_copy(update={"job_name": name, "submit_as_hold": True}))
+    with serve(max_ui_streams=1, max_wait=0.5) as url, httpx.Client(base_url=url) as http:
+        address = httpx.URL(url)
+        with socket.socket() as stuck:
+            stuck.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1024)
+            stuck.connect((address.host, address.port))
+            stuck.sendall(b"GET /ui/api/stream HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            freed = False
+            for _ in range(600):  # a guard against a hang, not a timed assertion
+                with engine.events_outage():
+                    pass  # changes may have been missed: the whole table again
+                with http.stream("GET", "/ui/api/stream") as again:
+                    if again.status_code == 200:
+                        freed = True
+                        break
+                time.sleep(0.1)
+            assert freed
