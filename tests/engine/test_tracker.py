@@ -1091,6 +1091,9 @@ def test_closed_tracker_refuses_every_call(open_tracker, image, session_name) ->
         "job_info_from_monitor": (job_id,),
         "machine": (),
         "changes": (None, 0),
+        "job_info_and_template": (job_id,),
+        "output_tail": (job_id, "output", 1024),
+        "session_names": (),
     }
     public = {
         name
