@@ -554,6 +554,13 @@ _IMPORT_BENCH = f"import sys\nsys.path.insert(0, {str(Path(__file__).parent)!r})
 """The start of a script run in a fresh process that uses this module's helpers."""
 
 
+def _in_child(code: str) -> str:
+    """Run ``code`` in a fresh Python process that has imported this module; its stdout."""
+    return subprocess.run(
+        [sys.executable, "-c", _IMPORT_BENCH + code], check=True, capture_output=True, text=True
+    ).stdout
+
+
 IDLE = 20.0
 """Seconds the open-a-tracker row leaves its tracker idle, to see what an idle tracker costs."""
 
@@ -563,19 +570,8 @@ def _memory(engine: str, session: str, state_dir: str) -> list[str]:
     and then leaves its tracker idle for :data:`IDLE` seconds: the time to open it, the
     process's peak RSS, and the CPU the idle tracker and the engine's daemons used."""
     args = json.dumps([engine, session, state_dir])
-    out = subprocess.run(
-        [sys.executable, "-c", _IMPORT_BENCH + f"bench._open_child(*{args})"],
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    child = json.loads(out.stdout)
-    baseline = subprocess.run(
-        [sys.executable, "-c", _IMPORT_BENCH + "print(bench._peak_kib())"],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout.strip()
+    child = json.loads(_in_child(f"bench._open_child(*{args})"))
+    baseline = _in_child("print(bench._peak_kib())").strip()
     jobs = child["jobs"]
     idle = f"idle tracker on {jobs} jobs, {IDLE:g} s"
     return [
@@ -612,7 +608,7 @@ def _output_memory(
     copy)."""
     small = min(size, 100 << 10)
     params = {"engine_url": URLS[engine], "state_dir": state_dir}
-    local = [_output_job(engine, session, params, n)[0] for n in (size, small)]
+    local = [_output_job(engine, session, params, n) for n in (size, small)]
     served = []
     for n in (size, small):
         with (
@@ -632,10 +628,10 @@ def _output_memory(
 
 def _output_job(
     backend: str, session: str, params: dict[str, str], size: int, out_dir: str | None = None
-) -> tuple[int, str]:
+) -> int:
     """In a fresh process with a tracker of ``backend``, run a job writing ``size`` bytes to
     its output file and staging out as many (into ``out_dir``, or a temporary directory),
-    check both files, delete the job; returns the process's peak RSS (KiB) and ``out_dir``."""
+    check both files, delete the job; returns the process's peak RSS (KiB)."""
     command = f"head -c {size} /dev/zero > /big; head -c {size} /dev/zero | tr '\\0' x"
     with contextlib.ExitStack() as stack:
         if out_dir is None:
@@ -648,7 +644,7 @@ def _output_job(
             stage_out_files={"/big": f"{out_dir}/big"},
         )
         script = (
-            _IMPORT_BENCH + "import containertracker, os\n"
+            "import containertracker, os\n"
             "from containertracker import JobTemplate\n"
             f"t = containertracker.new_job_tracker({backend!r}, {session!r}, {params!r})\n"
             f"job = t.add_job(JobTemplate.from_go_json({template.to_go_json()!r}))\n"
@@ -659,10 +655,8 @@ def _output_job(
             "print(bench._peak_kib())\n"
             "t.close()\n"
         )
-        out = subprocess.run(
-            [sys.executable, "-c", script], check=True, capture_output=True, text=True
-        )
-    return int(out.stdout.strip()), out_dir
+        out = _in_child(script)
+    return int(out.strip())
 
 
 def _size(size: int) -> str:
@@ -703,16 +697,11 @@ def _big_array(
     args = json.dumps([engine, session, state_dir, size, limit])
     engine_before = _engine_cpu(engine)
     try:
-        out = subprocess.run(
-            [sys.executable, "-c", _IMPORT_BENCH + f"bench._array_child(*{args})"],
-            check=True,
-            capture_output=True,
-            text=True,
-        )
+        out = _in_child(f"bench._array_child(*{args})")
         engine_ours = _engine_cpu(engine) - engine_before
     finally:
         _clear(tracker, session)
-    ours = json.loads(out.stdout)
+    ours = json.loads(out)
     engine_before = _engine_cpu(engine)
     theirs = _timed(partial(_raw_array, raw, size, limit))
     engine_theirs = _engine_cpu(engine) - engine_before
@@ -1099,11 +1088,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     lines = [f"containertracker benchmark, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC"]
     only = args.only or ROWS
+    sizes = Sizes(**{name: getattr(args, name) for name in _SIZE_HELP})
     for engine in args.engine or SINGLE_HOST if set(only) - {"waits"} else ():
         if engine == "swarm":
             lines += bench_swarm(args.repeat, args.array_size)
         else:
-            sizes = Sizes(**{name: getattr(args, name) for name in _SIZE_HELP})
             lines += bench_engine(engine, args.repeat, sizes, only)
         if not args.json:
             print("\n".join(lines), flush=True)

@@ -82,6 +82,7 @@ from containertracker.core.engine import (
     EngineEvent,
     EngineInfo,
     ImageNotFoundError,
+    check_log_tail,
     start_created,
 )
 from containertracker.core.hostfs import CHUNK_SIZE
@@ -539,8 +540,7 @@ class MemoryEngine:
     ) -> Iterator[bytes]:
         """See :meth:`Engine.logs`: what :meth:`exit` wrote, stdout before stderr; the last
         ``tail`` lines of that (whole lines, as Podman counts them)."""
-        if tail is not None and tail < 1:
-            raise InvalidArgumentError(f"a log tail must be at least 1 line, not {tail}")
+        check_log_tail(tail)
         with self._calling("logs"), self._daemon.lock:
             container = self._daemon.find(container_id)
             output = (container.stdout if stdout else b"") + (container.stderr if stderr else b"")

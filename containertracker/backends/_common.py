@@ -12,7 +12,12 @@ from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any, BinaryIO
 
-from containertracker.core.engine import ContainerRecord, ContainerSummary, EngineEvent
+from containertracker.core.engine import (
+    ContainerRecord,
+    ContainerSummary,
+    EngineEvent,
+    check_log_tail,
+)
 from containertracker.core.hostfs import CHUNK_SIZE
 from containertracker.errors import (
     ContainerTrackerError,
@@ -182,10 +187,9 @@ def log_params(stdout: bool, stderr: bool, tail: int | None) -> dict[str, int]:
     the streams, and the last ``tail`` lines only (None: all).
 
     Raises:
-        InvalidArgumentError: ``tail`` is below 1 (0 would be read as "all" by some engines).
+        InvalidArgumentError: ``tail`` is below 1 (see :func:`check_log_tail`).
     """
-    if tail is not None and tail < 1:
-        raise InvalidArgumentError(f"a log tail must be at least 1 line, not {tail}")
+    check_log_tail(tail)
     streams = {"stdout": int(stdout), "stderr": int(stderr)}
     return streams if tail is None else {**streams, "tail": tail}
 

@@ -183,7 +183,7 @@ class _Options:
 
     def resolve(self, refs: list[str] | None, array: str | None) -> list[str]:
         """The job ids the references name (see :meth:`targets`), each once, in order."""
-        return list(dict.fromkeys(j for target in self.targets(refs, array) for j in target.ids))
+        return _job_ids(self.targets(refs, array))
 
 
 def _options(ctx: typer.Context) -> _Options:
@@ -388,7 +388,7 @@ def info(
     options = _options(ctx)
     tracker = options.tracker()
     targets = options.targets(jobs, None)
-    ids = list(dict.fromkeys(j for target in targets for j in target.ids))
+    ids = _job_ids(targets)
     rows = dict(zip(ids, _rows(tracker, ids), strict=True))
     if json_output:
         details = [rows[job_id].details() for job_id in ids]
@@ -532,6 +532,11 @@ def delete(
     else:
         ids = options.resolve(jobs, array)
     _each(ids, tracker.delete_job, json_output)
+
+
+def _job_ids(targets: list[Target]) -> list[str]:
+    """The jobs the targets name, each once, in order."""
+    return list(dict.fromkeys(job_id for target in targets for job_id in target.ids))
 
 
 def _each(ids: list[str], act: Callable[[str], None], json_output: bool) -> None:

@@ -15,11 +15,11 @@ from collections.abc import Callable
 from urllib.parse import urlsplit, urlunsplit
 
 from containertracker.errors import InvalidArgumentError
+from containertracker.remote.wire import WILDCARD_HOSTS
 from containertracker.settings import ServerSettings
 
 __all__ = ["dashboard_url", "open_in_browser", "open_when_serving", "served_url"]
 
-_WILDCARD_HOSTS = ("", "0.0.0.0", "::", "[::]")
 _LISTEN_TIMEOUT = 60.0
 """How long ``serve --open`` waits for the server to accept connections."""
 
@@ -53,7 +53,7 @@ def served_url(settings: ServerSettings) -> str:
     (base path included): a wildcard bind is reached on loopback, or by the first plain
     name of ``allowed_hosts`` (the Host check would refuse loopback names then)."""
     host = settings.host
-    if host.lower() in _WILDCARD_HOSTS:
+    if host.lower() in WILDCARD_HOSTS:
         names = [name for name in settings.allowed_hosts if "*" not in name]
         host = names[0] if names else "127.0.0.1"
     elif ":" in host and not host.startswith("["):
@@ -76,7 +76,7 @@ def open_when_serving(settings: ServerSettings, report: Callable[[str], None]) -
     open its dashboard in a browser; ``report`` gets a line saying what happened if it
     could not (no browser here, or the server did not start listening within a minute)."""
     url = dashboard_url(served_url(settings))
-    host = "127.0.0.1" if settings.host.lower() in _WILDCARD_HOSTS else settings.host
+    host = "127.0.0.1" if settings.host.lower() in WILDCARD_HOSTS else settings.host
 
     def when_listening() -> None:
         deadline = time.monotonic() + _LISTEN_TIMEOUT

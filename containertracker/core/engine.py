@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import BinaryIO, Protocol
 
-from containertracker.errors import ContainerTrackerError
+from containertracker.errors import ContainerTrackerError, InvalidArgumentError
 
 __all__ = [
     "ACTIVE_STATUSES",
@@ -31,6 +31,7 @@ __all__ = [
     "ImageNotFoundError",
     "PortBinding",
     "Ulimit",
+    "check_log_tail",
     "start_created",
 ]
 
@@ -308,6 +309,16 @@ class CreatedNotStartedError(Exception):
         super().__init__(container_id, error)
         self.container_id = container_id
         self.error = error
+
+
+def check_log_tail(tail: int | None) -> None:
+    """Check the ``tail`` of an :meth:`Engine.logs` call.
+
+    Raises:
+        InvalidArgumentError: ``tail`` is below 1 (0 would be read as "all" by some engines).
+    """
+    if tail is not None and tail < 1:
+        raise InvalidArgumentError(f"a log tail must be at least 1 line, not {tail}")
 
 
 def start_created(engine: Engine, container_id: str) -> None:

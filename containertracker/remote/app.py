@@ -35,7 +35,7 @@ import contextlib
 import functools
 import json
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any, TypeVar
@@ -76,6 +76,7 @@ from containertracker.remote.wire import (
     ERROR_CLASS_HEADER,
     SESSION_HEADER,
     STATUS_OF_ERROR,
+    WILDCARD_HOSTS,
     cursor_from_wire,
     error_class_name,
     is_loopback,
@@ -96,7 +97,6 @@ __all__ = ["PATHS", "allowed_hosts", "create_app", "openapi_document", "policy"]
 T = TypeVar("T")
 
 _LOOPBACK_NAMES = ("localhost", "127.0.0.1", "[::1]")
-_WILDCARD_HOSTS = ("", "0.0.0.0", "::", "[::]")
 
 
 class _BadRequest(Exception):
@@ -740,7 +740,7 @@ def allowed_hosts(settings: ServerSettings) -> list[str]:
     address, loopback names when bound to loopback, and ``settings.allowed_hosts``; any
     (``*``) when bound to a wildcard address and none are listed."""
     bound = settings.host.lower()
-    if bound in _WILDCARD_HOSTS:
+    if bound in WILDCARD_HOSTS:
         return list(settings.allowed_hosts) or ["*"]
     names = [f"[{bound}]" if ":" in bound else bound, *settings.allowed_hosts]
     if is_loopback(bound):
@@ -766,13 +766,17 @@ def create_app(
         InvalidArgumentError: a bad base path, a short token, an invalid token file, or
             ``credentials`` read from other settings.
     """
+    # The web dashboard builds on this module's endpoint helpers: imported once they exist.
+    from containertracker.remote import dashboard
+
     settings = settings or ServerSettings()
     base_path = _base_path(settings)
     credentials = Credentials.of(settings, read=credentials)
-    middleware = _middleware(settings, credentials)
+    public_paths = [base_path + path for path in dashboard.PUBLIC_PATHS]
+    middleware = _middleware(settings, credentials, public_paths)
     app = _App(
-        outermost=_outermost_middleware(settings),
-        routes=_routes(base_path),
+        outermost=_outermost_middleware(base_path + dashboard.PREFIX, dashboard.SECURITY_HEADERS),
+        routes=_routes(base_path, dashboard.routes()),
         middleware=middleware,
         exception_handlers={
             _BadRequest: _bad_request,
@@ -792,9 +796,6 @@ def create_app(
     )
     app.state.shared = _Shared.of(pool, settings)
     app.state.base_path = base_path
-    # The web dashboard builds on this module's endpoint helpers: imported once they exist.
-    from containertracker.remote import dashboard
-
     dashboard.install(app, settings, credentials)
     return app
 
@@ -811,15 +812,13 @@ def _base_path(settings: ServerSettings) -> str:
     return base_path
 
 
-def _routes(base_path: str) -> list[BaseRoute]:
-    """Every endpoint, below ``base_path``, without trailing-slash redirects (their target
-    would be built from the Host header)."""
+def _routes(base_path: str, dashboard_routes: Sequence[BaseRoute]) -> list[BaseRoute]:
+    """Every endpoint (and the dashboard's), below ``base_path``, without trailing-slash
+    redirects (their target would be built from the Host header)."""
     routes: list[BaseRoute] = [
         Route(path, endpoint, methods=[method]) for path, endpoint, method in _ROUTES
     ]
-    from containertracker.remote import dashboard  # (see create_app)
-
-    routes += dashboard.routes()
+    routes += dashboard_routes
     if not base_path:
         return routes
     return [Mount(base_path, app=Router(routes, redirect_slashes=False))]
@@ -841,26 +840,18 @@ class _App(Starlette):
         return app
 
 
-def _outermost_middleware(settings: ServerSettings) -> list[Middleware]:
-    """Outside everything: the web dashboard's headers go on every answer below its path,
-    refusals and 500s included."""
-    from containertracker.remote import dashboard  # (see create_app)
-
-    return [
-        Middleware(
-            PathHeaders,
-            prefix=_base_path(settings) + dashboard.PREFIX,
-            headers=dashboard.SECURITY_HEADERS,
-        )
-    ]
+def _outermost_middleware(prefix: str, headers: Mapping[str, str]) -> list[Middleware]:
+    """Outside everything: the web dashboard's ``headers`` go on every answer below its path
+    ``prefix``, refusals and 500s included."""
+    return [Middleware(PathHeaders, prefix=prefix, headers=headers)]
 
 
-def _middleware(settings: ServerSettings, credentials: Credentials) -> list[Middleware]:
+def _middleware(
+    settings: ServerSettings, credentials: Credentials, public_paths: list[str]
+) -> list[Middleware]:
     """What refuses a request before any endpoint sees it, outermost first: refusals that
-    need no credentials come before the credential check."""
-    from containertracker.remote import dashboard  # (see create_app)
-
-    base_path = _base_path(settings)
+    need no credentials come before the credential check (which ``public_paths``, the
+    dashboard's page files, need not pass)."""
     middleware = [
         Middleware(
             TrustedHostMiddleware, allowed_hosts=allowed_hosts(settings), www_redirect=False
@@ -874,7 +865,7 @@ def _middleware(settings: ServerSettings, credentials: Credentials) -> list[Midd
                 grants=credentials.grants,
                 user=settings.user,
                 password=credentials.password,
-                public_paths=[base_path + path for path in dashboard.PUBLIC_PATHS],
+                public_paths=public_paths,
             )
         )
     middleware.append(Middleware(BodyLimit, limit=settings.max_body_bytes))

@@ -226,10 +226,7 @@ class TrackerPool:
                 ) from exc
             raise
         finally:
-            with self._lock:
-                counter[session] -= 1
-                if not counter[session]:
-                    del counter[session]
+            self._release(counter, session)
 
     @contextlib.contextmanager
     def any_tracker(self, sessions: Sequence[str]) -> Iterator[JobTracker | None]:
@@ -261,10 +258,14 @@ class TrackerPool:
         try:
             yield tracker
         finally:
-            with self._lock:
-                self._busy[session] -= 1
-                if not self._busy[session]:
-                    del self._busy[session]
+            self._release(self._busy, session)
+
+    def _release(self, counter: Counter[str], session: str) -> None:
+        """One use of ``session``'s tracker counted in ``counter`` has ended."""
+        with self._lock:
+            counter[session] -= 1
+            if not counter[session]:
+                del counter[session]
 
     def _evicted(self, session: str, tracker: JobTracker) -> bool:
         """Whether ``tracker`` of ``session`` was evicted (closed to make room, or as not

@@ -19,6 +19,7 @@ __all__ = [
     "ERROR_CLASS_HEADER",
     "SESSION_HEADER",
     "STATUS_OF_ERROR",
+    "WILDCARD_HOSTS",
     "cursor_from_wire",
     "error_class_name",
     "error_from_wire",
@@ -107,6 +108,10 @@ def parse_states(names: list[str]) -> tuple[JobState, ...]:
             raise ValueError(f"unknown job state {name!r}")
         states.append(state)
     return tuple(states)
+
+
+WILDCARD_HOSTS: Final = ("", "0.0.0.0", "::", "[::]")
+"""Bind addresses that mean every interface."""
 
 
 def is_loopback(host: str) -> bool:

@@ -473,24 +473,8 @@ def test_job_info_from_record() -> None:
 def test_a_terminated_job_has_no_exit_status_until_its_container_ended() -> None:
     """FAILED "terminated" while the stop is under way (the container still running, its
     exit code still 0) or before it ever started: no exit status 0, no end time."""
-    created, started = NOW, NOW + timedelta(seconds=1)
-    record = ContainerRecord(
-        id="jobid",
-        name="n",
-        image="img",
-        labels={},
-        status="running",
-        exit_code=0,
-        oom_killed=False,
-        error="",
-        created=created,
-        started_at=started,
-        finished_at=None,
-        command=("sleep", "9"),
-        working_dir="/w",
-        user="",
-        nano_cpus=0,
-    )
+    started = NOW + timedelta(seconds=1)
+    record = replace(_timed_record(NOW, started, None), status="running")
     stopping = job_info_from_record(record, JobState.FAILED, "terminated", "host1")
     assert (stopping.exit_status, stopping.terminating_signal, stopping.finish_time) == (
         None,
